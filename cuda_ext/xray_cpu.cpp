@@ -1,0 +1,334 @@
+// precisionrecon: CPU (OpenMP) X-ray transform and its exact adjoint.
+//
+// Plain C ABI, no torch headers: the library compiles in seconds and works with any torch.
+// The math (ray set-up, interpolation taps) comes from xray_math.h, shared with CUDA.
+//
+// Layout: each chunk of NB <= 16 images is copied once into a zero-padded, batch-last
+// buffer (one SIMD lane per image, a one-voxel border so taps need no bounds checks).
+// Forward: one ray per loop iteration. Adjoint: the same rays and weights; threads own
+// disjoint slabs of slices along the current main axis, so no atomics and no per-thread
+// copies are needed, and the summation order (and the result) does not depend on the
+// number of threads.
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vector>
+
+#include "xray_math.h"
+
+#ifndef PR_ISA_SUFFIX
+#define PR_ISA_SUFFIX
+#endif
+#define PR_CAT2(a, b) a##b
+#define PR_CAT(a, b) PR_CAT2(a, b)
+#define PR_EXPORT(name) PR_CAT(name, PR_ISA_SUFFIX)
+
+namespace {
+
+using pr::Detector;
+using pr::Line;
+using pr::Volume;
+
+constexpr int64_t kMaxTableRays = 1 << 19;  // rays per block of the adjoint's ray table
+
+struct Padded {
+  int64_t stride[3];  // element strides (in voxels) of the padded volume
+  int64_t size;       // voxels in the padded volume
+};
+
+template <int DIM>
+Padded padded_layout(const Volume& vol) {
+  Padded p;
+  p.stride[0] = 1;
+  p.stride[1] = vol.n[0] + 2;
+  p.stride[2] = (int64_t)(vol.n[0] + 2) * (vol.n[1] + 2);
+  p.size = p.stride[1] * (vol.n[1] + 2);
+  if (DIM == 3) p.size *= (vol.n[2] + 2);
+  return p;
+}
+
+// Linear index (unpadded, x fastest) <-> padded index.
+template <int DIM>
+inline int64_t padded_index(const Padded& p, int64_t ix, int64_t iy, int64_t iz) {
+  return (ix + 1) + (iy + 1) * p.stride[1] + (DIM == 3 ? (iz + 1) * p.stride[2] : 0);
+}
+
+// Copy images [b0, b0 + nb) of x (batch, nz, ny, nx) into the padded batch-last buffer.
+template <typename T, int DIM, int NB>
+void pack(const T* x, int64_t nvox, const Volume& vol, const Padded& p, int b0, int nb, T* buf, int nthreads) {
+  memset(buf, 0, sizeof(T) * p.size * NB);
+  const int nx = vol.n[0], ny = vol.n[1], nz = DIM == 3 ? vol.n[2] : 1;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nthreads)
+  for (int iz = 0; iz < nz; ++iz)
+    for (int iy = 0; iy < ny; ++iy) {
+      const int64_t row = ((int64_t)iz * ny + iy) * nx;
+      const int64_t prow = padded_index<DIM>(p, 0, iy, iz);
+      for (int b = 0; b < nb; ++b) {
+        const T* src = x + (int64_t)(b0 + b) * nvox + row;
+        T* dst = buf + prow * NB + b;
+        for (int ix = 0; ix < nx; ++ix) dst[(int64_t)ix * NB] = src[ix];
+      }
+    }
+}
+
+template <typename T, int DIM, int NB>
+void unpack(const T* buf, int64_t nvox, const Volume& vol, const Padded& p, int b0, int nb, T* x, int nthreads) {
+  const int nx = vol.n[0], ny = vol.n[1], nz = DIM == 3 ? vol.n[2] : 1;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nthreads)
+  for (int iz = 0; iz < nz; ++iz)
+    for (int iy = 0; iy < ny; ++iy) {
+      const int64_t row = ((int64_t)iz * ny + iy) * nx;
+      const int64_t prow = padded_index<DIM>(p, 0, iy, iz);
+      for (int b = 0; b < nb; ++b) {
+        T* dst = x + (int64_t)(b0 + b) * nvox + row;
+        const T* src = buf + prow * NB + b;
+        for (int ix = 0; ix < nx; ++ix) dst[ix] = src[(int64_t)ix * NB];
+      }
+    }
+}
+
+// Forward projection of one chunk: y[b0 + b, ray] for every ray.
+template <typename T, int DIM, int NB>
+void forward_chunk(const T* buf, const Volume& vol, const Padded& p, const double* vecs, int nviews,
+                   const Detector& det, int b0, int nb, T* y, int nthreads) {
+  const int64_t rays_per_view = (int64_t)det.nu * det.nv;
+  const int64_t nrays = rays_per_view * nviews;
+  const int vdim = DIM == 2 ? 6 : 12;
+#pragma omp parallel for schedule(dynamic, 64) num_threads(nthreads)
+  for (int64_t r = 0; r < nrays; ++r) {
+    const int64_t view = r / rays_per_view;
+    const int64_t rem = r - view * rays_per_view;
+    const int iv = (int)(rem / det.nu), iu = (int)(rem % det.nu);
+    T acc[NB];
+    for (int b = 0; b < NB; ++b) acc[b] = T(0);
+    Line L;
+    if (pr::ray_line<DIM>(vecs + view * vdim, vol, det, iu, iv, L)) {
+      const int64_t sm = p.stride[L.m] * NB, s1 = p.stride[L.o1] * NB;
+      const int64_t base = (p.stride[0] + p.stride[1] + (DIM == 3 ? p.stride[2] : 0)) * NB;
+      if (DIM == 2) {
+        for (int j = L.j0; j < L.j1; ++j) {
+          int i1;
+          double t1;
+          if (!pr::tap(L.a1 + L.b1 * j, vol.n[L.o1], i1, t1)) continue;
+          const T c0 = (T)(L.w * (1.0 - t1)), c1 = (T)(L.w * t1);
+          const T* q = buf + base + j * sm + i1 * s1;
+#pragma omp simd
+          for (int b = 0; b < NB; ++b) acc[b] += c0 * q[b] + c1 * q[s1 + b];
+        }
+      } else {
+        const int64_t s2 = p.stride[L.o2] * NB;
+        for (int j = L.j0; j < L.j1; ++j) {
+          int i1, i2;
+          double t1, t2;
+          if (!pr::tap(L.a1 + L.b1 * j, vol.n[L.o1], i1, t1)) continue;
+          if (!pr::tap(L.a2 + L.b2 * j, vol.n[L.o2], i2, t2)) continue;
+          const double w0 = L.w * (1.0 - t2), w1 = L.w * t2;
+          const T c00 = (T)(w0 * (1.0 - t1)), c10 = (T)(w0 * t1);
+          const T c01 = (T)(w1 * (1.0 - t1)), c11 = (T)(w1 * t1);
+          const T* q = buf + base + j * sm + i1 * s1 + i2 * s2;
+#pragma omp simd
+          for (int b = 0; b < NB; ++b)
+            acc[b] += c00 * q[b] + c10 * q[s1 + b] + c01 * q[s2 + b] + c11 * q[s1 + s2 + b];
+        }
+      }
+    }
+    for (int b = 0; b < nb; ++b) y[(int64_t)(b0 + b) * nrays + r] = acc[b];
+  }
+}
+
+// Adjoint of one chunk: accumulates into the padded batch-last buffer `buf` (zeroed).
+// yt holds the chunk's projections batch-last: yt[ray * NB + b].
+template <typename T, int DIM, int NB>
+void adjoint_chunk(const T* yt, const Volume& vol, const Padded& p, const double* vecs, int nviews,
+                   const Detector& det, T* buf, Line* table, int nthreads) {
+  const int64_t rays_per_view = (int64_t)det.nu * det.nv;
+  const int vdim = DIM == 2 ? 6 : 12;
+  const int views_per_block = (int)(kMaxTableRays / rays_per_view > 0 ? kMaxTableRays / rays_per_view : 1);
+  const int64_t base = (p.stride[0] + p.stride[1] + (DIM == 3 ? p.stride[2] : 0)) * NB;
+  for (int v0 = 0; v0 < nviews; v0 += views_per_block) {
+    const int v1 = v0 + views_per_block < nviews ? v0 + views_per_block : nviews;
+    const int64_t nrays = (v1 - v0) * rays_per_view;
+    const int64_t r0 = (int64_t)v0 * rays_per_view;
+#pragma omp parallel num_threads(nthreads)
+    {
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < nrays; ++r) {
+        const int64_t view = v0 + r / rays_per_view;
+        const int64_t rem = r % rays_per_view;
+        if (!pr::ray_line<DIM>(vecs + view * vdim, vol, det, (int)(rem % det.nu), (int)(rem / det.nu), table[r]))
+          table[r].j1 = table[r].j0 = 0;
+      }
+      // implicit barrier: the table is complete
+      const int nthr = omp_get_num_threads(), tid = omp_get_thread_num();
+      for (int m = 0; m < DIM; ++m) {
+        // this thread owns slices [lo, hi) along axis m
+        const int lo = (int)((int64_t)vol.n[m] * tid / nthr), hi = (int)((int64_t)vol.n[m] * (tid + 1) / nthr);
+        const int64_t sm = p.stride[m] * NB;
+        for (int64_t r = 0; r < nrays; ++r) {
+          const Line& L = table[r];
+          if (L.m != m || L.j1 <= L.j0) continue;
+          const int j0 = L.j0 > lo ? L.j0 : lo, j1 = L.j1 < hi ? L.j1 : hi;
+          if (j0 >= j1) continue;
+          const T* yv = yt + (r0 + r) * NB;
+          const int64_t s1 = p.stride[L.o1] * NB;
+          if (DIM == 2) {
+            for (int j = j0; j < j1; ++j) {
+              int i1;
+              double t1;
+              if (!pr::tap(L.a1 + L.b1 * j, vol.n[L.o1], i1, t1)) continue;
+              const T c0 = (T)(L.w * (1.0 - t1)), c1 = (T)(L.w * t1);
+              T* q = buf + base + j * sm + i1 * s1;
+#pragma omp simd
+              for (int b = 0; b < NB; ++b) {
+                q[b] += c0 * yv[b];
+                q[s1 + b] += c1 * yv[b];
+              }
+            }
+          } else {
+            const int64_t s2 = p.stride[L.o2] * NB;
+            for (int j = j0; j < j1; ++j) {
+              int i1, i2;
+              double t1, t2;
+              if (!pr::tap(L.a1 + L.b1 * j, vol.n[L.o1], i1, t1)) continue;
+              if (!pr::tap(L.a2 + L.b2 * j, vol.n[L.o2], i2, t2)) continue;
+              const double w0 = L.w * (1.0 - t2), w1 = L.w * t2;
+              const T c00 = (T)(w0 * (1.0 - t1)), c10 = (T)(w0 * t1);
+              const T c01 = (T)(w1 * (1.0 - t1)), c11 = (T)(w1 * t1);
+              T* q = buf + base + j * sm + i1 * s1 + i2 * s2;
+#pragma omp simd
+              for (int b = 0; b < NB; ++b) {
+                q[b] += c00 * yv[b];
+                q[s1 + b] += c10 * yv[b];
+                q[s2 + b] += c01 * yv[b];
+                q[s1 + s2 + b] += c11 * yv[b];
+              }
+            }
+          }
+        }
+#pragma omp barrier
+      }
+    }
+  }
+}
+
+template <typename T, int DIM, int NB>
+void forward_batch(const T* x, T* y, int b0, int nb, const Volume& vol, const double* vecs, int nviews,
+                   const Detector& det, int nthreads, std::vector<T>& buf) {
+  const Padded p = padded_layout<DIM>(vol);
+  const int64_t nvox = (int64_t)vol.n[0] * vol.n[1] * (DIM == 3 ? vol.n[2] : 1);
+  buf.resize(p.size * NB);
+  pack<T, DIM, NB>(x, nvox, vol, p, b0, nb, buf.data(), nthreads);
+  forward_chunk<T, DIM, NB>(buf.data(), vol, p, vecs, nviews, det, b0, nb, y, nthreads);
+}
+
+template <typename T, int DIM, int NB>
+void adjoint_batch(const T* y, T* x, int b0, int nb, const Volume& vol, const double* vecs, int nviews,
+                   const Detector& det, int nthreads, std::vector<T>& buf, std::vector<T>& yt,
+                   std::vector<Line>& table) {
+  const Padded p = padded_layout<DIM>(vol);
+  const int64_t nvox = (int64_t)vol.n[0] * vol.n[1] * (DIM == 3 ? vol.n[2] : 1);
+  const int64_t nrays = (int64_t)det.nu * det.nv * nviews;
+  buf.assign(p.size * NB, T(0));
+  yt.resize(nrays * NB);
+  T* ytd = yt.data();
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+  for (int64_t r = 0; r < nrays; ++r)
+    for (int b = 0; b < NB; ++b) ytd[r * NB + b] = b < nb ? y[(int64_t)(b0 + b) * nrays + r] : T(0);
+  const int64_t rays_per_view = (int64_t)det.nu * det.nv;
+  const int64_t block = kMaxTableRays / rays_per_view > 0 ? (kMaxTableRays / rays_per_view) * rays_per_view : rays_per_view;
+  table.resize(block < nrays ? block : nrays);
+  adjoint_chunk<T, DIM, NB>(ytd, vol, p, vecs, nviews, det, buf.data(), table.data(), nthreads);
+  unpack<T, DIM, NB>(buf.data(), nvox, vol, p, b0, nb, x, nthreads);
+}
+
+// Chunk the batch into groups of at most 16 images (power-of-two lanes).
+template <typename T, int DIM>
+void run(bool adjoint, const T* in, T* out, int64_t batch, const Volume& vol, const double* vecs, int nviews,
+         const Detector& det, int nthreads) {
+  std::vector<T> buf, yt;
+  std::vector<Line> table;
+  for (int64_t b0 = 0; b0 < batch;) {
+    const int64_t rem = batch - b0;
+    const int nb = (int)(rem < 16 ? rem : 16);
+    const int b = (int)b0;
+#define PR_CASE(NB)                                                                     \
+  if (adjoint)                                                                          \
+    adjoint_batch<T, DIM, NB>(in, out, b, nb, vol, vecs, nviews, det, nthreads, buf, yt, table); \
+  else                                                                                  \
+    forward_batch<T, DIM, NB>(in, out, b, nb, vol, vecs, nviews, det, nthreads, buf);
+    if (nb > 8) { PR_CASE(16) } else if (nb > 4) { PR_CASE(8) } else if (nb > 2) { PR_CASE(4) }
+    else if (nb > 1) { PR_CASE(2) } else { PR_CASE(1) }
+#undef PR_CASE
+    b0 += nb;
+  }
+}
+
+int check_and_build(int ndim, const int* vol_n, const double* vol_sp, const double* vol_off, int nviews,
+                    int det_nu, int det_nv, int beam, int curved, Volume& vol, Detector& det) {
+  if (ndim != 2 && ndim != 3) return 1;
+  if (nviews <= 0 || det_nu <= 0 || det_nv <= 0 || (ndim == 2 && det_nv != 1)) return 2;
+  if (beam != pr::BEAM_PARALLEL && beam != pr::BEAM_CONE) return 3;
+  if (curved != 0 && curved != 1) return 3;
+  for (int k = 0; k < 3; ++k) {
+    vol.n[k] = k < ndim ? vol_n[k] : 1;
+    vol.sp[k] = k < ndim ? vol_sp[k] : 1.0;
+    vol.off[k] = k < ndim ? vol_off[k] : 0.0;
+    if (vol.n[k] <= 0 || !(vol.sp[k] > 0.0)) return 4;
+  }
+  det.nu = det_nu;
+  det.nv = det_nv;
+  det.beam = beam;
+  det.curved = curved;
+  return 0;
+}
+
+template <typename T>
+int entry(bool adjoint, const T* in, T* out, int64_t batch, int ndim, const int* vol_n, const double* vol_sp,
+          const double* vol_off, const double* vecs, int nviews, int det_nu, int det_nv, int beam, int curved,
+          int nthreads) {
+  Volume vol;
+  Detector det;
+  const int err = check_and_build(ndim, vol_n, vol_sp, vol_off, nviews, det_nu, det_nv, beam, curved, vol, det);
+  if (err) return err;
+  if (batch < 0) return 5;
+  if (nthreads < 1) nthreads = 1;
+  if (ndim == 2)
+    run<T, 2>(adjoint, in, out, batch, vol, vecs, nviews, det, nthreads);
+  else
+    run<T, 3>(adjoint, in, out, batch, vol, vecs, nviews, det, nthreads);
+  return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+// x: (batch, [nz,] ny, nx) -> y: (batch, nviews, det_nv, det_nu); vol_* are per axis x, y[, z].
+int PR_EXPORT(pr_xray_forward_f32)(const float* x, float* y, int64_t batch, int ndim, const int* vol_n,
+                                   const double* vol_sp, const double* vol_off, const double* vecs, int nviews,
+                                   int det_nu, int det_nv, int beam, int curved, int nthreads) {
+  return entry<float>(false, x, y, batch, ndim, vol_n, vol_sp, vol_off, vecs, nviews, det_nu, det_nv, beam, curved,
+                      nthreads);
+}
+int PR_EXPORT(pr_xray_forward_f64)(const double* x, double* y, int64_t batch, int ndim, const int* vol_n,
+                                   const double* vol_sp, const double* vol_off, const double* vecs, int nviews,
+                                   int det_nu, int det_nv, int beam, int curved, int nthreads) {
+  return entry<double>(false, x, y, batch, ndim, vol_n, vol_sp, vol_off, vecs, nviews, det_nu, det_nv, beam, curved,
+                       nthreads);
+}
+int PR_EXPORT(pr_xray_adjoint_f32)(const float* y, float* x, int64_t batch, int ndim, const int* vol_n,
+                                   const double* vol_sp, const double* vol_off, const double* vecs, int nviews,
+                                   int det_nu, int det_nv, int beam, int curved, int nthreads) {
+  return entry<float>(true, y, x, batch, ndim, vol_n, vol_sp, vol_off, vecs, nviews, det_nu, det_nv, beam, curved,
+                      nthreads);
+}
+int PR_EXPORT(pr_xray_adjoint_f64)(const double* y, double* x, int64_t batch, int ndim, const int* vol_n,
+                                   const double* vol_sp, const double* vol_off, const double* vecs, int nviews,
+                                   int det_nu, int det_nv, int beam, int curved, int nthreads) {
+  return entry<double>(true, y, x, batch, ndim, vol_n, vol_sp, vol_off, vecs, nviews, det_nu, det_nv, beam, curved,
+                       nthreads);
+}
+
+}  // extern "C"

@@ -1,0 +1,32 @@
+"""precisionrecon: differentiable CT and MR reconstruction built on known operators."""
+
+from . import testing
+from .geometry import (
+    ConeBeam3D,
+    FanBeam2D,
+    Geometry,
+    ParallelBeam2D,
+    ParallelBeam3D,
+    VectorGeometry,
+    Volume,
+    angles,
+)
+from .operators import IdentityOperator, LinearOperator, XRayTransform
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConeBeam3D",
+    "FanBeam2D",
+    "Geometry",
+    "IdentityOperator",
+    "LinearOperator",
+    "ParallelBeam2D",
+    "ParallelBeam3D",
+    "VectorGeometry",
+    "Volume",
+    "XRayTransform",
+    "__version__",
+    "angles",
+    "testing",
+]

@@ -1,0 +1,150 @@
+"""Pure-PyTorch X-ray transform: the readable oracle of the compiled kernels.
+
+It evaluates the same Joseph weights as ``cuda_ext/xray_math.h`` (same formulas, float64
+geometry), builds them view chunk by view chunk as (ray, voxel, weight) triples and
+applies them with ``gather``/``index_add_``. It is the fallback when no compiled library
+is present and the reference the kernels are tested against.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+_MAX_ENTRIES = 1 << 22  # ray x slice x tap entries per chunk
+
+
+def _pixel_positions(vec: Tensor, dim: int, nu: int, nv: int, curved: bool) -> Tensor:
+    """World positions of all detector pixels, shape ``(views, nv, nu, dim)``."""
+    s, d, u = vec[:, None, None, :dim], vec[:, None, None, dim : 2 * dim], vec[:, None, None, 2 * dim : 3 * dim]
+    dt = vec.dtype
+    cu = (torch.arange(nu, dtype=dt) - 0.5 * (nu - 1))[None, None, :, None]
+    cv = (torch.arange(nv, dtype=dt) - 0.5 * (nv - 1))[None, :, None, None] if dim == 3 else None
+    v = vec[:, None, None, 3 * dim :] if dim == 3 else None
+    if not curved:
+        pos = d + cu * u
+    else:
+        w = d - s
+        if dim == 3:
+            vhat = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+            w = w - (w * vhat).sum(-1, keepdim=True) * vhat
+        radius = torch.linalg.vector_norm(w, dim=-1, keepdim=True)
+        un = torch.linalg.vector_norm(u, dim=-1, keepdim=True)
+        alpha = cu * un / radius
+        pos = d + (torch.cos(alpha) - 1.0) * w + torch.sin(alpha) * radius * (u / un)
+    if dim == 3:
+        pos = pos + cv * v
+    return pos.expand(vec.shape[0], nv, nu, dim)
+
+
+def _taps(
+    vec: Tensor, n: list[int], sp: list[float], off: list[float], nu: int, nv: int, beam: int, curved: int
+) -> tuple[Tensor, Tensor]:
+    """Padded voxel indices and weights of every ray of the views in ``vec``.
+
+    ``n``, ``sp``, ``off`` are per axis x, y(, z). Returns ``(index, weight)`` of shape
+    ``(rays, slices, taps)``; missing taps have weight 0 and index 0 (a padding voxel).
+    """
+    dim = len(n)
+    dt = torch.float64
+    pix = _pixel_positions(vec, dim, nu, nv, bool(curved)).reshape(-1, dim)
+    s = vec[:, :dim].repeat_interleave(nu * nv, dim=0)
+    direction = s if beam == 0 else pix - s
+    origin = pix if beam == 0 else s
+    spt, offt = torch.tensor(sp, dtype=dt), torch.tensor(off, dtype=dt)
+    o = origin / spt + offt
+    dq = direction / spt
+    m = torch.argmax(dq.abs(), dim=1)  # first maximum on ties, as in the kernel
+    dqm = dq.gather(1, m[:, None])[:, 0]
+    valid = dqm.abs() > 0
+    dqm = torch.where(valid, dqm, torch.ones_like(dqm))
+    length = torch.sqrt((direction * direction).sum(1))
+    w = length / dqm.abs()
+    others = torch.tensor([[1, 2], [0, 2], [0, 1]])[:, : dim - 1][m]  # (rays, dim-1)
+    nt = torch.tensor(n)
+    padded = [ni + 2 for ni in n]
+    stride = torch.tensor([1, padded[0], padded[0] * padded[1]])[:dim]
+    base = int(stride.sum())
+    jmax = max(n)
+    j = torch.arange(jmax, dtype=dt)[None, :]
+    om = o.gather(1, m[:, None])
+    in_range = (j < nt[m][:, None].to(dt)) & valid[:, None]
+    index = base + j.long() * stride[m][:, None]
+    taps_w = [w[:, None].expand(-1, jmax)]
+    taps_i = [index]
+    for k in range(dim - 1):
+        ok = others[:, k]
+        b = dq.gather(1, ok[:, None]) / dqm[:, None]
+        a = o.gather(1, ok[:, None]) - om * b
+        f = a + b * j
+        fl = torch.floor(f)
+        good = (fl >= -1) & (fl <= (nt[ok] - 1)[:, None].to(dt))
+        in_range &= good
+        t = f - fl
+        fl = torch.where(good, fl, torch.zeros_like(fl)).long()
+        so = stride[ok][:, None]
+        new_w, new_i = [], []
+        # tap order matches the kernel: weight (1 - t) on voxel i, t on voxel i + 1
+        for wk, ik in zip(taps_w, taps_i, strict=True):
+            new_w += [wk * (1.0 - t), wk * t]
+            new_i += [ik + fl * so, ik + (fl + 1) * so]
+        taps_w, taps_i = new_w, new_i
+    weight = torch.stack(taps_w, dim=-1)
+    index = torch.stack(taps_i, dim=-1)
+    weight = torch.where(in_range[..., None], weight, torch.zeros_like(weight))
+    index = torch.where(in_range[..., None], index, torch.zeros_like(index))
+    return index, weight
+
+
+def _view_chunks(n_views: int, rays_per_view: int, jmax: int, ntaps: int) -> int:
+    return max(1, _MAX_ENTRIES // max(1, rays_per_view * jmax * ntaps))
+
+
+def _padded_size(n: list[int]) -> int:
+    size = 1
+    for ni in n:
+        size *= ni + 2
+    return size
+
+
+def _unpad(flat: Tensor, n: list[int]) -> Tensor:
+    shape = [ni + 2 for ni in reversed(n)]
+    vol = flat.reshape(flat.shape[0], *shape)
+    sl = tuple(slice(1, -1) for _ in n)
+    return vol[(slice(None), *sl)]
+
+
+def _pad(x: Tensor, n: list[int]) -> Tensor:
+    return torch.nn.functional.pad(x, [1, 1] * len(n)).reshape(x.shape[0], -1)
+
+
+def forward(
+    x: Tensor, vectors: Tensor, n: list[int], sp: list[float], off: list[float],
+    nu: int, nv: int, beam: int, curved: int,
+) -> Tensor:
+    """Forward projection. ``x``: ``(B, [nz,] ny, nx)`` -> ``(B, views * nv * nu)``."""
+    xp = _pad(x, n)
+    rays_per_view = nu * nv
+    step = _view_chunks(vectors.shape[0], rays_per_view, max(n), 2 ** (len(n) - 1))
+    out = []
+    for v0 in range(0, vectors.shape[0], step):
+        index, weight = _taps(vectors[v0 : v0 + step], n, sp, off, nu, nv, beam, curved)
+        vals = xp[:, index.reshape(-1)].reshape(x.shape[0], *index.shape)
+        out.append((vals * weight.to(x.dtype)).sum(dim=(-1, -2)))
+    return torch.cat(out, dim=1)
+
+
+def adjoint(
+    y: Tensor, vectors: Tensor, n: list[int], sp: list[float], off: list[float],
+    nu: int, nv: int, beam: int, curved: int,
+) -> Tensor:
+    """Adjoint (back-projection) with the same weights. ``y``: ``(B, views * nv * nu)``."""
+    acc = y.new_zeros(y.shape[0], _padded_size(n))
+    rays_per_view = nu * nv
+    step = _view_chunks(vectors.shape[0], rays_per_view, max(n), 2 ** (len(n) - 1))
+    for v0 in range(0, vectors.shape[0], step):
+        index, weight = _taps(vectors[v0 : v0 + step], n, sp, off, nu, nv, beam, curved)
+        yc = y[:, v0 * rays_per_view : v0 * rays_per_view + index.shape[0]]
+        contrib = yc[:, :, None, None] * weight.to(y.dtype)
+        acc.index_add_(1, index.reshape(-1), contrib.reshape(y.shape[0], -1))
+    return _unpad(acc, n)

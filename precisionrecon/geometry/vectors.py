@@ -1,0 +1,88 @@
+"""Geometries given directly by per-view vectors (arbitrary trajectories)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._validate import as_float_array, choice, positive_int
+from .base import Geometry, repr_fields
+
+
+@dataclass(frozen=True, init=False, repr=False)
+class VectorGeometry(Geometry):
+    """A geometry given view by view, as ASTRA's ``parallel_vec``/``fanflat_vec``/``cone_vec``.
+
+    Parameters
+    ----------
+    vectors : array of shape (n_views, 6) or (n_views, 12)
+        2-D rows ``[s_x, s_y, d_x, d_y, u_x, u_y]``; 3-D rows
+        ``[s_x, s_y, s_z, d_x, d_y, d_z, u_x, u_y, u_z, v_x, v_y, v_z]``: ``s`` the ray
+        direction (``beam="parallel"``) or the source position (``beam="cone"``), ``d``
+        the detector centre, ``u``/``v`` the vectors between neighbouring pixels.
+    det_shape : int or (int, int)
+        ``n_det`` in 2-D, ``(rows, cols)`` in 3-D (rows along v, columns along u).
+    beam : {"parallel", "cone"}
+    detector : {"flat", "curved"}
+        ``"curved"`` bends the detector in u around an axis through the source parallel to
+        v (arc in 2-D, cylinder in 3-D); ``|u|`` is then the arc length between pixels
+        and ``u`` the tangent at ``d``. Cone beam only.
+
+    Notes
+    -----
+    Shape: projections ``(*batch, n_views, *det_shape)``.
+    """
+
+    vectors: tuple[tuple[float, ...], ...]
+    det_shape: tuple[int, ...]
+    beam: str
+    detector: str
+
+    def __init__(self, *, vectors: Any, det_shape: Any, beam: str, detector: str = "flat") -> None:
+        arr = as_float_array(vectors, "vectors", ndim=2)
+        if arr.shape[0] == 0:
+            raise ValueError("vectors must hold at least one view, got 0")
+        if arr.shape[1] not in (6, 12):
+            raise ValueError(f"vectors must have 6 (2-D) or 12 (3-D) columns, got shape {arr.shape}")
+        ndim = 2 if arr.shape[1] == 6 else 3
+        if isinstance(det_shape, (int, np.integer)):
+            det_shape = (det_shape,)
+        if not hasattr(det_shape, "__len__") or len(det_shape) != ndim - 1:
+            expected = "an int (n_det)" if ndim == 2 else "(rows, cols)"
+            raise ValueError(f"det_shape must be {expected} for {ndim}-D vectors, got {det_shape!r}")
+        shape = tuple(positive_int(n, f"det_shape[{i}]") for i, n in enumerate(det_shape))
+        beam = choice(beam, "beam", ("parallel", "cone"))
+        detector = choice(detector, "detector", ("flat", "curved"))
+        if detector == "curved" and beam != "cone":
+            raise ValueError("detector='curved' needs beam='cone'")
+        d = ndim
+        s, det, u = arr[:, :d], arr[:, d : 2 * d], arr[:, 2 * d : 3 * d]
+        if beam == "parallel" and np.any(np.linalg.norm(s, axis=1) == 0):
+            raise ValueError("vectors: the ray direction of a parallel-beam view is zero")
+        if beam == "cone" and np.any(np.linalg.norm(det - s, axis=1) == 0):
+            raise ValueError("vectors: the source coincides with the detector centre")
+        if np.any(np.linalg.norm(u, axis=1) == 0) or (d == 3 and np.any(np.linalg.norm(arr[:, 9:], axis=1) == 0)):
+            raise ValueError("vectors: a detector axis u or v is zero")
+        object.__setattr__(self, "vectors", tuple(tuple(float(v) for v in row) for row in arr))
+        object.__setattr__(self, "det_shape", shape)
+        object.__setattr__(self, "beam", beam)
+        object.__setattr__(self, "detector", detector)
+
+    @property
+    def ndim(self) -> int:  # type: ignore[override]
+        return 2 if len(self.vectors[0]) == 6 else 3
+
+    @property
+    def n_views(self) -> int:
+        return len(self.vectors)
+
+    def _view_field(self) -> str:
+        return "vectors"
+
+    def _vectors(self) -> np.ndarray:
+        return np.asarray(self.vectors, dtype=np.float64)
+
+    def __repr__(self) -> str:
+        return repr_fields(self)
