@@ -6,9 +6,8 @@ __global__ void pr_header_check_kernel(const double* vec, pr::Volume vol, pr::De
   pr::Line L;
   const int iu = threadIdx.x;
   if (pr::ray_line<3>(vec, vol, det, iu, 0, L)) {
-    int i;
-    double t;
-    out[iu] = pr::tap(L.a1 + L.b1 * L.j0, vol.n[L.o1], i, t) ? L.w * t : 0.0;
+    const pr::Sample s = pr::joseph_sample<3>(L, vol, (double)L.j0);
+    out[iu] = s.ok ? s.c0 + s.c3 : 0.0;
   }
   if (pr::ray_line<2>(vec, vol, det, iu, 0, L)) out[iu] += L.w;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "xray_math.h"
@@ -32,6 +33,60 @@ using pr::Line;
 using pr::Volume;
 
 constexpr int64_t kMaxTableRays = 1 << 19;  // rays per block of the adjoint's ray table
+constexpr int kBlock = 32;                  // slices whose taps are computed together (SIMD)
+
+// Taps of slices [jb, jb + cnt) of one ray, computed in a vectorisable loop: the element
+// offset of the first voxel and the (bi)linear weights. Samples outside the volume get
+// weight 0 and the offset of a padding voxel (-base), so callers need no branches.
+// NB images side by side as one SIMD value (GCC/Clang vector extension); NB = 1 is scalar.
+template <typename T, int NB>
+struct LanesImpl {
+  typedef T type __attribute__((vector_size(sizeof(T) * NB)));
+};
+template <typename T, int NB>
+using Lanes = typename std::conditional<NB == 1, T, typename LanesImpl<T, NB == 1 ? 2 : NB>::type>::type;
+
+template <typename V, typename T>
+inline V load_lanes(const T* p) {
+  V v;
+  memcpy(&v, p, sizeof(V));
+  return v;
+}
+
+template <typename V, typename T>
+inline void store_lanes(T* p, const V& v) {
+  memcpy(p, &v, sizeof(V));
+}
+
+template <typename T, int DIM>
+struct Taps {
+  alignas(64) double off[kBlock];  // element offsets (exact integers), converted when used
+  alignas(64) T c[DIM == 2 ? 2 : 4][kBlock];
+
+  inline void compute(const Line& line, const Volume& volume, int jb, int cnt, int64_t sm, int64_t s1, int64_t s2,
+                      int64_t base) {
+    const Line L = line;  // local copies: provably not aliased by the outputs
+    const Volume vol = volume;
+    const double smd = (double)sm, s1d = (double)s1, s2d = (double)s2, pad = -(double)base;
+    double* __restrict o_ = off;
+    T* __restrict c0_ = c[0];
+    T* __restrict c1_ = c[1];
+    T* __restrict c2_ = c[DIM == 3 ? 2 : 0];
+    T* __restrict c3_ = c[DIM == 3 ? 3 : 1];
+#pragma omp simd
+    for (int k = 0; k < cnt; ++k) {
+      const double j = (double)(jb + k);
+      const pr::Sample sa = pr::joseph_sample<DIM>(L, vol, j);
+      o_[k] = sa.ok ? j * smd + sa.fl1 * s1d + sa.fl2 * s2d : pad;
+      c0_[k] = sa.ok ? (T)sa.c0 : T(0);
+      c1_[k] = sa.ok ? (T)sa.c1 : T(0);
+      if (DIM == 3) {
+        c2_[k] = sa.ok ? (T)sa.c2 : T(0);
+        c3_[k] = sa.ok ? (T)sa.c3 : T(0);
+      }
+    }
+  }
+};
 
 struct Padded {
   int64_t stride[3];  // element strides (in voxels) of the padded volume
@@ -101,40 +156,38 @@ void forward_chunk(const T* buf, const Volume& vol, const Padded& p, const doubl
     const int64_t view = r / rays_per_view;
     const int64_t rem = r - view * rays_per_view;
     const int iv = (int)(rem / det.nu), iu = (int)(rem % det.nu);
-    T acc[NB];
-    for (int b = 0; b < NB; ++b) acc[b] = T(0);
+    using V = Lanes<T, NB>;
+    V acc0 = V{} * T(0), acc1 = acc0;
     Line L;
     if (pr::ray_line<DIM>(vecs + view * vdim, vol, det, iu, iv, L)) {
       const int64_t sm = p.stride[L.m] * NB, s1 = p.stride[L.o1] * NB;
       const int64_t base = (p.stride[0] + p.stride[1] + (DIM == 3 ? p.stride[2] : 0)) * NB;
-      if (DIM == 2) {
-        for (int j = L.j0; j < L.j1; ++j) {
-          int i1;
-          double t1;
-          if (!pr::tap(L.a1 + L.b1 * j, vol.n[L.o1], i1, t1)) continue;
-          const T c0 = (T)(L.w * (1.0 - t1)), c1 = (T)(L.w * t1);
-          const T* q = buf + base + j * sm + i1 * s1;
-#pragma omp simd
-          for (int b = 0; b < NB; ++b) acc[b] += c0 * q[b] + c1 * q[s1 + b];
+      const int64_t s2 = DIM == 3 ? p.stride[L.o2] * NB : 0;
+      Taps<T, DIM> tp;
+      for (int jb = L.j0; jb < L.j1; jb += kBlock) {
+        const int cnt = L.j1 - jb < kBlock ? L.j1 - jb : kBlock;
+        tp.compute(L, vol, jb, cnt, sm, s1, s2, base);
+        // two independent partial sums hide the latency of the additions
+        const auto term = [&](int k) {
+          const T* q = buf + base + (int64_t)tp.off[k];
+          V t = tp.c[0][k] * load_lanes<V>(q) + tp.c[1][k] * load_lanes<V>(q + s1);
+          if (DIM == 3)
+            t += tp.c[DIM == 3 ? 2 : 0][k] * load_lanes<V>(q + s2) +
+                 tp.c[DIM == 3 ? 3 : 0][k] * load_lanes<V>(q + s1 + s2);
+          return t;
+        };
+        int k = 0;
+        for (; k + 1 < cnt; k += 2) {
+          acc0 += term(k);
+          acc1 += term(k + 1);
         }
-      } else {
-        const int64_t s2 = p.stride[L.o2] * NB;
-        for (int j = L.j0; j < L.j1; ++j) {
-          int i1, i2;
-          double t1, t2;
-          if (!pr::tap(L.a1 + L.b1 * j, vol.n[L.o1], i1, t1)) continue;
-          if (!pr::tap(L.a2 + L.b2 * j, vol.n[L.o2], i2, t2)) continue;
-          const double w0 = L.w * (1.0 - t2), w1 = L.w * t2;
-          const T c00 = (T)(w0 * (1.0 - t1)), c10 = (T)(w0 * t1);
-          const T c01 = (T)(w1 * (1.0 - t1)), c11 = (T)(w1 * t1);
-          const T* q = buf + base + j * sm + i1 * s1 + i2 * s2;
-#pragma omp simd
-          for (int b = 0; b < NB; ++b)
-            acc[b] += c00 * q[b] + c10 * q[s1 + b] + c01 * q[s2 + b] + c11 * q[s1 + s2 + b];
-        }
+        if (k < cnt) acc0 += term(k);
       }
     }
-    for (int b = 0; b < nb; ++b) y[(int64_t)(b0 + b) * nrays + r] = acc[b];
+    const V acc = acc0 + acc1;
+    T out[NB];
+    store_lanes(out, acc);
+    for (int b = 0; b < nb; ++b) y[(int64_t)(b0 + b) * nrays + r] = out[b];
   }
 }
 
@@ -166,43 +219,26 @@ void adjoint_chunk(const T* yt, const Volume& vol, const Padded& p, const double
         // this thread owns slices [lo, hi) along axis m
         const int lo = (int)((int64_t)vol.n[m] * tid / nthr), hi = (int)((int64_t)vol.n[m] * (tid + 1) / nthr);
         const int64_t sm = p.stride[m] * NB;
+        using V = Lanes<T, NB>;
+        Taps<T, DIM> tp;
         for (int64_t r = 0; r < nrays; ++r) {
           const Line& L = table[r];
           if (L.m != m || L.j1 <= L.j0) continue;
           const int j0 = L.j0 > lo ? L.j0 : lo, j1 = L.j1 < hi ? L.j1 : hi;
           if (j0 >= j1) continue;
-          const T* yv = yt + (r0 + r) * NB;
+          const V yv = load_lanes<V>(yt + (r0 + r) * NB);
           const int64_t s1 = p.stride[L.o1] * NB;
-          if (DIM == 2) {
-            for (int j = j0; j < j1; ++j) {
-              int i1;
-              double t1;
-              if (!pr::tap(L.a1 + L.b1 * j, vol.n[L.o1], i1, t1)) continue;
-              const T c0 = (T)(L.w * (1.0 - t1)), c1 = (T)(L.w * t1);
-              T* q = buf + base + j * sm + i1 * s1;
-#pragma omp simd
-              for (int b = 0; b < NB; ++b) {
-                q[b] += c0 * yv[b];
-                q[s1 + b] += c1 * yv[b];
-              }
-            }
-          } else {
-            const int64_t s2 = p.stride[L.o2] * NB;
-            for (int j = j0; j < j1; ++j) {
-              int i1, i2;
-              double t1, t2;
-              if (!pr::tap(L.a1 + L.b1 * j, vol.n[L.o1], i1, t1)) continue;
-              if (!pr::tap(L.a2 + L.b2 * j, vol.n[L.o2], i2, t2)) continue;
-              const double w0 = L.w * (1.0 - t2), w1 = L.w * t2;
-              const T c00 = (T)(w0 * (1.0 - t1)), c10 = (T)(w0 * t1);
-              const T c01 = (T)(w1 * (1.0 - t1)), c11 = (T)(w1 * t1);
-              T* q = buf + base + j * sm + i1 * s1 + i2 * s2;
-#pragma omp simd
-              for (int b = 0; b < NB; ++b) {
-                q[b] += c00 * yv[b];
-                q[s1 + b] += c10 * yv[b];
-                q[s2 + b] += c01 * yv[b];
-                q[s1 + s2 + b] += c11 * yv[b];
+          const int64_t s2 = DIM == 3 ? p.stride[L.o2] * NB : 0;
+          for (int jb = j0; jb < j1; jb += kBlock) {
+            const int cnt = j1 - jb < kBlock ? j1 - jb : kBlock;
+            tp.compute(L, vol, jb, cnt, sm, s1, s2, base);
+            for (int k = 0; k < cnt; ++k) {
+              T* q = buf + base + (int64_t)tp.off[k];
+              store_lanes(q, load_lanes<V>(q) + tp.c[0][k] * yv);
+              store_lanes(q + s1, load_lanes<V>(q + s1) + tp.c[1][k] * yv);
+              if (DIM == 3) {
+                store_lanes(q + s2, load_lanes<V>(q + s2) + tp.c[DIM == 3 ? 2 : 0][k] * yv);
+                store_lanes(q + s1 + s2, load_lanes<V>(q + s1 + s2) + tp.c[DIM == 3 ? 3 : 0][k] * yv);
               }
             }
           }

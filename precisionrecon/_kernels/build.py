@@ -22,7 +22,7 @@ from pathlib import Path
 
 SRC_DIR = Path(__file__).resolve().parents[2] / "cuda_ext"
 LIB_DIR = Path(__file__).resolve().parent / "lib"
-BASE_FLAGS = ["-O3", "-fopenmp", "-fPIC", "-shared", "-std=c++17", "-ffp-contract=off", "-fno-math-errno"]
+BASE_FLAGS = ["-O3", "-fopenmp", "-fPIC", "-shared", "-std=c++17", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
 X86_ISAS = {
     "generic": ["-march=x86-64", "-mtune=generic"],
     "avx2": ["-march=haswell", "-mtune=generic"],

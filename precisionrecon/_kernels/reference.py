@@ -72,7 +72,8 @@ def _taps(
     index = base + j.long() * stride[m][:, None]
     taps_w = [w[:, None].expand(-1, jmax)]
     taps_i = [index]
-    for k in range(dim - 1):
+    # o2 first, then o1: the same products in the same order as joseph_sample()
+    for k in reversed(range(dim - 1)):
         ok = others[:, k]
         b = dq.gather(1, ok[:, None]) / dqm[:, None]
         a = o.gather(1, ok[:, None]) - om * b
@@ -83,12 +84,9 @@ def _taps(
         t = f - fl
         fl = torch.where(good, fl, torch.zeros_like(fl)).long()
         so = stride[ok][:, None]
-        new_w, new_i = [], []
-        # tap order matches the kernel: weight (1 - t) on voxel i, t on voxel i + 1
-        for wk, ik in zip(taps_w, taps_i, strict=True):
-            new_w += [wk * (1.0 - t), wk * t]
-            new_i += [ik + fl * so, ik + (fl + 1) * so]
-        taps_w, taps_i = new_w, new_i
+        # weight (1 - t) on voxel fl, t on voxel fl + 1
+        taps_w = [wk * s for wk in taps_w for s in (1.0 - t, t)]
+        taps_i = [ik + f * so for ik in taps_i for f in (fl, fl + 1)]
     weight = torch.stack(taps_w, dim=-1)
     index = torch.stack(taps_i, dim=-1)
     weight = torch.where(in_range[..., None], weight, torch.zeros_like(weight))
