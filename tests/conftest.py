@@ -22,7 +22,11 @@ def _random_vectors_2d(n: int, beam: str, seed: int) -> np.ndarray:
             rows.append([-s + 0.1 * rng.normal(), -c, 0.3 * c, -0.3 * s, 0.9 * c, -0.9 * s])
         else:
             r = rng.uniform(25, 35)
-            rows.append([r * s, r * c, -15 * s + rng.normal(), -15 * c, 1.1 * c, -1.1 * s + 0.05])
+            src = np.array([r * s, r * c])
+            det = np.array([-15 * s + rng.normal(), -15 * c])
+            w = (det - src) / np.linalg.norm(det - src)
+            u = 1.1 * np.array([-w[1], w[0]])  # perpendicular to d - s, as a curved detector needs
+            rows.append([*src, *det, *u])
     return np.asarray(rows)
 
 

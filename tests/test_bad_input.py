@@ -141,6 +141,11 @@ def test_vector_geometry_validation() -> None:
         pr.VectorGeometry(vectors=[[0, 0, 0, 0, 1, 0]], det_shape=3, beam="parallel")
     with pytest.raises(ValueError, match="source coincides with the detector centre"):
         pr.VectorGeometry(vectors=[[1, 1, 1, 1, 1, 0]], det_shape=3, beam="cone")
+    with pytest.raises(ValueError, match=r"u must be perpendicular to d - s"):
+        pr.VectorGeometry(vectors=[[0, 10, 0, -10, 1, 0.5]], det_shape=3, beam="cone", detector="curved")
+    with pytest.raises(ValueError, match="u must be perpendicular to v"):
+        pr.VectorGeometry(vectors=[[0, 10, 0, 0, -10, 0, 1, 0, 0.5, 0, 0, 1]], det_shape=(2, 3), beam="cone",
+                          detector="curved")
     with pytest.raises(ValueError, match="detector='curved' needs beam='cone'"):
         pr.VectorGeometry(vectors=[[0, 1, 0, 0, 1, 0]], det_shape=3, beam="parallel", detector="curved")
 

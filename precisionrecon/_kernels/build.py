@@ -13,32 +13,13 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-SRC_DIR = Path(__file__).resolve().parents[2] / "cuda_ext"
-LIB_DIR = Path(__file__).resolve().parent / "lib"
-BASE_FLAGS = ["-O3", "-fopenmp", "-fPIC", "-shared", "-std=c++17", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
-X86_ISAS = {
-    "generic": ["-march=x86-64", "-mtune=generic"],
-    "avx2": ["-march=haswell", "-mtune=generic"],
-    "avx512": ["-march=skylake-avx512", "-mtune=generic", "-mprefer-vector-width=512"],
-}
-
-
-def isa_flags() -> dict[str, list[str]]:
-    """Instruction sets to build on this platform and their compiler flags."""
-    if platform.machine() in ("x86_64", "AMD64"):
-        return X86_ISAS
-    return {"generic": []}
-
-
-def library_name(isa: str) -> str:
-    return f"libprxray_cpu_{isa}.so"
+from .libinfo import BASE_FLAGS, LIB_DIR, SRC_DIR, isa_flags, library_name
 
 
 def _digest(files: list[Path], flags: list[str]) -> str:

@@ -12,7 +12,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .build import LIB_DIR, isa_flags, library_name
+from .libinfo import LIB_DIR, isa_flags, library_name
 
 _REQUIRED_FLAGS = {
     "avx512": {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd", "avx2", "fma", "bmi2"},

@@ -30,7 +30,8 @@ class ConeBeam3D(Geometry):
         Source-to-isocentre and source-to-detector distances (mm).
     detector : {"flat", "cylindrical"}
     det_offset : float or (float, float)
-        ``(v, u)`` shift of the detector centre in mm.
+        ``(v, u)`` shift of the detector centre in mm; for ``"cylindrical"`` the u shift
+        is an arc length on the cylinder (the detector rotates about the source).
 
     Notes
     -----

@@ -23,8 +23,9 @@ class ParallelBeam2D(Geometry):
 
     At angle ``theta`` the rays travel along ``(-sin theta, -cos theta)`` and detector
     pixel ``k`` sits at ``(k - (n - 1) / 2) * det_spacing + det_offset`` along
-    ``u = (cos theta, -sin theta)`` (world x, y; y grows with the image row). This is
-    ASTRA's ``parallel`` geometry written in row-major image coordinates.
+    ``u = (cos theta, -sin theta)`` (world x, y; y grows with the image row). These are
+    the rays of ASTRA's ``parallel`` geometry in row-major image coordinates (ASTRA's ray
+    vector points the other way, which does not change a line integral).
 
     Shape: sinograms ``(*batch, n_views, det_count)``.
     """

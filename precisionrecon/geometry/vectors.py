@@ -65,6 +65,19 @@ class VectorGeometry(Geometry):
             raise ValueError("vectors: the source coincides with the detector centre")
         if np.any(np.linalg.norm(u, axis=1) == 0) or (d == 3 and np.any(np.linalg.norm(arr[:, 9:], axis=1) == 0)):
             raise ValueError("vectors: a detector axis u or v is zero")
+        if detector == "curved":
+            # the arc is parametrised by its tangent at d: u must be perpendicular to d - s
+            # (and to v), else pixels would silently leave the circle about the source
+            w = det - s
+            if d == 3:
+                v = arr[:, 9:]
+                vhat = v / np.linalg.norm(v, axis=1, keepdims=True)
+                w = w - np.sum(w * vhat, axis=1, keepdims=True) * vhat
+                if np.any(np.abs(np.sum(u * vhat, axis=1)) > 1e-9 * np.linalg.norm(u, axis=1)):
+                    raise ValueError("vectors: for a curved detector u must be perpendicular to v")
+            cos = np.abs(np.sum(u * w, axis=1)) / (np.linalg.norm(u, axis=1) * np.linalg.norm(w, axis=1))
+            if np.any(cos > 1e-9):
+                raise ValueError("vectors: for a curved detector u must be perpendicular to d - s (the arc tangent)")
         object.__setattr__(self, "vectors", tuple(tuple(float(v) for v in row) for row in arr))
         object.__setattr__(self, "det_shape", shape)
         object.__setattr__(self, "beam", beam)
