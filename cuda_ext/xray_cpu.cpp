@@ -33,7 +33,7 @@ using pr::Line;
 using pr::Volume;
 
 constexpr int64_t kMaxTableRays = 1 << 19;  // rays per block of the adjoint's ray table
-constexpr int kBlock = 32;                  // slices whose taps are computed together (SIMD)
+constexpr int kBlock = 64;                  // slices whose taps are computed together (SIMD)
 
 // Taps of slices [jb, jb + cnt) of one ray, computed in a vectorisable loop: the element
 // offset of the first voxel and the (bi)linear weights. Samples outside the volume get
@@ -58,31 +58,32 @@ inline void store_lanes(T* p, const V& v) {
   memcpy(p, &v, sizeof(V));
 }
 
-template <typename T, int DIM>
+template <typename T, int DIM, typename OFF>
 struct Taps {
-  alignas(64) double off[kBlock];  // element offsets (exact integers), converted when used
+  alignas(64) OFF off[kBlock];  // element offsets from the first interior voxel (exact integers)
   alignas(64) T c[DIM == 2 ? 2 : 4][kBlock];
 
   inline void compute(const Line& line, const Volume& volume, int jb, int cnt, int64_t sm, int64_t s1, int64_t s2,
                       int64_t base) {
     const Line L = line;  // local copies: provably not aliased by the outputs
     const Volume vol = volume;
-    const double smd = (double)sm, s1d = (double)s1, s2d = (double)s2, pad = -(double)base;
-    double* __restrict o_ = off;
+    const double smd = (double)sm, s1d = (double)s1, s2d = (double)s2;
+    OFF* __restrict o_ = off;
     T* __restrict c0_ = c[0];
     T* __restrict c1_ = c[1];
     T* __restrict c2_ = c[DIM == 3 ? 2 : 0];
     T* __restrict c3_ = c[DIM == 3 ? 3 : 1];
+    // every j in the line's range has a valid sample (see pr::ray_line): no masks
 #pragma omp simd
     for (int k = 0; k < cnt; ++k) {
       const double j = (double)(jb + k);
       const pr::Sample sa = pr::joseph_sample<DIM>(L, vol, j);
-      o_[k] = sa.ok ? j * smd + sa.fl1 * s1d + sa.fl2 * s2d : pad;
-      c0_[k] = sa.ok ? (T)sa.c0 : T(0);
-      c1_[k] = sa.ok ? (T)sa.c1 : T(0);
+      o_[k] = (OFF)(j * smd + sa.fl1 * s1d + sa.fl2 * s2d);
+      c0_[k] = (T)sa.c0;
+      c1_[k] = (T)sa.c1;
       if (DIM == 3) {
-        c2_[k] = sa.ok ? (T)sa.c2 : T(0);
-        c3_[k] = sa.ok ? (T)sa.c3 : T(0);
+        c2_[k] = (T)sa.c2;
+        c3_[k] = (T)sa.c3;
       }
     }
   }
@@ -145,7 +146,7 @@ void unpack(const T* buf, int64_t nvox, const Volume& vol, const Padded& p, int 
 }
 
 // Forward projection of one chunk: y[b0 + b, ray] for every ray.
-template <typename T, int DIM, int NB>
+template <typename T, int DIM, int NB, typename OFF>
 void forward_chunk(const T* buf, const Volume& vol, const Padded& p, const double* vecs, int nviews,
                    const Detector& det, int b0, int nb, T* y, int nthreads) {
   const int64_t rays_per_view = (int64_t)det.nu * det.nv;
@@ -163,7 +164,7 @@ void forward_chunk(const T* buf, const Volume& vol, const Padded& p, const doubl
       const int64_t sm = p.stride[L.m] * NB, s1 = p.stride[L.o1] * NB;
       const int64_t base = (p.stride[0] + p.stride[1] + (DIM == 3 ? p.stride[2] : 0)) * NB;
       const int64_t s2 = DIM == 3 ? p.stride[L.o2] * NB : 0;
-      Taps<T, DIM> tp;
+      Taps<T, DIM, OFF> tp;
       for (int jb = L.j0; jb < L.j1; jb += kBlock) {
         const int cnt = L.j1 - jb < kBlock ? L.j1 - jb : kBlock;
         tp.compute(L, vol, jb, cnt, sm, s1, s2, base);
@@ -193,7 +194,7 @@ void forward_chunk(const T* buf, const Volume& vol, const Padded& p, const doubl
 
 // Adjoint of one chunk: accumulates into the padded batch-last buffer `buf` (zeroed).
 // yt holds the chunk's projections batch-last: yt[ray * NB + b].
-template <typename T, int DIM, int NB>
+template <typename T, int DIM, int NB, typename OFF>
 void adjoint_chunk(const T* yt, const Volume& vol, const Padded& p, const double* vecs, int nviews,
                    const Detector& det, T* buf, Line* table, int nthreads) {
   const int64_t rays_per_view = (int64_t)det.nu * det.nv;
@@ -220,7 +221,7 @@ void adjoint_chunk(const T* yt, const Volume& vol, const Padded& p, const double
         const int lo = (int)((int64_t)vol.n[m] * tid / nthr), hi = (int)((int64_t)vol.n[m] * (tid + 1) / nthr);
         const int64_t sm = p.stride[m] * NB;
         using V = Lanes<T, NB>;
-        Taps<T, DIM> tp;
+        Taps<T, DIM, OFF> tp;
         for (int64_t r = 0; r < nrays; ++r) {
           const Line& L = table[r];
           if (L.m != m || L.j1 <= L.j0) continue;
@@ -256,7 +257,9 @@ void forward_batch(const T* x, T* y, int b0, int nb, const Volume& vol, const do
   const int64_t nvox = (int64_t)vol.n[0] * vol.n[1] * (DIM == 3 ? vol.n[2] : 1);
   buf.resize(p.size * NB);
   pack<T, DIM, NB>(x, nvox, vol, p, b0, nb, buf.data(), nthreads);
-  forward_chunk<T, DIM, NB>(buf.data(), vol, p, vecs, nviews, det, b0, nb, y, nthreads);
+  // Offsets are kept as doubles (exact integers) in the forward walk and as int32 in the
+  // adjoint whenever the padded chunk allows it: each measured fastest on AVX-512 (Zen 4).
+  forward_chunk<T, DIM, NB, double>(buf.data(), vol, p, vecs, nviews, det, b0, nb, y, nthreads);
 }
 
 template <typename T, int DIM, int NB>
@@ -275,7 +278,10 @@ void adjoint_batch(const T* y, T* x, int b0, int nb, const Volume& vol, const do
   const int64_t rays_per_view = (int64_t)det.nu * det.nv;
   const int64_t block = kMaxTableRays / rays_per_view > 0 ? (kMaxTableRays / rays_per_view) * rays_per_view : rays_per_view;
   table.resize(block < nrays ? block : nrays);
-  adjoint_chunk<T, DIM, NB>(ytd, vol, p, vecs, nviews, det, buf.data(), table.data(), nthreads);
+  if (p.size * NB < (int64_t)1 << 31)
+    adjoint_chunk<T, DIM, NB, int32_t>(ytd, vol, p, vecs, nviews, det, buf.data(), table.data(), nthreads);
+  else
+    adjoint_chunk<T, DIM, NB, double>(ytd, vol, p, vecs, nviews, det, buf.data(), table.data(), nthreads);
   unpack<T, DIM, NB>(buf.data(), nvox, vol, p, b0, nb, x, nthreads);
 }
 

@@ -107,8 +107,42 @@ PR_HD void pixel_position(const double* vec, const Detector& det, int iu, int iv
   }
 }
 
+// Joseph sample of line L at slice j: the floor coordinates fl1 (and fl2) of the first
+// voxel along o1 (and o2) and the interpolation weights, in mm:
+//   c0: (fl1, fl2)   c1: (fl1 + 1, fl2)   c2: (fl1, fl2 + 1)   c3: (fl1 + 1, fl2 + 1)
+// (2-D uses c0, c1). ok is false when every tap lies outside the volume. Written without
+// branches so that loops over j vectorise; forward and adjoint both call it.
+struct Sample {
+  double fl1, fl2, c0, c1, c2, c3;
+  bool ok;
+};
+
+template <int DIM>
+PR_HD Sample joseph_sample(const Line& L, const Volume& vol, double j) {
+  Sample s;
+  const double f1 = L.a1 + L.b1 * j;
+  s.fl1 = floor(f1);
+  s.ok = (s.fl1 >= -1.0) & (s.fl1 <= (double)(vol.n[L.o1] - 1));
+  const double t1 = f1 - s.fl1;
+  double w0 = L.w, w1 = 0.0;
+  s.fl2 = 0.0;
+  if (DIM == 3) {
+    const double f2 = L.a2 + L.b2 * j;
+    s.fl2 = floor(f2);
+    s.ok = s.ok & (s.fl2 >= -1.0) & (s.fl2 <= (double)(vol.n[L.o2] - 1));
+    const double t2 = f2 - s.fl2;
+    w0 = L.w * (1.0 - t2);
+    w1 = L.w * t2;
+  }
+  s.c0 = w0 * (1.0 - t1);
+  s.c1 = w0 * t1;
+  s.c2 = w1 * (1.0 - t1);
+  s.c3 = w1 * t1;
+  return s;
+}
+
 // Bounds of slices j with lo <= a + b * j < hi, widened by one slice on each side
-// (the test in `joseph_sample` is the exact criterion; this only prunes the walk).
+// (ray_line then tightens the range with the exact test of `joseph_sample`).
 PR_HD void slice_range(double a, double b, double lo, double hi, int n, int& j0, int& j1) {
   if (b == 0.0) {
     if (!(a >= lo && a < hi)) j1 = j0;
@@ -160,41 +194,12 @@ PR_HD bool ray_line(const double* vec, const Volume& vol, const Detector& det, i
     L.a2 = 0.0;
     L.b2 = 0.0;
   }
+  // Tighten [j0, j1) to exactly the slices with a valid sample. The sample coordinates
+  // are monotone in j (rounding is monotone), so the valid slices form one interval and
+  // the walks need no per-sample test.
+  while (L.j0 < L.j1 && !joseph_sample<DIM>(L, vol, (double)L.j0).ok) ++L.j0;
+  while (L.j1 > L.j0 && !joseph_sample<DIM>(L, vol, (double)(L.j1 - 1)).ok) --L.j1;
   return L.j1 > L.j0;
-}
-
-// Joseph sample of line L at slice j: the floor coordinates fl1 (and fl2) of the first
-// voxel along o1 (and o2) and the interpolation weights, in mm:
-//   c0: (fl1, fl2)   c1: (fl1 + 1, fl2)   c2: (fl1, fl2 + 1)   c3: (fl1 + 1, fl2 + 1)
-// (2-D uses c0, c1). ok is false when every tap lies outside the volume. Written without
-// branches so that loops over j vectorise; forward and adjoint both call it.
-struct Sample {
-  double fl1, fl2, c0, c1, c2, c3;
-  bool ok;
-};
-
-template <int DIM>
-PR_HD Sample joseph_sample(const Line& L, const Volume& vol, double j) {
-  Sample s;
-  const double f1 = L.a1 + L.b1 * j;
-  s.fl1 = floor(f1);
-  s.ok = (s.fl1 >= -1.0) & (s.fl1 <= (double)(vol.n[L.o1] - 1));
-  const double t1 = f1 - s.fl1;
-  double w0 = L.w, w1 = 0.0;
-  s.fl2 = 0.0;
-  if (DIM == 3) {
-    const double f2 = L.a2 + L.b2 * j;
-    s.fl2 = floor(f2);
-    s.ok = s.ok & (s.fl2 >= -1.0) & (s.fl2 <= (double)(vol.n[L.o2] - 1));
-    const double t2 = f2 - s.fl2;
-    w0 = L.w * (1.0 - t2);
-    w1 = L.w * t2;
-  }
-  s.c0 = w0 * (1.0 - t1);
-  s.c1 = w0 * t1;
-  s.c2 = w1 * (1.0 - t1);
-  s.c3 = w1 * t1;
-  return s;
 }
 
 }  // namespace pr
