@@ -61,27 +61,32 @@ inline void store_lanes(T* p, const V& v) {
 template <typename T, int DIM, typename OFF>
 struct Taps {
   alignas(64) OFF off[kBlock];  // element offsets from the first interior voxel (exact integers)
-  alignas(64) T c[DIM == 2 ? 2 : 4][kBlock];
+  // weights: 2-D interleaved (c0, c1) pairs, 3-D four planes c[t][k]
+  alignas(64) T c[DIM == 2 ? 1 : 4][DIM == 2 ? 2 * kBlock : kBlock];
 
-  inline void compute(const Line& line, const Volume& volume, int jb, int cnt, int64_t sm, int64_t s1, int64_t s2,
-                      int64_t base) {
+  inline T w(int tap, int k) const { return DIM == 2 ? c[0][2 * k + tap] : c[DIM == 2 ? 0 : tap][k]; }
+
+  inline void compute(const Line& line, const Volume& volume, int jb, int cnt, int64_t sm, int64_t s1, int64_t s2) {
     const Line L = line;  // local copies: provably not aliased by the outputs
     const Volume vol = volume;
     const double smd = (double)sm, s1d = (double)s1, s2d = (double)s2;
     OFF* __restrict o_ = off;
     T* __restrict c0_ = c[0];
-    T* __restrict c1_ = c[1];
+    T* __restrict c1_ = c[DIM == 2 ? 0 : 1];
     T* __restrict c2_ = c[DIM == 3 ? 2 : 0];
-    T* __restrict c3_ = c[DIM == 3 ? 3 : 1];
+    T* __restrict c3_ = c[DIM == 3 ? 3 : 0];
     // every j in the line's range has a valid sample (see pr::ray_line): no masks
 #pragma omp simd
     for (int k = 0; k < cnt; ++k) {
       const double j = (double)(jb + k);
       const pr::Sample sa = pr::joseph_sample<DIM>(L, vol, j);
       o_[k] = (OFF)(j * smd + sa.fl1 * s1d + sa.fl2 * s2d);
-      c0_[k] = (T)sa.c0;
-      c1_[k] = (T)sa.c1;
-      if (DIM == 3) {
+      if (DIM == 2) {
+        c0_[2 * k] = (T)sa.c0;
+        c1_[2 * k + 1] = (T)sa.c1;
+      } else {
+        c0_[k] = (T)sa.c0;
+        c1_[k] = (T)sa.c1;
         c2_[k] = (T)sa.c2;
         c3_[k] = (T)sa.c3;
       }
@@ -89,65 +94,68 @@ struct Taps {
   }
 };
 
+// Zero-padded, batch-last copies of a volume. 2-D keeps two layouts: rays whose main axis
+// is x read a transposed copy, so that in both the two interpolation taps of a sample are
+// neighbours in memory (one 2-lane load or update). 3-D keeps one x-fastest layout.
 struct Padded {
-  int64_t stride[3];  // element strides (in voxels) of the padded volume
+  int64_t stride[3];  // voxel strides of the padded volume per axis x, y, z
   int64_t size;       // voxels in the padded volume
+  int64_t base;       // padded index of voxel (0, 0, 0)
 };
 
 template <int DIM>
-Padded padded_layout(const Volume& vol) {
+Padded padded_layout(const Volume& vol, int fastest) {
   Padded p;
-  p.stride[0] = 1;
-  p.stride[1] = vol.n[0] + 2;
-  p.stride[2] = (int64_t)(vol.n[0] + 2) * (vol.n[1] + 2);
-  p.size = p.stride[1] * (vol.n[1] + 2);
-  if (DIM == 3) p.size *= (vol.n[2] + 2);
+  const int64_t nx = vol.n[0] + 2, ny = vol.n[1] + 2, nz = DIM == 3 ? vol.n[2] + 2 : 1;
+  if (fastest == 0) {
+    p.stride[0] = 1;
+    p.stride[1] = nx;
+  } else {
+    p.stride[1] = 1;
+    p.stride[0] = ny;
+  }
+  p.stride[2] = nx * ny;
+  p.size = nx * ny * nz;
+  p.base = p.stride[0] + p.stride[1] + (DIM == 3 ? p.stride[2] : 0);
   return p;
 }
 
-// Linear index (unpadded, x fastest) <-> padded index.
+// Number of layouts and the layout a ray with main axis m reads.
 template <int DIM>
-inline int64_t padded_index(const Padded& p, int64_t ix, int64_t iy, int64_t iz) {
-  return (ix + 1) + (iy + 1) * p.stride[1] + (DIM == 3 ? (iz + 1) * p.stride[2] : 0);
-}
+constexpr int n_layouts() { return DIM == 2 ? 2 : 1; }
+template <int DIM>
+inline int layout_of(int m) { return DIM == 2 ? m : 0; }
+template <int DIM>
+inline int fastest_axis(int layout) { return DIM == 2 ? (layout == 0 ? 1 : 0) : 0; }
 
-// Copy images [b0, b0 + nb) of x (batch, nz, ny, nx) into the padded batch-last buffer.
+// Copy images [b0, b0 + nb) of x (batch, [nz,] ny, nx) into (or, with `add`, out of) the
+// padded batch-last buffer `buf` of layout p.
 template <typename T, int DIM, int NB>
-void pack(const T* x, int64_t nvox, const Volume& vol, const Padded& p, int b0, int nb, T* buf, int nthreads) {
-  memset(buf, 0, sizeof(T) * p.size * NB);
+void copy_padded(bool to_buffer, bool add, T* x, int64_t nvox, const Volume& vol, const Padded& p, int b0, int nb,
+                 T* buf, int nthreads) {
   const int nx = vol.n[0], ny = vol.n[1], nz = DIM == 3 ? vol.n[2] : 1;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nthreads)
   for (int iz = 0; iz < nz; ++iz)
     for (int iy = 0; iy < ny; ++iy) {
       const int64_t row = ((int64_t)iz * ny + iy) * nx;
-      const int64_t prow = padded_index<DIM>(p, 0, iy, iz);
+      const int64_t prow = p.base + iy * p.stride[1] + (DIM == 3 ? iz * p.stride[2] : 0);
       for (int b = 0; b < nb; ++b) {
-        const T* src = x + (int64_t)(b0 + b) * nvox + row;
-        T* dst = buf + prow * NB + b;
-        for (int ix = 0; ix < nx; ++ix) dst[(int64_t)ix * NB] = src[ix];
-      }
-    }
-}
-
-template <typename T, int DIM, int NB>
-void unpack(const T* buf, int64_t nvox, const Volume& vol, const Padded& p, int b0, int nb, T* x, int nthreads) {
-  const int nx = vol.n[0], ny = vol.n[1], nz = DIM == 3 ? vol.n[2] : 1;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(nthreads)
-  for (int iz = 0; iz < nz; ++iz)
-    for (int iy = 0; iy < ny; ++iy) {
-      const int64_t row = ((int64_t)iz * ny + iy) * nx;
-      const int64_t prow = padded_index<DIM>(p, 0, iy, iz);
-      for (int b = 0; b < nb; ++b) {
-        T* dst = x + (int64_t)(b0 + b) * nvox + row;
-        const T* src = buf + prow * NB + b;
-        for (int ix = 0; ix < nx; ++ix) dst[ix] = src[(int64_t)ix * NB];
+        T* img = x + (int64_t)(b0 + b) * nvox + row;
+        T* pad = buf + prow * NB + b;
+        const int64_t st = p.stride[0] * NB;
+        if (to_buffer)
+          for (int ix = 0; ix < nx; ++ix) pad[ix * st] = img[ix];
+        else if (add)
+          for (int ix = 0; ix < nx; ++ix) img[ix] += pad[ix * st];
+        else
+          for (int ix = 0; ix < nx; ++ix) img[ix] = pad[ix * st];
       }
     }
 }
 
 // Forward projection of one chunk: y[b0 + b, ray] for every ray.
 template <typename T, int DIM, int NB, typename OFF>
-void forward_chunk(const T* buf, const Volume& vol, const Padded& p, const double* vecs, int nviews,
+void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, const double* vecs, int nviews,
                    const Detector& det, int b0, int nb, T* y, int nthreads) {
   const int64_t rays_per_view = (int64_t)det.nu * det.nv;
   const int64_t nrays = rays_per_view * nviews;
@@ -158,49 +166,83 @@ void forward_chunk(const T* buf, const Volume& vol, const Padded& p, const doubl
     const int64_t rem = r - view * rays_per_view;
     const int iv = (int)(rem / det.nu), iu = (int)(rem % det.nu);
     using V = Lanes<T, NB>;
-    V acc0 = V{} * T(0), acc1 = acc0;
+    using V2 = Lanes<T, 2>;
+    V acc0 = V{} * T(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    V2 pair0 = V2{} * T(0), pair1 = pair0;
     Line L;
     if (pr::ray_line<DIM>(vecs + view * vdim, vol, det, iu, iv, L)) {
+      const int li = layout_of<DIM>(L.m);
+      const Padded& p = lay[li];
+      const T* buf = bufs[li] + p.base * NB;
       const int64_t sm = p.stride[L.m] * NB, s1 = p.stride[L.o1] * NB;
-      const int64_t base = (p.stride[0] + p.stride[1] + (DIM == 3 ? p.stride[2] : 0)) * NB;
       const int64_t s2 = DIM == 3 ? p.stride[L.o2] * NB : 0;
       Taps<T, DIM, OFF> tp;
       for (int jb = L.j0; jb < L.j1; jb += kBlock) {
         const int cnt = L.j1 - jb < kBlock ? L.j1 - jb : kBlock;
-        tp.compute(L, vol, jb, cnt, sm, s1, s2, base);
-        // two independent partial sums hide the latency of the additions
-        const auto term = [&](int k) {
-          const T* q = buf + base + (int64_t)tp.off[k];
-          V t = tp.c[0][k] * load_lanes<V>(q) + tp.c[1][k] * load_lanes<V>(q + s1);
-          if (DIM == 3)
-            t += tp.c[DIM == 3 ? 2 : 0][k] * load_lanes<V>(q + s2) +
-                 tp.c[DIM == 3 ? 3 : 0][k] * load_lanes<V>(q + s1 + s2);
-          return t;
-        };
-        int k = 0;
-        for (; k + 1 < cnt; k += 2) {
-          acc0 += term(k);
-          acc1 += term(k + 1);
+        tp.compute(L, vol, jb, cnt, sm, s1, s2);
+        if constexpr (DIM == 2 && NB == 1) {
+          // one image: the two taps are adjacent, one 2-lane load per sample
+          int k = 0;
+          for (; k + 1 < cnt; k += 2) {
+            pair0 += load_lanes<V2>(tp.c[0] + 2 * k) * load_lanes<V2>(buf + (int64_t)tp.off[k]);
+            pair1 += load_lanes<V2>(tp.c[0] + 2 * k + 2) * load_lanes<V2>(buf + (int64_t)tp.off[k + 1]);
+          }
+          if (k < cnt) pair0 += load_lanes<V2>(tp.c[0] + 2 * k) * load_lanes<V2>(buf + (int64_t)tp.off[k]);
+        } else if constexpr (DIM == 2) {
+          // the same sums as the one-image path, lane by lane: even and odd samples,
+          // first and second tap, so a result does not depend on the batch size
+          int k = 0;
+          for (; k + 1 < cnt; k += 2) {
+            const T* q0 = buf + (int64_t)tp.off[k];
+            const T* q1 = buf + (int64_t)tp.off[k + 1];
+            acc0 += tp.w(0, k) * load_lanes<V>(q0);
+            acc1 += tp.w(1, k) * load_lanes<V>(q0 + s1);
+            acc2 += tp.w(0, k + 1) * load_lanes<V>(q1);
+            acc3 += tp.w(1, k + 1) * load_lanes<V>(q1 + s1);
+          }
+          if (k < cnt) {
+            const T* q0 = buf + (int64_t)tp.off[k];
+            acc0 += tp.w(0, k) * load_lanes<V>(q0);
+            acc1 += tp.w(1, k) * load_lanes<V>(q0 + s1);
+          }
+        } else {
+          // two independent partial sums hide the latency of the additions
+          const auto term = [&](int k) {
+            const T* q = buf + (int64_t)tp.off[k];
+            V t = tp.w(0, k) * load_lanes<V>(q) + tp.w(1, k) * load_lanes<V>(q + s1);
+            if (DIM == 3) t += tp.w(2, k) * load_lanes<V>(q + s2) + tp.w(3, k) * load_lanes<V>(q + s1 + s2);
+            return t;
+          };
+          int k = 0;
+          for (; k + 1 < cnt; k += 2) {
+            acc0 += term(k);
+            acc1 += term(k + 1);
+          }
+          if (k < cnt) acc0 += term(k);
         }
-        if (k < cnt) acc0 += term(k);
       }
     }
-    const V acc = acc0 + acc1;
     T out[NB];
-    store_lanes(out, acc);
+    if constexpr (DIM == 2 && NB == 1) {
+      const V2 pair = pair0 + pair1;
+      out[0] = pair[0] + pair[1];
+    } else if constexpr (DIM == 2) {
+      store_lanes(out, (acc0 + acc2) + (acc1 + acc3));
+    } else {
+      store_lanes(out, acc0 + acc1);
+    }
     for (int b = 0; b < nb; ++b) y[(int64_t)(b0 + b) * nrays + r] = out[b];
   }
 }
 
-// Adjoint of one chunk: accumulates into the padded batch-last buffer `buf` (zeroed).
+// Adjoint of one chunk: accumulates into the zeroed padded buffers `bufs` (one per layout).
 // yt holds the chunk's projections batch-last: yt[ray * NB + b].
 template <typename T, int DIM, int NB, typename OFF>
-void adjoint_chunk(const T* yt, const Volume& vol, const Padded& p, const double* vecs, int nviews,
-                   const Detector& det, T* buf, Line* table, int nthreads) {
+void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume& vol, const double* vecs,
+                   int nviews, const Detector& det, Line* table, int nthreads) {
   const int64_t rays_per_view = (int64_t)det.nu * det.nv;
   const int vdim = DIM == 2 ? 6 : 12;
   const int views_per_block = (int)(kMaxTableRays / rays_per_view > 0 ? kMaxTableRays / rays_per_view : 1);
-  const int64_t base = (p.stride[0] + p.stride[1] + (DIM == 3 ? p.stride[2] : 0)) * NB;
   for (int v0 = 0; v0 < nviews; v0 += views_per_block) {
     const int v1 = v0 + views_per_block < nviews ? v0 + views_per_block : nviews;
     const int64_t nrays = (v1 - v0) * rays_per_view;
@@ -219,8 +261,12 @@ void adjoint_chunk(const T* yt, const Volume& vol, const Padded& p, const double
       for (int m = 0; m < DIM; ++m) {
         // this thread owns slices [lo, hi) along axis m
         const int lo = (int)((int64_t)vol.n[m] * tid / nthr), hi = (int)((int64_t)vol.n[m] * (tid + 1) / nthr);
+        const int li = layout_of<DIM>(m);
+        const Padded& p = lay[li];
+        T* buf = bufs[li] + p.base * NB;
         const int64_t sm = p.stride[m] * NB;
         using V = Lanes<T, NB>;
+        using V2 = Lanes<T, 2>;
         Taps<T, DIM, OFF> tp;
         for (int64_t r = 0; r < nrays; ++r) {
           const Line& L = table[r];
@@ -232,14 +278,18 @@ void adjoint_chunk(const T* yt, const Volume& vol, const Padded& p, const double
           const int64_t s2 = DIM == 3 ? p.stride[L.o2] * NB : 0;
           for (int jb = j0; jb < j1; jb += kBlock) {
             const int cnt = j1 - jb < kBlock ? j1 - jb : kBlock;
-            tp.compute(L, vol, jb, cnt, sm, s1, s2, base);
+            tp.compute(L, vol, jb, cnt, sm, s1, s2);
             for (int k = 0; k < cnt; ++k) {
-              T* q = buf + base + (int64_t)tp.off[k];
-              store_lanes(q, load_lanes<V>(q) + tp.c[0][k] * yv);
-              store_lanes(q + s1, load_lanes<V>(q + s1) + tp.c[1][k] * yv);
-              if (DIM == 3) {
-                store_lanes(q + s2, load_lanes<V>(q + s2) + tp.c[DIM == 3 ? 2 : 0][k] * yv);
-                store_lanes(q + s1 + s2, load_lanes<V>(q + s1 + s2) + tp.c[DIM == 3 ? 3 : 0][k] * yv);
+              T* q = buf + (int64_t)tp.off[k];
+              if constexpr (DIM == 2 && NB == 1) {
+                store_lanes(q, load_lanes<V2>(q) + load_lanes<V2>(tp.c[0] + 2 * k) * yv);
+              } else {
+                store_lanes(q, load_lanes<V>(q) + tp.w(0, k) * yv);
+                store_lanes(q + s1, load_lanes<V>(q + s1) + tp.w(1, k) * yv);
+                if (DIM == 3) {
+                  store_lanes(q + s2, load_lanes<V>(q + s2) + tp.w(2, k) * yv);
+                  store_lanes(q + s1 + s2, load_lanes<V>(q + s1 + s2) + tp.w(3, k) * yv);
+                }
               }
             }
           }
@@ -250,56 +300,72 @@ void adjoint_chunk(const T* yt, const Volume& vol, const Padded& p, const double
   }
 }
 
+template <typename T, int DIM>
+struct Workspace {
+  std::vector<T> buf[2], yt;
+  std::vector<Line> table;
+};
+
 template <typename T, int DIM, int NB>
 void forward_batch(const T* x, T* y, int b0, int nb, const Volume& vol, const double* vecs, int nviews,
-                   const Detector& det, int nthreads, std::vector<T>& buf) {
-  const Padded p = padded_layout<DIM>(vol);
+                   const Detector& det, int nthreads, Workspace<T, DIM>& ws) {
   const int64_t nvox = (int64_t)vol.n[0] * vol.n[1] * (DIM == 3 ? vol.n[2] : 1);
-  buf.resize(p.size * NB);
-  pack<T, DIM, NB>(x, nvox, vol, p, b0, nb, buf.data(), nthreads);
+  Padded lay[2];
+  const T* bufs[2];
+  for (int l = 0; l < n_layouts<DIM>(); ++l) {
+    lay[l] = padded_layout<DIM>(vol, fastest_axis<DIM>(l));
+    ws.buf[l].assign(lay[l].size * NB, T(0));
+    copy_padded<T, DIM, NB>(true, false, const_cast<T*>(x), nvox, vol, lay[l], b0, nb, ws.buf[l].data(), nthreads);
+    bufs[l] = ws.buf[l].data();
+  }
   // Offsets are kept as doubles (exact integers) in the forward walk and as int32 in the
   // adjoint whenever the padded chunk allows it: each measured fastest on AVX-512 (Zen 4).
-  forward_chunk<T, DIM, NB, double>(buf.data(), vol, p, vecs, nviews, det, b0, nb, y, nthreads);
+  forward_chunk<T, DIM, NB, double>(bufs, lay, vol, vecs, nviews, det, b0, nb, y, nthreads);
 }
 
 template <typename T, int DIM, int NB>
 void adjoint_batch(const T* y, T* x, int b0, int nb, const Volume& vol, const double* vecs, int nviews,
-                   const Detector& det, int nthreads, std::vector<T>& buf, std::vector<T>& yt,
-                   std::vector<Line>& table) {
-  const Padded p = padded_layout<DIM>(vol);
+                   const Detector& det, int nthreads, Workspace<T, DIM>& ws) {
   const int64_t nvox = (int64_t)vol.n[0] * vol.n[1] * (DIM == 3 ? vol.n[2] : 1);
   const int64_t nrays = (int64_t)det.nu * det.nv * nviews;
-  buf.assign(p.size * NB, T(0));
-  yt.resize(nrays * NB);
-  T* ytd = yt.data();
+  Padded lay[2];
+  T* bufs[2];
+  for (int l = 0; l < n_layouts<DIM>(); ++l) {
+    lay[l] = padded_layout<DIM>(vol, fastest_axis<DIM>(l));
+    ws.buf[l].assign(lay[l].size * NB, T(0));
+    bufs[l] = ws.buf[l].data();
+  }
+  ws.yt.resize(nrays * NB);
+  T* ytd = ws.yt.data();
 #pragma omp parallel for schedule(static) num_threads(nthreads)
   for (int64_t r = 0; r < nrays; ++r)
     for (int b = 0; b < NB; ++b) ytd[r * NB + b] = b < nb ? y[(int64_t)(b0 + b) * nrays + r] : T(0);
   const int64_t rays_per_view = (int64_t)det.nu * det.nv;
   const int64_t block = kMaxTableRays / rays_per_view > 0 ? (kMaxTableRays / rays_per_view) * rays_per_view : rays_per_view;
-  table.resize(block < nrays ? block : nrays);
-  if (p.size * NB < (int64_t)1 << 31)
-    adjoint_chunk<T, DIM, NB, int32_t>(ytd, vol, p, vecs, nviews, det, buf.data(), table.data(), nthreads);
+  ws.table.resize(block < nrays ? block : nrays);
+  if (lay[0].size * NB < (int64_t)1 << 31)
+    adjoint_chunk<T, DIM, NB, int32_t>(ytd, bufs, lay, vol, vecs, nviews, det, ws.table.data(), nthreads);
   else
-    adjoint_chunk<T, DIM, NB, double>(ytd, vol, p, vecs, nviews, det, buf.data(), table.data(), nthreads);
-  unpack<T, DIM, NB>(buf.data(), nvox, vol, p, b0, nb, x, nthreads);
+    adjoint_chunk<T, DIM, NB, double>(ytd, bufs, lay, vol, vecs, nviews, det, ws.table.data(), nthreads);
+  // sum of the layouts' partial back-projections (in a fixed order: deterministic)
+  for (int l = n_layouts<DIM>() - 1; l >= 0; --l)
+    copy_padded<T, DIM, NB>(false, l != n_layouts<DIM>() - 1, x, nvox, vol, lay[l], b0, nb, bufs[l], nthreads);
 }
 
 // Chunk the batch into groups of at most 16 images (power-of-two lanes).
 template <typename T, int DIM>
 void run(bool adjoint, const T* in, T* out, int64_t batch, const Volume& vol, const double* vecs, int nviews,
          const Detector& det, int nthreads) {
-  std::vector<T> buf, yt;
-  std::vector<Line> table;
+  Workspace<T, DIM> ws;
   for (int64_t b0 = 0; b0 < batch;) {
     const int64_t rem = batch - b0;
     const int nb = (int)(rem < 16 ? rem : 16);
     const int b = (int)b0;
 #define PR_CASE(NB)                                                                     \
   if (adjoint)                                                                          \
-    adjoint_batch<T, DIM, NB>(in, out, b, nb, vol, vecs, nviews, det, nthreads, buf, yt, table); \
+    adjoint_batch<T, DIM, NB>(in, out, b, nb, vol, vecs, nviews, det, nthreads, ws);       \
   else                                                                                  \
-    forward_batch<T, DIM, NB>(in, out, b, nb, vol, vecs, nviews, det, nthreads, buf);
+    forward_batch<T, DIM, NB>(in, out, b, nb, vol, vecs, nviews, det, nthreads, ws);
     if (nb > 8) { PR_CASE(16) } else if (nb > 4) { PR_CASE(8) } else if (nb > 2) { PR_CASE(4) }
     else if (nb > 1) { PR_CASE(2) } else { PR_CASE(1) }
 #undef PR_CASE
