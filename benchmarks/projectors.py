@@ -30,6 +30,8 @@ Peers, timed in the same run on the same data:
 
 Each measurement is one untimed warm-up call followed by ``--repeats`` timed calls
 (``time.perf_counter``); the median is reported (min and all samples are in the JSON).
+Ours and ASTRA are timed alternately, run by run, so that the slow and fast phases of a
+shared machine affect both alike.
 ASTRA and scikit-image are optional: a peer that cannot be imported is skipped with a
 note. As a sanity check of the geometry conventions the script prints, once per
 geometry and size, the relative L2 difference between our and ASTRA's sinogram of the
@@ -217,6 +219,33 @@ def time_call(fn: Callable[[], Any], repeats: int, budget_s: float | None = None
     }
 
 
+def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, Any]]:
+    """Like :func:`time_call` for several functions, alternating them run by run, so that a
+    slow or fast phase of a shared machine affects all of them alike (fairer ratios)."""
+    warm: dict[str, float] = {}
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        fn()
+        warm[name] = time.perf_counter() - t0
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - t0) * 1e3)
+    return {
+        name: {
+            "median_ms": statistics.median(s),
+            "min_ms": min(s),
+            "repeats": repeats,
+            "warmup_ms": warm[name] * 1e3,
+            "samples_ms": s,
+            "interleaved_with": [other for other in fns if other != name],
+        }
+        for name, s in samples.items()
+    }
+
+
 def rel_l2(a: np.ndarray, ref: np.ndarray) -> float:
     a64, r64 = np.asarray(a, np.float64), np.asarray(ref, np.float64)
     return float(np.linalg.norm(a64 - r64) / max(np.linalg.norm(r64), 1e-300))
@@ -321,22 +350,30 @@ def run_case(
     with torch.inference_mode():
         y = A(x)
         xb = A.T(y)
-        res: dict[str, Any] = {
-            "ours": {"forward": time_call(lambda: A(x), repeats), "back": time_call(lambda: A.T(y), repeats)}
-        }
-    _progress("precisionrecon", res["ours"])
     y_np = y.numpy()
 
+    def ours_forward() -> None:
+        with torch.inference_mode():
+            A(x)
+
+    def ours_back() -> None:
+        with torch.inference_mode():
+            A.T(y)
+
+    res: dict[str, Any] = {}
     if astra is None:
+        res["ours"] = {"forward": time_call(ours_forward, repeats), "back": time_call(ours_back, repeats)}
+        _progress("precisionrecon", res["ours"])
         res["astra"] = {"skipped": astra_note}
     else:
         runner = AstraRunner(astra, case, x_np, y_np)
         try:
-            res["astra"] = {
-                "projector": runner.kind,
-                "forward": time_call(runner.forward, repeats),
-                "back": time_call(runner.back, repeats),
-            }
+            # ours and ASTRA alternate run by run (see time_interleaved)
+            fwd = time_interleaved({"ours": ours_forward, "astra": runner.forward}, repeats)
+            back = time_interleaved({"ours": ours_back, "astra": runner.back}, repeats)
+            res["ours"] = {"forward": fwd["ours"], "back": back["ours"]}
+            _progress("precisionrecon", res["ours"])
+            res["astra"] = {"projector": runner.kind, "forward": fwd["astra"], "back": back["astra"]}
             key = (case.geometry, case.n)
             if key not in sanity:  # outputs of the last timed run, so accumulation would show too
                 sanity[key] = {
