@@ -153,24 +153,16 @@ void copy_padded(bool to_buffer, bool add, T* x, int64_t nvox, const Volume& vol
     }
 }
 
-// Forward projection of one chunk: y[b0 + b, ray] for every ray.
+// Forward projection of ray (iu, iv) of one view: out[b] for the NB images of the chunk.
 template <typename T, int DIM, int NB, typename OFF>
-void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, const double* vecs, int nviews,
-                   const Detector& det, int b0, int nb, T* y, int nthreads) {
-  const int64_t rays_per_view = (int64_t)det.nu * det.nv;
-  const int64_t nrays = rays_per_view * nviews;
-  const int vdim = DIM == 2 ? 6 : 12;
-#pragma omp parallel for schedule(dynamic, 64) num_threads(nthreads)
-  for (int64_t r = 0; r < nrays; ++r) {
-    const int64_t view = r / rays_per_view;
-    const int64_t rem = r - view * rays_per_view;
-    const int iv = (int)(rem / det.nu), iu = (int)(rem % det.nu);
+inline void ray_forward(const T* const* bufs, const Padded* lay, const Volume& vol, const double* vec,
+                        const Detector& det, int iu, int iv, T* out) {
     using V = Lanes<T, NB>;
     using V2 = Lanes<T, 2>;
     V acc0 = V{} * T(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     V2 pair0 = V2{} * T(0), pair1 = pair0;
     Line L;
-    if (pr::ray_line<DIM>(vecs + view * vdim, vol, det, iu, iv, L)) {
+    if (pr::ray_line<DIM>(vec, vol, det, iu, iv, L)) {
       const int li = layout_of<DIM>(L.m);
       const Padded& p = lay[li];
       const T* buf = bufs[li] + p.base * NB;
@@ -222,7 +214,6 @@ void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, c
         }
       }
     }
-    T out[NB];
     if constexpr (DIM == 2 && NB == 1) {
       const V2 pair = pair0 + pair1;
       out[0] = pair[0] + pair[1];
@@ -231,6 +222,132 @@ void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, c
     } else {
       store_lanes(out, acc0 + acc1);
     }
+}
+
+#if defined(__AVX512F__)
+// 2-D, one float32 image: kGroup neighbouring rays of a view walk the slices together, one
+// SIMD lane per ray. At slice j the lanes' taps lie in one window of 32 voxels of that
+// slice (the layout makes the taps' axis contiguous), so two aligned loads and two
+// permutes replace 2 x kGroup scalar loads. Returns false (and leaves the rays to
+// ray_forward) when the rays do not share their main axis.
+constexpr int kGroup = 16;
+typedef float GroupF __attribute__((vector_size(64)));
+typedef int GroupI __attribute__((vector_size(64)));
+
+inline bool group_forward(const float* const* bufs, const Padded* lay, const Volume& volume, const double* vec,
+                          const Detector& det, int iu0, int count, float* out) {
+  Line lines[kGroup];
+  alignas(64) double a1[kGroup], b1[kGroup], w[kGroup];
+  alignas(64) int j0[kGroup], j1[kGroup];
+  int m = -1, jlo = 1 << 30, jhi = -1;
+  for (int l = 0; l < kGroup; ++l) {
+    const bool hit = l < count && pr::ray_line<2>(vec, volume, det, iu0 + l, 0, lines[l]);
+    if (hit && m < 0) m = lines[l].m;
+    if (hit && lines[l].m != m) return false;
+    a1[l] = hit ? lines[l].a1 : 0.0;
+    b1[l] = hit ? lines[l].b1 : 0.0;
+    w[l] = hit ? lines[l].w : 0.0;
+    j0[l] = hit ? lines[l].j0 : 0;
+    j1[l] = hit ? lines[l].j1 : 0;
+    if (hit) {
+      jlo = lines[l].j0 < jlo ? lines[l].j0 : jlo;
+      jhi = lines[l].j1 > jhi ? lines[l].j1 : jhi;
+    }
+  }
+  GroupF acc = GroupF{} * 0.0f;
+  alignas(64) float extra[kGroup] = {};
+  if (m >= 0) {
+    const Volume vol = volume;
+    const int li = layout_of<2>(m), o1 = m == 0 ? 1 : 0;
+    const Padded& p = lay[li];
+    const float* buf = bufs[li] + p.base;
+    const int64_t sm = p.stride[m];
+    for (int j = jlo; j < jhi; ++j) {
+      alignas(64) float c0[kGroup], c1[kGroup];
+      alignas(64) int fi[kGroup];
+#pragma omp simd
+      for (int l = 0; l < kGroup; ++l) {
+        Line L;
+        L.m = m;
+        L.o1 = o1;
+        L.o2 = -1;
+        L.a1 = a1[l];
+        L.b1 = b1[l];
+        L.a2 = L.b2 = 0.0;
+        L.w = w[l];
+        L.j0 = j0[l];
+        L.j1 = j1[l];
+        const pr::Sample sa = pr::joseph_sample<2>(L, vol, (double)j);
+        const bool ok = sa.ok & (j >= j0[l]) & (j < j1[l]);
+        c0[l] = ok ? (float)sa.c0 : 0.0f;
+        c1[l] = ok ? (float)sa.c1 : 0.0f;
+        fi[l] = ok ? (int)sa.fl1 : (1 << 30);
+      }
+      int lo = 1 << 30, hi = -(1 << 30);
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+      for (int l = 0; l < kGroup; ++l) {
+        lo = fi[l] < lo ? fi[l] : lo;
+        hi = (fi[l] != (1 << 30) && fi[l] > hi) ? fi[l] : hi;
+      }
+      if (lo == (1 << 30)) continue;
+      const float* q = buf + j * sm;
+      if (hi - lo + 1 < 32) {
+        GroupI idx, fiv;
+        GroupF c0v, c1v, win0, win1;
+        memcpy(&fiv, fi, sizeof(fiv));
+        memcpy(&c0v, c0, sizeof(c0v));
+        memcpy(&c1v, c1, sizeof(c1v));
+        memcpy(&win0, q + lo, sizeof(win0));
+        memcpy(&win1, q + lo + 16, sizeof(win1));
+        const GroupI valid = fiv != (1 << 30);
+        idx = (fiv - lo) & valid;
+        const GroupF x0 = __builtin_shuffle(win0, win1, idx);
+        const GroupF x1 = __builtin_shuffle(win0, win1, idx + 1);
+        const GroupF term = c0v * x0 + c1v * x1;
+        acc += (GroupF)((GroupI)term & valid);  // lanes without a sample add exactly 0
+      } else {
+        for (int l = 0; l < kGroup; ++l)
+          if (fi[l] != (1 << 30)) extra[l] += c0[l] * q[fi[l]] + c1[l] * q[fi[l] + 1];
+      }
+    }
+  }
+  alignas(64) float res[kGroup];
+  memcpy(res, &acc, sizeof(res));
+  for (int l = 0; l < count; ++l) out[l] = res[l] + extra[l];
+  return true;
+}
+#endif
+
+// Forward projection of one chunk: y[b0 + b, ray] for every ray.
+template <typename T, int DIM, int NB, typename OFF>
+void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, const double* vecs, int nviews,
+                   const Detector& det, int b0, int nb, T* y, int nthreads) {
+  const int64_t rays_per_view = (int64_t)det.nu * det.nv;
+  const int64_t nrays = rays_per_view * nviews;
+  const int vdim = DIM == 2 ? 6 : 12;
+#if defined(__AVX512F__)
+  if constexpr (DIM == 2 && NB == 1 && std::is_same<T, float>::value) {
+    const int64_t groups_per_view = (det.nu + kGroup - 1) / kGroup;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(nthreads)
+    for (int64_t g = 0; g < groups_per_view * nviews; ++g) {
+      const int64_t view = g / groups_per_view;
+      const int iu0 = (int)(g % groups_per_view) * kGroup;
+      const int count = det.nu - iu0 < kGroup ? det.nu - iu0 : kGroup;
+      T* yr = y + (int64_t)b0 * nrays + view * rays_per_view + iu0;
+      const double* vec = vecs + view * vdim;
+      if (!group_forward(bufs, lay, vol, vec, det, iu0, count, yr))
+        for (int l = 0; l < count; ++l) ray_forward<T, DIM, NB, OFF>(bufs, lay, vol, vec, det, iu0 + l, 0, yr + l);
+    }
+    return;
+  }
+#endif
+#pragma omp parallel for schedule(dynamic, 64) num_threads(nthreads)
+  for (int64_t r = 0; r < nrays; ++r) {
+    const int64_t view = r / rays_per_view;
+    const int64_t rem = r - view * rays_per_view;
+    const int iv = (int)(rem / det.nu), iu = (int)(rem % det.nu);
+    T out[NB];
+    ray_forward<T, DIM, NB, OFF>(bufs, lay, vol, vecs + view * vdim, det, iu, iv, out);
     for (int b = 0; b < nb; ++b) y[(int64_t)(b0 + b) * nrays + r] = out[b];
   }
 }
@@ -314,7 +431,7 @@ void forward_batch(const T* x, T* y, int b0, int nb, const Volume& vol, const do
   const T* bufs[2];
   for (int l = 0; l < n_layouts<DIM>(); ++l) {
     lay[l] = padded_layout<DIM>(vol, fastest_axis<DIM>(l));
-    ws.buf[l].assign(lay[l].size * NB, T(0));
+    ws.buf[l].assign(lay[l].size * NB + 64, T(0));  // slack: window loads may read past the end
     copy_padded<T, DIM, NB>(true, false, const_cast<T*>(x), nvox, vol, lay[l], b0, nb, ws.buf[l].data(), nthreads);
     bufs[l] = ws.buf[l].data();
   }

@@ -108,3 +108,32 @@ def test_missing_library_warns_once_and_falls_back() -> None:
 def test_forced_reference_is_silent() -> None:
     count, _ = _run_without_library("", {"PATH": "", "PRECISIONRECON_KERNELS": "reference"})
     assert int(count) == 0
+
+
+GROUP_CASES = {
+    # one float32 image in 2-D takes the grouped SIMD walk (AVX-512 builds); these cover
+    # full groups, partial groups, windows too wide for one permute (wide detector pixels)
+    # and groups whose rays change main axis (fan beam near 45 degrees)
+    "parallel-256": lambda: pr.XRayTransform(
+        pr.Volume((256, 256)), pr.ParallelBeam2D(angles=pr.angles(23), det_count=363)
+    ),
+    "parallel-wide-pixels": lambda: pr.XRayTransform(
+        pr.Volume((64, 80), spacing=(0.7, 1.2)),
+        pr.ParallelBeam2D(angles=pr.angles(17, arc=6.2), det_count=45, det_spacing=3.1, det_offset=2.2),
+    ),
+    "fan-arc": lambda: pr.XRayTransform(
+        pr.Volume((128, 120)),
+        pr.FanBeam2D(angles=pr.angles(19, arc=6.28), det_count=301, det_spacing=1.0, src_iso=150, src_det=300,
+                     detector="arc"),
+    ),
+}
+
+
+@requires_lib
+@pytest.mark.parametrize("name", sorted(GROUP_CASES))
+def test_single_float32_image_matches_reference(name: str) -> None:
+    op = GROUP_CASES[name]()
+    x = torch.rand(*op.domain_shape, dtype=torch.float64)
+    expected = reference.forward(x[None], *_reference_args(op)).reshape(op.range_shape)
+    assert _rel(op(x.float()).double(), expected) < 1e-6
+    assert pr.testing.adjoint_error(op, dtype=torch.float32) < 1e-5
