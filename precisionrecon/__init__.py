@@ -11,7 +11,7 @@ from .geometry import (
     Volume,
     angles,
 )
-from .operators import IdentityOperator, LinearOperator, XRayTransform
+from .operators import IdentityOperator, LinearOperator, RampFilter, XRayTransform
 
 __version__ = "0.1.0"
 
@@ -23,6 +23,7 @@ __all__ = [
     "LinearOperator",
     "ParallelBeam2D",
     "ParallelBeam3D",
+    "RampFilter",
     "VectorGeometry",
     "Volume",
     "XRayTransform",

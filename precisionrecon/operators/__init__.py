@@ -9,6 +9,7 @@ from .base import (
     SumOperator,
     power_norm,
 )
+from .filters import RampFilter, fft_length, ramp_response
 from .xray import XRayTransform
 
 __all__ = [
@@ -16,8 +17,11 @@ __all__ = [
     "ComposedOperator",
     "IdentityOperator",
     "LinearOperator",
+    "RampFilter",
     "ScaledOperator",
     "SumOperator",
     "XRayTransform",
+    "fft_length",
     "power_norm",
+    "ramp_response",
 ]
