@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import LinearOperator, cached
+from .base import LinearOperator
 
 WINDOWS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
 
@@ -95,7 +95,9 @@ class RampFilter(LinearOperator):
         object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
         if not self.shape or min(self.shape) <= 0:
             raise ValueError(f"shape must be a non-empty tuple of positive ints, got {self.shape}")
+        # validates window, cutoff and spacing; kept as the `designed_response` value
         designed = ramp_response(self.shape[-1], float(self.det_spacing), self.window, float(self.cutoff))
+        self.__dict__["designed_response"] = designed
         if self.response is not None:
             if not isinstance(self.response, Tensor) or self.response.shape != designed.shape:
                 raise ValueError(
@@ -113,10 +115,10 @@ class RampFilter(LinearOperator):
     def range_shape(self) -> tuple[int, ...]:  # type: ignore[override]
         return self.shape
 
-    @cached
+    @property
     def designed_response(self) -> Tensor:
         """The windowed ramp of :func:`ramp_response` for this filter's parameters."""
-        return ramp_response(self.shape[-1], float(self.det_spacing), self.window, float(self.cutoff))
+        return self.__dict__["designed_response"]
 
     def apply(self, x: Tensor) -> Tensor:
         """Filter along the last axis. Shape: ``(*batch, *shape) -> (*batch, *shape)``."""
