@@ -197,51 +197,41 @@ def phantom(n: int) -> np.ndarray:
 # --------------------------------------------------------------------------- timing
 
 
-def time_call(fn: Callable[[], Any], repeats: int, budget_s: float | None = None) -> dict[str, Any]:
-    """One warm-up call, then ``repeats`` timed calls (fewer if ``budget_s`` would be exceeded)."""
+def _timed_ms(fn: Callable[[], Any]) -> float:
     t0 = time.perf_counter()
     fn()
-    warm = time.perf_counter() - t0
-    n = repeats
-    if budget_s is not None and warm > 0:
-        n = max(1, min(repeats, int(budget_s / warm)))
-    samples = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
+    return (time.perf_counter() - t0) * 1e3
+
+
+def _summary(samples: list[float], warm_ms: float) -> dict[str, Any]:
     return {
         "median_ms": statistics.median(samples),
         "min_ms": min(samples),
-        "repeats": n,
-        "warmup_ms": warm * 1e3,
+        "repeats": len(samples),
+        "warmup_ms": warm_ms,
         "samples_ms": samples,
     }
+
+
+def time_call(fn: Callable[[], Any], repeats: int, budget_s: float | None = None) -> dict[str, Any]:
+    """One warm-up call, then ``repeats`` timed calls (fewer if ``budget_s`` would be exceeded)."""
+    warm = _timed_ms(fn)
+    n = repeats
+    if budget_s is not None and warm > 0:
+        n = max(1, min(repeats, int(budget_s * 1e3 / warm)))
+    return _summary([_timed_ms(fn) for _ in range(n)], warm)
 
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, Any]]:
     """Like :func:`time_call` for several functions, alternating them run by run, so that a
     slow or fast phase of a shared machine affects all of them alike (fairer ratios)."""
-    warm: dict[str, float] = {}
-    for name, fn in fns.items():
-        t0 = time.perf_counter()
-        fn()
-        warm[name] = time.perf_counter() - t0
+    warm = {name: _timed_ms(fn) for name, fn in fns.items()}
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            samples[name].append((time.perf_counter() - t0) * 1e3)
+            samples[name].append(_timed_ms(fn))
     return {
-        name: {
-            "median_ms": statistics.median(s),
-            "min_ms": min(s),
-            "repeats": repeats,
-            "warmup_ms": warm[name] * 1e3,
-            "samples_ms": s,
-            "interleaved_with": [other for other in fns if other != name],
-        }
+        name: {**_summary(s, warm[name]), "interleaved_with": [other for other in fns if other != name]}
         for name, s in samples.items()
     }
 
