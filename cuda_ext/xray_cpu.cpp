@@ -498,32 +498,13 @@ void run(bool adjoint, const T* in, T* out, int64_t batch, const Volume& vol, co
   }
 }
 
-int check_and_build(int ndim, const int* vol_n, const double* vol_sp, const double* vol_off, int nviews,
-                    int det_nu, int det_nv, int beam, int curved, Volume& vol, Detector& det) {
-  if (ndim != 2 && ndim != 3) return 1;
-  if (nviews <= 0 || det_nu <= 0 || det_nv <= 0 || (ndim == 2 && det_nv != 1)) return 2;
-  if (beam != pr::BEAM_PARALLEL && beam != pr::BEAM_CONE) return 3;
-  if (curved != 0 && curved != 1) return 3;
-  for (int k = 0; k < 3; ++k) {
-    vol.n[k] = k < ndim ? vol_n[k] : 1;
-    vol.sp[k] = k < ndim ? vol_sp[k] : 1.0;
-    vol.off[k] = k < ndim ? vol_off[k] : 0.0;
-    if (vol.n[k] <= 0 || !(vol.sp[k] > 0.0)) return 4;
-  }
-  det.nu = det_nu;
-  det.nv = det_nv;
-  det.beam = beam;
-  det.curved = curved;
-  return 0;
-}
-
 template <typename T>
 int entry(bool adjoint, const T* in, T* out, int64_t batch, int ndim, const int* vol_n, const double* vol_sp,
           const double* vol_off, const double* vecs, int nviews, int det_nu, int det_nv, int beam, int curved,
           int nthreads) {
   Volume vol;
   Detector det;
-  const int err = check_and_build(ndim, vol_n, vol_sp, vol_off, nviews, det_nu, det_nv, beam, curved, vol, det);
+  const int err = pr::make_geometry(ndim, vol_n, vol_sp, vol_off, nviews, det_nu, det_nv, beam, curved, vol, det);
   if (err) return err;
   if (batch < 0) return 5;
   if (nthreads < 1) nthreads = 1;

@@ -158,6 +158,26 @@ PR_HD void slice_range(double a, double b, double lo, double hi, int n, int& j0,
   if (j1 < j0) j1 = j0;
 }
 
+// Validate the C ABI geometry arguments and fill Volume/Detector (0 or an error code).
+PR_HD int make_geometry(int ndim, const int* vol_n, const double* vol_sp, const double* vol_off, int nviews,
+                        int det_nu, int det_nv, int beam, int curved, Volume& vol, Detector& det) {
+  if (ndim != 2 && ndim != 3) return 1;
+  if (nviews <= 0 || det_nu <= 0 || det_nv <= 0 || (ndim == 2 && det_nv != 1)) return 2;
+  if (beam != BEAM_PARALLEL && beam != BEAM_CONE) return 3;
+  if (curved != 0 && curved != 1) return 3;
+  for (int k = 0; k < 3; ++k) {
+    vol.n[k] = k < ndim ? vol_n[k] : 1;
+    vol.sp[k] = k < ndim ? vol_sp[k] : 1.0;
+    vol.off[k] = k < ndim ? vol_off[k] : 0.0;
+    if (vol.n[k] <= 0 || !(vol.sp[k] > 0.0)) return 4;
+  }
+  det.nu = det_nu;
+  det.nv = det_nv;
+  det.beam = beam;
+  det.curved = curved;
+  return 0;
+}
+
 // Set up the Joseph walk of ray (iu, iv) of one view. Returns false for an empty ray.
 template <int DIM>
 PR_HD bool ray_line(const double* vec, const Volume& vol, const Detector& det, int iu, int iv, Line& L) {
@@ -200,6 +220,189 @@ PR_HD bool ray_line(const double* vec, const Volume& vol, const Detector& det, i
   while (L.j0 < L.j1 && !joseph_sample<DIM>(L, vol, (double)L.j0).ok) ++L.j0;
   while (L.j1 > L.j0 && !joseph_sample<DIM>(L, vol, (double)(L.j1 - 1)).ok) --L.j1;
   return L.j1 > L.j0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Voxel-driven (pixel-driven) back-projection, the back-projector of FBP and FDK.
+//
+// For voxel centre x and one view, the ray through x meets the detector at continuous
+// pixel coordinates (cu, cv) (pixel centres at integers); the projection value there is
+// interpolated linearly in u (bilinearly in u, v) with zeros outside the detector, and
+// multiplied by the distance weight W = (D / l)^2 of divergent-beam FBP when asked:
+//   flat detector:   l = (x - s) . n   (depth along the detector normal n, pointing away
+//                    from the source), D = -s . n      -> W = 1 / U^2 (Kak & Slaney 3.4.2)
+//   curved detector: l = |(x - s)_perp| (distance from the source perpendicular to v),
+//                    D = -s . w_hat (w the in-plane direction from the source to the
+//                    detector centre)                  -> W = D^2 / L^2 (Kak & Slaney 3.4.1)
+// For circular geometries D is the source-to-isocentre distance. Parallel beams: W = 1.
+// The voxel-driven forward projection applies exactly the transposed weights.
+struct ViewProjection {
+  int curved, cone, weighted;
+  double P[3][4];       // flat: (a * den, b * den, den) = P (x, 1); a, b offsets in pixels
+  double depth[4];      // flat, cone: l = depth . (x, 1)
+  double D;             // distance normalising the weight
+  double s[3], what[3], uhat[3], vhat[3];  // curved detector frame
+  double R, un, vn, wv; // curved: radius, |u|, |v|, v-offset of the detector centre
+  double cu0, cv0;      // continuous index of the detector centre
+};
+
+PR_HD void cross3(const double* a, const double* b, double* c) {
+  c[0] = a[1] * b[2] - a[2] * b[1];
+  c[1] = a[2] * b[0] - a[0] * b[2];
+  c[2] = a[0] * b[1] - a[1] * b[0];
+}
+
+PR_HD double dot3(const double* a, const double* b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+
+// Set up the voxel-to-detector map of one view (vectors in the layout of ray_line).
+template <int DIM>
+PR_HD void view_projection(const double* vec, const Detector& det, int weighted, ViewProjection& V) {
+  double s[3] = {0, 0, 0}, d[3] = {0, 0, 0}, u[3] = {0, 0, 0}, v[3] = {0, 0, 1};
+  for (int k = 0; k < DIM; ++k) {
+    s[k] = vec[k];
+    d[k] = vec[DIM + k];
+    u[k] = vec[2 * DIM + k];
+    if (DIM == 3) v[k] = vec[3 * DIM + k];
+  }
+  V.curved = det.curved;
+  V.cone = det.beam == BEAM_CONE;
+  V.weighted = weighted && V.cone;
+  V.cu0 = 0.5 * (det.nu - 1);
+  V.cv0 = 0.5 * (det.nv - 1);
+  for (int i = 0; i < 3; ++i)
+    for (int k = 0; k < 4; ++k) V.P[i][k] = 0.0;
+  for (int k = 0; k < 4; ++k) V.depth[k] = 0.0;
+  V.D = 1.0;
+  double e[3], c0[3], c1[3], c2[3];
+  if (!V.curved) {
+    // Solve p0 + t r = d + a u + b v (Cramer): a = e.(v x r) / u.(v x r), b = e.(r x u) / u.(v x r).
+    // In 2-D, v = e_z and the plane is the line d + a u.
+    if (V.cone) {  // r = x - s, e = s - d: every term is linear in x
+      for (int k = 0; k < 3; ++k) e[k] = s[k] - d[k];
+      cross3(e, v, c0);  // a * den = (x - s) . (e x v)
+      cross3(u, e, c1);  // b * den = (x - s) . (u x e)
+      cross3(u, v, c2);  // den     = (x - s) . (u x v)
+      const double* rows[3] = {c0, c1, c2};
+      for (int i = 0; i < 3; ++i) {
+        for (int k = 0; k < 3; ++k) V.P[i][k] = rows[i][k];
+        V.P[i][3] = -dot3(s, rows[i]);
+      }
+    } else {  // r = s (direction), e = x - d
+      cross3(v, s, c0);  // a * den = (x - d) . (v x s)
+      cross3(s, u, c1);  // b * den = (x - d) . (s x u)
+      for (int k = 0; k < 3; ++k) {
+        V.P[0][k] = c0[k];
+        V.P[1][k] = c1[k];
+      }
+      V.P[0][3] = -dot3(d, c0);
+      V.P[1][3] = -dot3(d, c1);
+      cross3(v, s, c2);
+      V.P[2][3] = dot3(u, c2);  // den = u . (v x s), the same for every x
+    }
+    if (V.weighted) {
+      double n[3], w[3];
+      cross3(u, v, n);
+      for (int k = 0; k < 3; ++k) w[k] = d[k] - s[k];
+      const double sign = dot3(n, w) < 0.0 ? -1.0 : 1.0;
+      const double nn = sign / sqrt(dot3(n, n));
+      for (int k = 0; k < 3; ++k) V.depth[k] = n[k] * nn;
+      V.depth[3] = -dot3(s, V.depth);
+      V.D = V.depth[3];
+    }
+    return;
+  }
+  // Curved detector (cone beam): the geometry of pixel_position.
+  const double vn = sqrt(dot3(v, v));
+  double w[3];
+  for (int k = 0; k < 3; ++k) {
+    V.s[k] = s[k];
+    V.vhat[k] = v[k] / vn;
+    w[k] = d[k] - s[k];
+  }
+  V.wv = dot3(w, V.vhat);
+  for (int k = 0; k < 3; ++k) w[k] -= V.wv * V.vhat[k];
+  V.R = sqrt(dot3(w, w));
+  V.un = sqrt(dot3(u, u));
+  V.vn = vn;
+  for (int k = 0; k < 3; ++k) {
+    V.what[k] = w[k] / V.R;
+    V.uhat[k] = u[k] / V.un;
+  }
+  V.D = -dot3(s, V.what);
+}
+
+// Interpolation taps of voxel centre x (world mm) in one view: detector pixel (iu, iv) and
+// weights c[0..3] for (iu, iv), (iu + 1, iv), (iu, iv + 1), (iu + 1, iv + 1), each already
+// multiplied by the distance weight; taps outside the detector get weight 0 (and must not
+// be read). Returns false when no tap is on the detector.
+struct VoxelTaps {
+  int iu, iv;
+  double c[4];
+};
+
+template <int DIM>
+PR_HD bool voxel_taps(const ViewProjection& V, const Detector& det, const double* x, VoxelTaps& T) {
+  double cu, cv = 0.0, W = 1.0;
+  if (!V.curved) {
+    const double xa[4] = {x[0], x[1], DIM == 3 ? x[2] : 0.0, 1.0};
+    double num_a = 0.0, num_b = 0.0, den = 0.0, l = 0.0;
+    for (int k = 0; k < 4; ++k) {
+      num_a += V.P[0][k] * xa[k];
+      num_b += V.P[1][k] * xa[k];
+      den += V.P[2][k] * xa[k];
+      l += V.depth[k] * xa[k];
+    }
+    if (!(den != 0.0)) return false;
+    if (V.weighted) {
+      if (!(l > 0.0)) return false;  // at or behind the source
+      W = (V.D / l) * (V.D / l);
+    }
+    cu = num_a / den + V.cu0;
+    cv = num_b / den + V.cv0;
+  } else {
+    double r[3] = {x[0] - V.s[0], x[1] - V.s[1], (DIM == 3 ? x[2] : 0.0) - V.s[2]};
+    const double rv = dot3(r, V.vhat);
+    for (int k = 0; k < 3; ++k) r[k] -= rv * V.vhat[k];
+    const double rn = sqrt(dot3(r, r));
+    if (!(rn > 0.0)) return false;
+    const double alpha = atan2(dot3(r, V.uhat), dot3(r, V.what));
+    cu = alpha * V.R / V.un + V.cu0;
+    if (DIM == 3) cv = ((V.R / rn) * rv - V.wv) / V.vn + V.cv0;
+    if (V.weighted) W = (V.D / rn) * (V.D / rn);
+  }
+  // Range test before the integer conversion (NaN and huge values fail it).
+  if (!(cu > -1.0 && cu < (double)det.nu)) return false;
+  if (DIM == 3 && !(cv > -1.0 && cv < (double)det.nv)) return false;
+  const double fu = floor(cu), tu = cu - fu;
+  T.iu = (int)fu;
+  double wu0 = (1.0 - tu) * W, wu1 = tu * W;
+  if (T.iu < 0) wu0 = 0.0;
+  if (T.iu + 1 > det.nu - 1) wu1 = 0.0;
+  if (DIM == 2) {
+    T.iv = 0;
+    T.c[0] = wu0;
+    T.c[1] = wu1;
+    T.c[2] = 0.0;
+    T.c[3] = 0.0;
+    return true;
+  }
+  const double fv = floor(cv), tv = cv - fv;
+  T.iv = (int)fv;
+  double wv0 = 1.0 - tv, wv1 = tv;
+  if (T.iv < 0) wv0 = 0.0;
+  if (T.iv + 1 > det.nv - 1) wv1 = 0.0;
+  T.c[0] = wu0 * wv0;
+  T.c[1] = wu1 * wv0;
+  T.c[2] = wu0 * wv1;
+  T.c[3] = wu1 * wv1;
+  return true;
+}
+
+// World coordinates of voxel (ix, iy, iz).
+PR_HD void voxel_centre(const Volume& vol, int ix, int iy, int iz, double* x) {
+  x[0] = (ix - vol.off[0]) * vol.sp[0];
+  x[1] = (iy - vol.off[1]) * vol.sp[1];
+  x[2] = (iz - vol.off[2]) * vol.sp[2];
 }
 
 }  // namespace pr

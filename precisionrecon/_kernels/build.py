@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .libinfo import BASE_FLAGS, LIB_DIR, SRC_DIR, isa_flags, library_name
+from .libinfo import BASE_FLAGS, CPU_SOURCES, LIB_DIR, SRC_DIR, isa_flags, library_name
 
 
 def _digest(files: list[Path], flags: list[str]) -> str:
@@ -40,7 +40,7 @@ def _compiler() -> str:
 def build_cpu(force: bool = False, verbose: bool = True) -> list[Path]:
     """Build the CPU libraries; returns their paths."""
     LIB_DIR.mkdir(parents=True, exist_ok=True)
-    sources = [SRC_DIR / "xray_math.h", SRC_DIR / "xray_cpu.cpp"]
+    sources = [SRC_DIR / "xray_math.h", *CPU_SOURCES]
     cxx = _compiler()
     out = []
     for isa, flags in isa_flags().items():
@@ -54,7 +54,7 @@ def build_cpu(force: bool = False, verbose: bool = True) -> list[Path]:
         # Compile to a temporary name and rename: a half-written library is never loaded.
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=LIB_DIR)
         os.close(fd)
-        cmd = [cxx, *all_flags, f"-I{SRC_DIR}", str(SRC_DIR / "xray_cpu.cpp"), "-o", tmp]
+        cmd = [cxx, *all_flags, f"-I{SRC_DIR}", *map(str, CPU_SOURCES), "-o", tmp]
         if verbose:
             print("[precisionrecon] " + " ".join(cmd), flush=True)
         try:

@@ -37,6 +37,9 @@ _SIGNATURE = [
     ctypes.c_int,  # nthreads
 ]
 FUNCTIONS = ("pr_xray_forward_f32", "pr_xray_forward_f64", "pr_xray_adjoint_f32", "pr_xray_adjoint_f64")
+# The voxel-driven back-projector takes one more int (distance weighting) before nthreads.
+_VBP_SIGNATURE = [*_SIGNATURE[:-1], ctypes.c_int, ctypes.c_int]
+VBP_FUNCTIONS = ("pr_vbp_backproject_f32", "pr_vbp_backproject_f64", "pr_vbp_project_f32", "pr_vbp_project_f64")
 
 
 def _cpu_flags() -> set[str]:
@@ -76,6 +79,10 @@ def cpu_library() -> tuple[ctypes.CDLL, str] | None:
         for name in FUNCTIONS:
             fn = getattr(lib, name)
             fn.argtypes = _SIGNATURE
+            fn.restype = ctypes.c_int
+        for name in VBP_FUNCTIONS:
+            fn = getattr(lib, name)
+            fn.argtypes = _VBP_SIGNATURE
             fn.restype = ctypes.c_int
         return lib, isa
     warnings.warn(

@@ -17,7 +17,7 @@ from torch import Tensor
 from . import reference
 from .loader import cpu_library
 
-__all__ = ["xray_adjoint", "xray_forward"]
+__all__ = ["vbp_backproject", "vbp_project", "xray_adjoint", "xray_forward"]
 
 
 def _geometry_args(vol_shape: list[int], vol_spacing: list[float], vol_offset: list[float], det_shape: list[int]):
@@ -30,15 +30,13 @@ def _geometry_args(vol_shape: list[int], vol_spacing: list[float], vol_offset: l
     return n, sp, off, nu, nv
 
 
-def _call_library(
-    adjoint: bool, src: Tensor, dst: Tensor, batch: int, n, sp, off, vectors: Tensor, nu, nv, beam, curved
-) -> bool:
+def _call_library(name: str, src: Tensor, dst: Tensor, batch: int, n, sp, off, vectors: Tensor, nu, nv, *ints) -> bool:
+    """Call ``{name}_{f32|f64}`` of the CPU library; False when there is no library."""
     found = cpu_library()
     if found is None:
         return False
     lib, _ = found
-    suffix = "f32" if src.dtype == torch.float32 else "f64"
-    fn = getattr(lib, f"pr_xray_{'adjoint' if adjoint else 'forward'}_{suffix}")
+    fn = getattr(lib, f"{name}_{'f32' if src.dtype == torch.float32 else 'f64'}")
     dim = len(n)
     c_n = (ctypes.c_int * 3)(*(n + [1] * (3 - dim)))
     c_sp = (ctypes.c_double * 3)(*(sp + [1.0] * (3 - dim)))
@@ -55,12 +53,11 @@ def _call_library(
         vectors.shape[0],
         nu,
         nv,
-        beam,
-        curved,
+        *ints,
         torch.get_num_threads(),
     )
     if err != 0:
-        raise RuntimeError(f"precisionrecon kernel rejected its arguments (code {err})")
+        raise RuntimeError(f"precisionrecon kernel {name} rejected its arguments (code {err})")
     return True
 
 
@@ -94,7 +91,7 @@ def xray_forward(
         return out
     xc = x.contiguous()
     vc = vectors.detach().contiguous()
-    if not _call_library(False, xc, out, batch, n, sp, off, vc, nu, nv, beam, curved):
+    if not _call_library("pr_xray_forward", xc, out, batch, n, sp, off, vc, nu, nv, beam, curved):
         flat = reference.forward(xc.reshape(batch, *vol_shape), vc, n, sp, off, nu, nv, beam, curved)
         out.copy_(flat.reshape(out.shape))
     return out
@@ -121,7 +118,7 @@ def xray_adjoint(
         return out
     yc = y.contiguous()
     vc = vectors.detach().contiguous()
-    if not _call_library(True, yc, out, batch, n, sp, off, vc, nu, nv, beam, curved):
+    if not _call_library("pr_xray_adjoint", yc, out, batch, n, sp, off, vc, nu, nv, beam, curved):
         flat = reference.adjoint(yc.reshape(batch, -1), vc, n, sp, off, nu, nv, beam, curved)
         out.copy_(flat.reshape(out.shape))
     return out
@@ -156,3 +153,87 @@ def _adjoint_backward(ctx, grad: Tensor):
 
 xray_forward.register_autograd(_forward_backward, setup_context=_setup_context)
 xray_adjoint.register_autograd(_adjoint_backward, setup_context=_setup_context)
+
+
+@torch.library.custom_op("precisionrecon::vbp_backproject", mutates_args=(), device_types="cpu")
+def vbp_backproject(
+    q: Tensor,
+    vectors: Tensor,
+    vol_shape: list[int],
+    vol_spacing: list[float],
+    vol_offset: list[float],
+    det_shape: list[int],
+    beam: int,
+    curved: int,
+    weighted: int,
+) -> Tensor:
+    """Voxel-driven (FBP) back-projection ``(*batch, n_views, *det_shape) -> (*batch, *vol_shape)``."""
+    _check(q, vectors, [vectors.shape[0], *det_shape], "q")
+    batch_shape = q.shape[: q.dim() - 1 - len(det_shape)]
+    batch = math.prod(batch_shape)
+    n, sp, off, nu, nv = _geometry_args(vol_shape, vol_spacing, vol_offset, det_shape)
+    out = q.new_empty((*batch_shape, *vol_shape))
+    if batch == 0:
+        return out
+    qc = q.contiguous()
+    vc = vectors.detach().contiguous()
+    if not _call_library("pr_vbp_backproject", qc, out, batch, n, sp, off, vc, nu, nv, beam, curved, weighted):
+        flat = reference.vbp_backproject(
+            qc.reshape(batch, vectors.shape[0], -1), vc, n, sp, off, nu, nv, beam, curved, weighted
+        )
+        out.copy_(flat.reshape(out.shape))
+    return out
+
+
+@torch.library.custom_op("precisionrecon::vbp_project", mutates_args=(), device_types="cpu")
+def vbp_project(
+    x: Tensor,
+    vectors: Tensor,
+    vol_shape: list[int],
+    vol_spacing: list[float],
+    vol_offset: list[float],
+    det_shape: list[int],
+    beam: int,
+    curved: int,
+    weighted: int,
+) -> Tensor:
+    """Transpose of :func:`vbp_backproject`: ``(*batch, *vol_shape) -> (*batch, n_views, *det_shape)``."""
+    _check(x, vectors, vol_shape, "x")
+    batch_shape = x.shape[: x.dim() - len(vol_shape)]
+    batch = math.prod(batch_shape)
+    n, sp, off, nu, nv = _geometry_args(vol_shape, vol_spacing, vol_offset, det_shape)
+    out = x.new_empty((*batch_shape, vectors.shape[0], *det_shape))
+    if batch == 0:
+        return out
+    xc = x.contiguous()
+    vc = vectors.detach().contiguous()
+    if not _call_library("pr_vbp_project", xc, out, batch, n, sp, off, vc, nu, nv, beam, curved, weighted):
+        flat = reference.vbp_project(xc.reshape(batch, -1), vc, n, sp, off, nu, nv, beam, curved, weighted)
+        out.copy_(flat.reshape(out.shape))
+    return out
+
+
+@vbp_backproject.register_fake
+def _(q, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved, weighted):
+    batch_shape = q.shape[: q.dim() - 1 - len(det_shape)]
+    return q.new_empty((*batch_shape, *vol_shape))
+
+
+@vbp_project.register_fake
+def _(x, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved, weighted):
+    batch_shape = x.shape[: x.dim() - len(vol_shape)]
+    return x.new_empty((*batch_shape, vectors.shape[0], *det_shape))
+
+
+def _vbp_backproject_backward(ctx, grad: Tensor):
+    (vectors,) = ctx.saved_tensors
+    return (vbp_project(grad, vectors, *ctx.geometry),) + (None,) * 8
+
+
+def _vbp_project_backward(ctx, grad: Tensor):
+    (vectors,) = ctx.saved_tensors
+    return (vbp_backproject(grad, vectors, *ctx.geometry),) + (None,) * 8
+
+
+vbp_backproject.register_autograd(_vbp_backproject_backward, setup_context=_setup_context)
+vbp_project.register_autograd(_vbp_project_backward, setup_context=_setup_context)

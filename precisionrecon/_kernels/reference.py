@@ -146,3 +146,112 @@ def adjoint(
         contrib = yc[:, :, None, None] * weight.to(y.dtype)
         acc.index_add_(1, index.reshape(-1), contrib.reshape(y.shape[0], -1))
     return _unpad(acc, n)
+
+
+# --- voxel-driven (FBP/FDK) back-projection: the math of view_projection / voxel_taps ---
+
+
+def _voxel_centres(n: list[int], sp: list[float], off: list[float]) -> Tensor:
+    """World coordinates of all voxel centres, ``(nvox, 3)`` in memory order (x fastest)."""
+    axes = [(torch.arange(n[k], dtype=torch.float64) - off[k]) * sp[k] for k in range(len(n))]
+    grids = torch.meshgrid(*reversed(axes), indexing="ij")  # (z,) y, x
+    pts = torch.stack([g.reshape(-1) for g in reversed(grids)], dim=1)
+    if pts.shape[1] == 2:
+        pts = torch.cat([pts, torch.zeros_like(pts[:, :1])], dim=1)
+    return pts
+
+
+def _voxel_taps(
+    vec: Tensor, pts: Tensor, dim: int, nu: int, nv: int, beam: int, curved: int, weighted: int
+) -> tuple[Tensor, Tensor]:
+    """Detector indices ``(nvox, 4)`` (flat, per view) and weights ``(nvox, 4)`` of one view."""
+    z = torch.zeros(3, dtype=torch.float64)
+    s, d, u, v = z.clone(), z.clone(), z.clone(), torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    s[:dim], d[:dim], u[:dim] = vec[:dim], vec[dim : 2 * dim], vec[2 * dim : 3 * dim]
+    if dim == 3:
+        v = vec[9:12].clone()
+    cone = beam == 1
+    weight = torch.ones(pts.shape[0], dtype=torch.float64)
+    ok = torch.ones(pts.shape[0], dtype=torch.bool)
+    if not curved:
+        if cone:
+            e = s - d
+            rows = [torch.linalg.cross(e, v), torch.linalg.cross(u, e), torch.linalg.cross(u, v)]
+            num_a, num_b, den = ((pts - s) @ r for r in rows)
+        else:
+            c0, c1 = torch.linalg.cross(v, s), torch.linalg.cross(s, u)
+            num_a, num_b = (pts - d) @ c0, (pts - d) @ c1
+            den = torch.full_like(num_a, float(u @ torch.linalg.cross(v, s)))
+        ok &= den != 0
+        den = torch.where(ok, den, torch.ones_like(den))
+        if weighted and cone:
+            n = torch.linalg.cross(u, v)
+            n = n * (-1.0 if float(n @ (d - s)) < 0 else 1.0) / torch.linalg.vector_norm(n)
+            depth = (pts - s) @ n
+            big_d = float(-(s @ n))
+            ok &= depth > 0
+            depth = torch.where(ok, depth, torch.ones_like(depth))
+            weight = (big_d / depth) ** 2
+        cu = num_a / den + 0.5 * (nu - 1)
+        cv = num_b / den + 0.5 * (nv - 1)
+    else:
+        vhat = v / torch.linalg.vector_norm(v)
+        w = d - s
+        w = w - (w @ vhat) * vhat
+        radius = torch.linalg.vector_norm(w)
+        what, un = w / radius, torch.linalg.vector_norm(u)
+        uhat = u / un
+        r = pts - s
+        rv = r @ vhat
+        r = r - rv[:, None] * vhat
+        rn = torch.linalg.vector_norm(r, dim=1)
+        ok &= rn > 0
+        rn = torch.where(ok, rn, torch.ones_like(rn))
+        cu = torch.atan2(r @ uhat, r @ what) * radius / un + 0.5 * (nu - 1)
+        wv = float((d - s) @ vhat)
+        cv = ((radius / rn) * rv - wv) / torch.linalg.vector_norm(v) + 0.5 * (nv - 1)
+        if weighted:
+            weight = (float(-(s @ what)) / rn) ** 2
+    ok &= (cu > -1) & (cu < nu)
+    if dim == 3:
+        ok &= (cv > -1) & (cv < nv)
+    else:
+        cv = torch.zeros_like(cv)
+    cu, cv = torch.where(ok, cu, torch.zeros_like(cu)), torch.where(ok, cv, torch.zeros_like(cv))
+    fu, fv = torch.floor(cu), torch.floor(cv)
+    tu, tv = cu - fu, cv - fv
+    iu, iv = fu.long(), fv.long()
+    wu = [(1 - tu) * weight * (iu >= 0), tu * weight * (iu + 1 <= nu - 1)]
+    wvs = [(1 - tv) * (iv >= 0), tv * (iv + 1 <= nv - 1)] if dim == 3 else [torch.ones_like(tv), torch.zeros_like(tv)]
+    weights = torch.stack([wu[0] * wvs[0], wu[1] * wvs[0], wu[0] * wvs[1], wu[1] * wvs[1]], dim=1)
+    weights = weights * ok[:, None]
+    iu_t = torch.stack([iu, iu + 1, iu, iu + 1], dim=1).clamp(0, nu - 1)
+    iv_t = torch.stack([iv, iv, iv + 1, iv + 1], dim=1).clamp(0, nv - 1)
+    return iv_t * nu + iu_t, weights
+
+
+def vbp_backproject(
+    q: Tensor, vectors: Tensor, n: list[int], sp: list[float], off: list[float],
+    nu: int, nv: int, beam: int, curved: int, weighted: int,
+) -> Tensor:
+    """Voxel-driven back-projection. ``q``: ``(B, views, nv * nu)`` -> ``(B, nvox)``."""
+    pts = _voxel_centres(n, sp, off)
+    out = q.new_zeros(q.shape[0], pts.shape[0], dtype=torch.float64)
+    for i in range(vectors.shape[0]):
+        index, weight = _voxel_taps(vectors[i], pts, len(n), nu, nv, beam, curved, weighted)
+        out += (q[:, i, index.reshape(-1)].reshape(q.shape[0], *index.shape).double() * weight).sum(-1)
+    return out.to(q.dtype)
+
+
+def vbp_project(
+    x: Tensor, vectors: Tensor, n: list[int], sp: list[float], off: list[float],
+    nu: int, nv: int, beam: int, curved: int, weighted: int,
+) -> Tensor:
+    """Transpose of :func:`vbp_backproject`. ``x``: ``(B, nvox)`` -> ``(B, views, nv * nu)``."""
+    pts = _voxel_centres(n, sp, off)
+    out = x.new_zeros(x.shape[0], vectors.shape[0], nu * nv, dtype=torch.float64)
+    for i in range(vectors.shape[0]):
+        index, weight = _voxel_taps(vectors[i], pts, len(n), nu, nv, beam, curved, weighted)
+        contrib = x.double()[:, :, None] * weight
+        out[:, i].index_add_(1, index.reshape(-1), contrib.reshape(x.shape[0], -1))
+    return out.to(x.dtype)

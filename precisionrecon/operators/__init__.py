@@ -1,5 +1,6 @@
 """Linear operators: the algebra and the known operators of CT."""
 
+from .backprojection import VoxelBackprojection
 from .base import (
     AdjointOperator,
     ComposedOperator,
@@ -20,6 +21,7 @@ __all__ = [
     "RampFilter",
     "ScaledOperator",
     "SumOperator",
+    "VoxelBackprojection",
     "XRayTransform",
     "fft_length",
     "power_norm",

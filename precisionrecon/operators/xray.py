@@ -15,6 +15,39 @@ from .base import LinearOperator, cached
 _SUPPORTED_DEVICES = ("cpu",)
 
 
+def check_projector_args(volume: Any, geometry: Any, device: Any) -> torch.device:
+    """Validate the arguments shared by the projectors; returns the device."""
+    if not isinstance(volume, Volume):
+        raise TypeError(f"volume must be a precisionrecon Volume, got {type(volume).__name__}")
+    if not isinstance(geometry, Geometry):
+        raise TypeError(f"geometry must be a precisionrecon geometry, got {type(geometry).__name__}")
+    if volume.ndim != geometry.ndim:
+        raise ValueError(f"a {volume.ndim}-D volume needs a {volume.ndim}-D geometry, got a {geometry.ndim}-D one")
+    dev = torch.device(device)
+    if dev.type not in _SUPPORTED_DEVICES:
+        raise ValueError(f"device must be one of {_SUPPORTED_DEVICES}, got {dev}")
+    return dev
+
+
+def check_tensor(t: Any, name: str, trailing: tuple[int, ...], device: torch.device) -> None:
+    """Type, dtype, trailing shape and device of a projector input."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
+    if t.dim() < len(trailing) or tuple(t.shape[t.dim() - len(trailing) :]) != trailing:
+        raise ValueError(f"{name} must have shape (*batch, {', '.join(map(str, trailing))}), got {tuple(t.shape)}")
+    if t.device != device:
+        raise ValueError(f"{name} is on {t.device}, but the operator expects tensors on {device}")
+
+
+def kernel_args(volume: Volume, geometry: Geometry) -> tuple:
+    """The plain arguments of the custom ops after ``vectors``."""
+    n, sp, off = volume.kernel_params()
+    beam = 0 if geometry.beam == "parallel" else 1
+    return n, sp, off, list(geometry.det_shape), beam, int(geometry.curved)
+
+
 @dataclass(frozen=True, init=False)
 class XRayTransform(LinearOperator):
     r"""Forward projection ``A`` of a volume onto a detector and its exact adjoint.
@@ -44,15 +77,7 @@ class XRayTransform(LinearOperator):
     device: torch.device = field(default=torch.device("cpu"))
 
     def __init__(self, volume: Volume, geometry: Geometry, device: Any = "cpu") -> None:
-        if not isinstance(volume, Volume):
-            raise TypeError(f"volume must be a precisionrecon Volume, got {type(volume).__name__}")
-        if not isinstance(geometry, Geometry):
-            raise TypeError(f"geometry must be a precisionrecon geometry, got {type(geometry).__name__}")
-        if volume.ndim != geometry.ndim:
-            raise ValueError(f"a {volume.ndim}-D volume needs a {volume.ndim}-D geometry, got a {geometry.ndim}-D one")
-        dev = torch.device(device)
-        if dev.type not in _SUPPORTED_DEVICES:
-            raise ValueError(f"device must be one of {_SUPPORTED_DEVICES} (CUDA kernels are not built yet), got {dev}")
+        dev = check_projector_args(volume, geometry, device)
         object.__setattr__(self, "volume", volume)
         object.__setattr__(self, "geometry", geometry)
         object.__setattr__(self, "device", dev)
@@ -67,23 +92,14 @@ class XRayTransform(LinearOperator):
 
     @cached
     def _args(self) -> tuple:
-        n, sp, off = self.volume.kernel_params()
-        beam = 0 if self.geometry.beam == "parallel" else 1
-        return n, sp, off, list(self.geometry.det_shape), beam, int(self.geometry.curved)
+        return kernel_args(self.volume, self.geometry)
 
     @cached
     def _vectors(self) -> Tensor:
         return self.geometry.to_vectors().to(self.device)
 
     def _check(self, t: Any, name: str, trailing: tuple[int, ...]) -> None:
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
-        if t.dim() < len(trailing) or tuple(t.shape[t.dim() - len(trailing) :]) != trailing:
-            raise ValueError(f"{name} must have shape (*batch, {', '.join(map(str, trailing))}), got {tuple(t.shape)}")
-        if t.device != self.device:
-            raise ValueError(f"{name} is on {t.device}, but the operator expects tensors on {self.device}")
+        check_tensor(t, name, trailing, self.device)
 
     def apply(self, x: Tensor) -> Tensor:
         """Forward projection. Shape: ``(*batch, *volume.shape) -> (*batch, *proj_shape)``."""
