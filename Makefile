@@ -18,7 +18,7 @@ setup: $(VENV)/.installed
 
 # Compiled CPU kernels (rebuilt only when a source changed) and the nvcc header check.
 build: setup
-	$(PYTHON) -m precisionrecon._kernels.build --cuda-check
+	$(PYTHON) -m precisionrecon._kernels.build
 
 bench: build
 	$(PYTHON) benchmarks/projectors.py

@@ -241,6 +241,7 @@ struct ViewProjection {
   double P[3][4];       // flat: (a * den, b * den, den) = P (x, 1); a, b offsets in pixels
   double depth[4];      // flat, cone: l = depth . (x, 1)
   double D;             // distance normalising the weight
+  double front;         // flat, cone: sign of den for points in front of the source
   double s[3], what[3], uhat[3], vhat[3];  // curved detector frame
   double R, un, vn, wv; // curved: radius, |u|, |v|, v-offset of the detector centre
   double cu0, cv0;      // continuous index of the detector centre
@@ -273,6 +274,7 @@ PR_HD void view_projection(const double* vec, const Detector& det, int weighted,
     for (int k = 0; k < 4; ++k) V.P[i][k] = 0.0;
   for (int k = 0; k < 4; ++k) V.depth[k] = 0.0;
   V.D = 1.0;
+  V.front = 1.0;
   double e[3], c0[3], c1[3], c2[3];
   if (!V.curved) {
     // Solve p0 + t r = d + a u + b v (Cramer): a = e.(v x r) / u.(v x r), b = e.(r x u) / u.(v x r).
@@ -282,6 +284,7 @@ PR_HD void view_projection(const double* vec, const Detector& det, int weighted,
       cross3(e, v, c0);  // a * den = (x - s) . (e x v)
       cross3(u, e, c1);  // b * den = (x - s) . (u x e)
       cross3(u, v, c2);  // den     = (x - s) . (u x v)
+      V.front = -dot3(e, c2) < 0.0 ? -1.0 : 1.0;  // sign of (d - s) . (u x v)
       const double* rows[3] = {c0, c1, c2};
       for (int i = 0; i < 3; ++i) {
         for (int k = 0; k < 3; ++k) V.P[i][k] = rows[i][k];
@@ -340,9 +343,13 @@ struct VoxelTaps {
   double c[4];
 };
 
+// Continuous detector coordinates (cu, cv) of the ray through point x (world mm), and its
+// distance weight W. False when x is at or behind the source (flat detector) or on the
+// source axis (curved detector).
 template <int DIM>
-PR_HD bool voxel_taps(const ViewProjection& V, const Detector& det, const double* x, VoxelTaps& T) {
-  double cu, cv = 0.0, W = 1.0;
+PR_HD bool project_point(const ViewProjection& V, const double* x, double& cu, double& cv, double& W) {
+  W = 1.0;
+  cv = 0.0;
   if (!V.curved) {
     const double xa[4] = {x[0], x[1], DIM == 3 ? x[2] : 0.0, 1.0};
     double num_a = 0.0, num_b = 0.0, den = 0.0, l = 0.0;
@@ -353,23 +360,31 @@ PR_HD bool voxel_taps(const ViewProjection& V, const Detector& det, const double
       l += V.depth[k] * xa[k];
     }
     if (!(den != 0.0)) return false;
+    if (V.cone && !(den * V.front > 0.0)) return false;  // at or behind the source
     if (V.weighted) {
-      if (!(l > 0.0)) return false;  // at or behind the source
+      if (!(l > 0.0)) return false;
       W = (V.D / l) * (V.D / l);
     }
     cu = num_a / den + V.cu0;
     cv = num_b / den + V.cv0;
-  } else {
-    double r[3] = {x[0] - V.s[0], x[1] - V.s[1], (DIM == 3 ? x[2] : 0.0) - V.s[2]};
-    const double rv = dot3(r, V.vhat);
-    for (int k = 0; k < 3; ++k) r[k] -= rv * V.vhat[k];
-    const double rn = sqrt(dot3(r, r));
-    if (!(rn > 0.0)) return false;
-    const double alpha = atan2(dot3(r, V.uhat), dot3(r, V.what));
-    cu = alpha * V.R / V.un + V.cu0;
-    if (DIM == 3) cv = ((V.R / rn) * rv - V.wv) / V.vn + V.cv0;
-    if (V.weighted) W = (V.D / rn) * (V.D / rn);
+    return true;
   }
+  double r[3] = {x[0] - V.s[0], x[1] - V.s[1], (DIM == 3 ? x[2] : 0.0) - V.s[2]};
+  const double rv = dot3(r, V.vhat);
+  for (int k = 0; k < 3; ++k) r[k] -= rv * V.vhat[k];
+  const double rn = sqrt(dot3(r, r));
+  if (!(rn > 0.0)) return false;
+  const double alpha = atan2(dot3(r, V.uhat), dot3(r, V.what));
+  cu = alpha * V.R / V.un + V.cu0;
+  if (DIM == 3) cv = ((V.R / rn) * rv - V.wv) / V.vn + V.cv0;
+  if (V.weighted) W = (V.D / rn) * (V.D / rn);
+  return true;
+}
+
+template <int DIM>
+PR_HD bool voxel_taps(const ViewProjection& V, const Detector& det, const double* x, VoxelTaps& T) {
+  double cu, cv, W;
+  if (!project_point<DIM>(V, x, cu, cv, W)) return false;
   // Range test before the integer conversion (NaN and huge values fail it).
   if (!(cu > -1.0 && cu < (double)det.nu)) return false;
   if (DIM == 3 && !(cv > -1.0 && cv < (double)det.nv)) return false;

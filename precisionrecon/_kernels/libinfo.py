@@ -30,6 +30,18 @@ X86_ISAS = {
 }
 
 
+CUDA_SOURCES = [SRC_DIR / "xray_math.h", SRC_DIR / "xray_cuda_kernels.h", SRC_DIR / "xray_cuda.cu"]
+CUDA_LIBRARY = "libprxray_cuda.so"
+# Host emulation of the CUDA kernels (tests only): the same per-thread bodies in loops.
+EMU_SOURCES = [SRC_DIR / "xray_math.h", SRC_DIR / "xray_cuda_kernels.h", SRC_DIR / "xray_cuda_emu.cpp"]
+EMU_LIBRARY = "libprxray_cuda_emu.so"
+# Architectures when no GPU is visible: Turing to Blackwell, plus PTX of the newest so
+# later GPUs can JIT-compile. --fmad=false: the forward and the gather adjoint must round
+# the shared weights identically (no contraction into FMAs at different call sites).
+DEFAULT_CUDA_ARCHS = ["75", "80", "86", "89", "90", "100", "120"]
+NVCC_FLAGS = ["-std=c++17", "-O3", "--fmad=false", "-Xcompiler", "-fPIC", "-shared"]
+
+
 def isa_flags() -> dict[str, list[str]]:
     """Instruction sets to build on this platform and their compiler flags."""
     if platform.machine() in ("x86_64", "AMD64"):

@@ -12,7 +12,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .libinfo import LIB_DIR, isa_flags, library_name
+from .libinfo import CUDA_LIBRARY, EMU_LIBRARY, LIB_DIR, isa_flags, library_name
 
 _REQUIRED_FLAGS = {
     "avx512": {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd", "avx2", "fma", "bmi2"},
@@ -93,3 +93,50 @@ def cpu_library() -> tuple[ctypes.CDLL, str] | None:
         stacklevel=3,
     )
     return None
+
+
+# pr_cuda_launch(op, dtype, in, out, batch, ndim, vol_n, vol_sp, vol_off, vecs, nviews, det_nu, det_nv, beam,
+#                curved, weighted, deterministic, stream)
+_CUDA_SIGNATURE = [
+    ctypes.c_int,
+    ctypes.c_int,
+    *_SIGNATURE[:-1],  # in, out, batch, ndim, vol_n, vol_sp, vol_off, vecs, nviews, det_nu, det_nv, beam, curved
+    ctypes.c_int,  # weighted
+    ctypes.c_int,  # deterministic
+    ctypes.c_void_p,  # cudaStream_t
+]
+# pr_emu_{f32,f64}(op, in, out, ..., curved, weighted, deterministic)
+_EMU_SIGNATURE = [ctypes.c_int, *_SIGNATURE[:-1], ctypes.c_int, ctypes.c_int]
+
+
+@functools.cache
+def cuda_library() -> ctypes.CDLL:
+    """The compiled CUDA library; RuntimeError with a build hint when it is missing."""
+    path = LIB_DIR / CUDA_LIBRARY
+    if not path.exists():
+        raise RuntimeError(
+            f"precisionrecon: CUDA tensors need the CUDA kernels ({path} not found). Build them with "
+            "`python -m precisionrecon._kernels.build` on a machine with nvcc (CUDA_HOME or PATH)."
+        )
+    lib = ctypes.CDLL(str(path))
+    lib.pr_cuda_launch.argtypes = _CUDA_SIGNATURE
+    lib.pr_cuda_launch.restype = ctypes.c_int
+    lib.pr_cuda_error_string.argtypes = [ctypes.c_int]
+    lib.pr_cuda_error_string.restype = ctypes.c_char_p
+    lib.pr_cuda_device_count.argtypes = []
+    lib.pr_cuda_device_count.restype = ctypes.c_int
+    return lib
+
+
+@functools.cache
+def emulator_library() -> ctypes.CDLL | None:
+    """Host emulation of the CUDA kernels (tests only), or None when it is not built."""
+    path = LIB_DIR / EMU_LIBRARY
+    if not path.exists():
+        return None
+    lib = ctypes.CDLL(str(path))
+    for name in ("pr_emu_f32", "pr_emu_f64"):
+        fn = getattr(lib, name)
+        fn.argtypes = _EMU_SIGNATURE
+        fn.restype = ctypes.c_int
+    return lib

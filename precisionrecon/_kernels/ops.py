@@ -1,9 +1,11 @@
-"""``torch.library`` custom ops for the X-ray transform and its adjoint.
+"""``torch.library`` custom ops for the X-ray transform, the voxel-driven back-projector
+and their adjoints, on CPU and CUDA.
 
 The ops take the geometry as a float64 tensor of per-view vectors plus plain lists, so
-they are traceable by ``torch.compile``. The backward of the projection is the
-back-projection op and vice versa (never the raw library call), which makes double
-backward work for free.
+they are traceable by ``torch.compile``. CPU tensors go to the OpenMP library (or the
+pure-PyTorch reference when it is missing), CUDA tensors to the CUDA library on torch's
+current stream; callers never branch on the device. The backward of each op is its
+partner op (never the raw library call), which makes double backward work for free.
 """
 
 from __future__ import annotations
@@ -15,9 +17,20 @@ import torch
 from torch import Tensor
 
 from . import reference
-from .loader import cpu_library
+from .loader import cpu_library, cuda_library
 
 __all__ = ["vbp_backproject", "vbp_project", "xray_adjoint", "xray_forward"]
+
+# op codes of pr_cuda_launch
+_FORWARD, _ADJOINT, _VBP_BACKPROJECT, _VBP_PROJECT = 0, 1, 2, 3
+_CPU_NAMES = {
+    _FORWARD: "pr_xray_forward",
+    _ADJOINT: "pr_xray_adjoint",
+    _VBP_BACKPROJECT: "pr_vbp_backproject",
+    _VBP_PROJECT: "pr_vbp_project",
+}
+_CUDA_DTYPES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
+_HALF = (torch.float16, torch.bfloat16)
 
 
 def _geometry_args(vol_shape: list[int], vol_spacing: list[float], vol_offset: list[float], det_shape: list[int]):
@@ -30,47 +43,100 @@ def _geometry_args(vol_shape: list[int], vol_spacing: list[float], vol_offset: l
     return n, sp, off, nu, nv
 
 
-def _call_library(name: str, src: Tensor, dst: Tensor, batch: int, n, sp, off, vectors: Tensor, nu, nv, *ints) -> bool:
-    """Call ``{name}_{f32|f64}`` of the CPU library; False when there is no library."""
+def _c_geometry(n: list[int], sp: list[float], off: list[float]):
+    dim = len(n)
+    return (
+        (ctypes.c_int * 3)(*(n + [1] * (3 - dim))),
+        (ctypes.c_double * 3)(*(sp + [1.0] * (3 - dim))),
+        (ctypes.c_double * 3)(*(off + [0.0] * (3 - dim))),
+    )
+
+
+def _call_cpu(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off, vectors: Tensor, nu, nv, *ints) -> bool:
+    """Call the CPU library; False when there is no library (then the reference runs)."""
     found = cpu_library()
     if found is None:
         return False
     lib, _ = found
-    fn = getattr(lib, f"{name}_{'f32' if src.dtype == torch.float32 else 'f64'}")
-    dim = len(n)
-    c_n = (ctypes.c_int * 3)(*(n + [1] * (3 - dim)))
-    c_sp = (ctypes.c_double * 3)(*(sp + [1.0] * (3 - dim)))
-    c_off = (ctypes.c_double * 3)(*(off + [0.0] * (3 - dim)))
-    err = fn(
-        src.data_ptr(),
-        dst.data_ptr(),
-        batch,
-        dim,
-        c_n,
-        c_sp,
-        c_off,
-        vectors.data_ptr(),
-        vectors.shape[0],
-        nu,
-        nv,
-        *ints,
-        torch.get_num_threads(),
-    )
+    fn = getattr(lib, f"{_CPU_NAMES[op]}_{'f32' if src.dtype == torch.float32 else 'f64'}")
+    c_n, c_sp, c_off = _c_geometry(n, sp, off)
+    err = fn(src.data_ptr(), dst.data_ptr(), batch, len(n), c_n, c_sp, c_off, vectors.data_ptr(), vectors.shape[0],
+             nu, nv, *ints, torch.get_num_threads())
     if err != 0:
-        raise RuntimeError(f"precisionrecon kernel {name} rejected its arguments (code {err})")
+        raise RuntimeError(f"precisionrecon kernel {_CPU_NAMES[op]} rejected its arguments (code {err})")
     return True
 
 
+def _call_cuda(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off, vectors: Tensor, nu, nv, beam, curved,
+               weighted: int) -> None:
+    """Launch on torch's current CUDA stream (no host synchronisation)."""
+    lib = cuda_library()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    if src.dtype in _HALF:
+        if op == _VBP_PROJECT:
+            raise TypeError("the voxel-driven projection (the transpose of VoxelBackprojection) needs float32 or "
+                            f"float64 input, got {src.dtype}")
+        deterministic = deterministic or op == _ADJOINT  # half precision: the gather, never atomics
+    if vectors.device != src.device:
+        vectors = vectors.to(src.device)
+    c_n, c_sp, c_off = _c_geometry(n, sp, off)
+    with torch.cuda.device(src.device):
+        stream = torch.cuda.current_stream(src.device).cuda_stream
+        err = lib.pr_cuda_launch(op, _CUDA_DTYPES[src.dtype], src.data_ptr(), dst.data_ptr(), batch, len(n), c_n,
+                                 c_sp, c_off, vectors.data_ptr(), vectors.shape[0], nu, nv, beam, curved, weighted,
+                                 int(deterministic), ctypes.c_void_p(stream))
+    if err != 0:
+        raise RuntimeError(f"precisionrecon CUDA kernel failed: {lib.pr_cuda_error_string(err).decode()} "
+                           f"(code {err})")
+
+
 def _check(t: Tensor, vectors: Tensor, trailing: list[int], what: str) -> None:
-    if t.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"{what} must be float32 or float64, got {t.dtype}")
+    allowed = (torch.float32, torch.float64, *(_HALF if t.device.type == "cuda" else ()))
+    if t.dtype not in allowed:
+        raise TypeError(f"{what} must be float32 or float64 (or float16/bfloat16 on CUDA), got {t.dtype}")
     if list(t.shape[t.dim() - len(trailing) :]) != list(trailing) or t.dim() < len(trailing):
         raise ValueError(f"{what} must have trailing shape {tuple(trailing)}, got {tuple(t.shape)}")
     if vectors.dtype != torch.float64 or vectors.dim() != 2:
         raise TypeError("vectors must be a 2-D float64 tensor")
+    if t.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{what} must be a CPU or CUDA tensor, got device {t.device}")
 
 
-@torch.library.custom_op("precisionrecon::xray_forward", mutates_args=(), device_types="cpu")
+def _run(op: int, src: Tensor, vectors: Tensor, vol_shape, vol_spacing, vol_offset, det_shape, beam: int,
+         curved: int, weighted: int | None = None) -> Tensor:
+    """Shared body of the four ops: shapes, batch folding and device dispatch."""
+    to_volume = op in (_ADJOINT, _VBP_BACKPROJECT)
+    trailing = [vectors.shape[0], *det_shape] if to_volume else list(vol_shape)
+    _check(src, vectors, trailing, "y" if op == _ADJOINT else "q" if op == _VBP_BACKPROJECT else "x")
+    batch_shape = src.shape[: src.dim() - len(trailing)]
+    batch = math.prod(batch_shape)
+    out_shape = (*batch_shape, *vol_shape) if to_volume else (*batch_shape, vectors.shape[0], *det_shape)
+    out = src.new_empty(out_shape)
+    if batch == 0:
+        return out
+    n, sp, off, nu, nv = _geometry_args(vol_shape, vol_spacing, vol_offset, det_shape)
+    sc = src.contiguous()
+    vc = vectors.detach().contiguous()
+    extra = () if weighted is None else (weighted,)
+    if src.device.type == "cuda":
+        _call_cuda(op, sc, out, batch, n, sp, off, vc, nu, nv, beam, curved, weighted or 0)
+        return out
+    if _call_cpu(op, sc, out, batch, n, sp, off, vc, nu, nv, beam, curved, *extra):
+        return out
+    geo = (vc, n, sp, off, nu, nv, beam, curved)
+    if op == _FORWARD:
+        flat = reference.forward(sc.reshape(batch, *vol_shape), *geo)
+    elif op == _ADJOINT:
+        flat = reference.adjoint(sc.reshape(batch, -1), *geo)
+    elif op == _VBP_BACKPROJECT:
+        flat = reference.vbp_backproject(sc.reshape(batch, vectors.shape[0], -1), *geo, weighted)
+    else:
+        flat = reference.vbp_project(sc.reshape(batch, -1), *geo, weighted)
+    out.copy_(flat.reshape(out.shape))
+    return out
+
+
+@torch.library.custom_op("precisionrecon::xray_forward", mutates_args=())
 def xray_forward(
     x: Tensor,
     vectors: Tensor,
@@ -82,22 +148,10 @@ def xray_forward(
     curved: int,
 ) -> Tensor:
     """Forward projection ``(*batch, *vol_shape) -> (*batch, n_views, *det_shape)``."""
-    _check(x, vectors, vol_shape, "x")
-    batch_shape = x.shape[: x.dim() - len(vol_shape)]
-    batch = math.prod(batch_shape)
-    n, sp, off, nu, nv = _geometry_args(vol_shape, vol_spacing, vol_offset, det_shape)
-    out = x.new_empty((*batch_shape, vectors.shape[0], *det_shape))
-    if batch == 0:
-        return out
-    xc = x.contiguous()
-    vc = vectors.detach().contiguous()
-    if not _call_library("pr_xray_forward", xc, out, batch, n, sp, off, vc, nu, nv, beam, curved):
-        flat = reference.forward(xc.reshape(batch, *vol_shape), vc, n, sp, off, nu, nv, beam, curved)
-        out.copy_(flat.reshape(out.shape))
-    return out
+    return _run(_FORWARD, x, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved)
 
 
-@torch.library.custom_op("precisionrecon::xray_adjoint", mutates_args=(), device_types="cpu")
+@torch.library.custom_op("precisionrecon::xray_adjoint", mutates_args=())
 def xray_adjoint(
     y: Tensor,
     vectors: Tensor,
@@ -108,54 +162,15 @@ def xray_adjoint(
     beam: int,
     curved: int,
 ) -> Tensor:
-    """Back-projection ``(*batch, n_views, *det_shape) -> (*batch, *vol_shape)``."""
-    _check(y, vectors, [vectors.shape[0], *det_shape], "y")
-    batch_shape = y.shape[: y.dim() - 1 - len(det_shape)]
-    batch = math.prod(batch_shape)
-    n, sp, off, nu, nv = _geometry_args(vol_shape, vol_spacing, vol_offset, det_shape)
-    out = y.new_empty((*batch_shape, *vol_shape))
-    if batch == 0:
-        return out
-    yc = y.contiguous()
-    vc = vectors.detach().contiguous()
-    if not _call_library("pr_xray_adjoint", yc, out, batch, n, sp, off, vc, nu, nv, beam, curved):
-        flat = reference.adjoint(yc.reshape(batch, -1), vc, n, sp, off, nu, nv, beam, curved)
-        out.copy_(flat.reshape(out.shape))
-    return out
+    """Back-projection ``(*batch, n_views, *det_shape) -> (*batch, *vol_shape)``.
+
+    On CUDA, deterministic (a gather of the exactly transposed weights, no atomics) when
+    ``torch.are_deterministic_algorithms_enabled()`` or for half-precision input.
+    """
+    return _run(_ADJOINT, y, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved)
 
 
-@xray_forward.register_fake
-def _(x, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved):
-    batch_shape = x.shape[: x.dim() - len(vol_shape)]
-    return x.new_empty((*batch_shape, vectors.shape[0], *det_shape))
-
-
-@xray_adjoint.register_fake
-def _(y, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved):
-    batch_shape = y.shape[: y.dim() - 1 - len(det_shape)]
-    return y.new_empty((*batch_shape, *vol_shape))
-
-
-def _setup_context(ctx, inputs, output) -> None:
-    ctx.save_for_backward(inputs[1])
-    ctx.geometry = inputs[2:]
-
-
-def _forward_backward(ctx, grad: Tensor):
-    (vectors,) = ctx.saved_tensors
-    return (xray_adjoint(grad, vectors, *ctx.geometry),) + (None,) * 7
-
-
-def _adjoint_backward(ctx, grad: Tensor):
-    (vectors,) = ctx.saved_tensors
-    return (xray_forward(grad, vectors, *ctx.geometry),) + (None,) * 7
-
-
-xray_forward.register_autograd(_forward_backward, setup_context=_setup_context)
-xray_adjoint.register_autograd(_adjoint_backward, setup_context=_setup_context)
-
-
-@torch.library.custom_op("precisionrecon::vbp_backproject", mutates_args=(), device_types="cpu")
+@torch.library.custom_op("precisionrecon::vbp_backproject", mutates_args=())
 def vbp_backproject(
     q: Tensor,
     vectors: Tensor,
@@ -168,24 +183,10 @@ def vbp_backproject(
     weighted: int,
 ) -> Tensor:
     """Voxel-driven (FBP) back-projection ``(*batch, n_views, *det_shape) -> (*batch, *vol_shape)``."""
-    _check(q, vectors, [vectors.shape[0], *det_shape], "q")
-    batch_shape = q.shape[: q.dim() - 1 - len(det_shape)]
-    batch = math.prod(batch_shape)
-    n, sp, off, nu, nv = _geometry_args(vol_shape, vol_spacing, vol_offset, det_shape)
-    out = q.new_empty((*batch_shape, *vol_shape))
-    if batch == 0:
-        return out
-    qc = q.contiguous()
-    vc = vectors.detach().contiguous()
-    if not _call_library("pr_vbp_backproject", qc, out, batch, n, sp, off, vc, nu, nv, beam, curved, weighted):
-        flat = reference.vbp_backproject(
-            qc.reshape(batch, vectors.shape[0], -1), vc, n, sp, off, nu, nv, beam, curved, weighted
-        )
-        out.copy_(flat.reshape(out.shape))
-    return out
+    return _run(_VBP_BACKPROJECT, q, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved, weighted)
 
 
-@torch.library.custom_op("precisionrecon::vbp_project", mutates_args=(), device_types="cpu")
+@torch.library.custom_op("precisionrecon::vbp_project", mutates_args=())
 def vbp_project(
     x: Tensor,
     vectors: Tensor,
@@ -197,43 +198,58 @@ def vbp_project(
     curved: int,
     weighted: int,
 ) -> Tensor:
-    """Transpose of :func:`vbp_backproject`: ``(*batch, *vol_shape) -> (*batch, n_views, *det_shape)``."""
-    _check(x, vectors, vol_shape, "x")
-    batch_shape = x.shape[: x.dim() - len(vol_shape)]
-    batch = math.prod(batch_shape)
-    n, sp, off, nu, nv = _geometry_args(vol_shape, vol_spacing, vol_offset, det_shape)
-    out = x.new_empty((*batch_shape, vectors.shape[0], *det_shape))
-    if batch == 0:
-        return out
-    xc = x.contiguous()
-    vc = vectors.detach().contiguous()
-    if not _call_library("pr_vbp_project", xc, out, batch, n, sp, off, vc, nu, nv, beam, curved, weighted):
-        flat = reference.vbp_project(xc.reshape(batch, -1), vc, n, sp, off, nu, nv, beam, curved, weighted)
-        out.copy_(flat.reshape(out.shape))
-    return out
+    """Transpose of :func:`vbp_backproject`: ``(*batch, *vol_shape) -> (*batch, n_views, *det_shape)``.
+
+    On CUDA, deterministic (one thread per view, slow) when
+    ``torch.are_deterministic_algorithms_enabled()``, else atomics.
+    """
+    return _run(_VBP_PROJECT, x, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved, weighted)
+
+
+def _to_volume_fake(src, vectors, vol_shape, det_shape):
+    batch_shape = src.shape[: src.dim() - 1 - len(det_shape)]
+    return src.new_empty((*batch_shape, *vol_shape))
+
+
+def _to_projection_fake(src, vectors, vol_shape, det_shape):
+    batch_shape = src.shape[: src.dim() - len(vol_shape)]
+    return src.new_empty((*batch_shape, vectors.shape[0], *det_shape))
+
+
+@xray_forward.register_fake
+def _(x, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved):
+    return _to_projection_fake(x, vectors, vol_shape, det_shape)
+
+
+@xray_adjoint.register_fake
+def _(y, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved):
+    return _to_volume_fake(y, vectors, vol_shape, det_shape)
 
 
 @vbp_backproject.register_fake
 def _(q, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved, weighted):
-    batch_shape = q.shape[: q.dim() - 1 - len(det_shape)]
-    return q.new_empty((*batch_shape, *vol_shape))
+    return _to_volume_fake(q, vectors, vol_shape, det_shape)
 
 
 @vbp_project.register_fake
 def _(x, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved, weighted):
-    batch_shape = x.shape[: x.dim() - len(vol_shape)]
-    return x.new_empty((*batch_shape, vectors.shape[0], *det_shape))
+    return _to_projection_fake(x, vectors, vol_shape, det_shape)
 
 
-def _vbp_backproject_backward(ctx, grad: Tensor):
-    (vectors,) = ctx.saved_tensors
-    return (vbp_project(grad, vectors, *ctx.geometry),) + (None,) * 8
+def _setup_context(ctx, inputs, output) -> None:
+    ctx.save_for_backward(inputs[1])
+    ctx.geometry = inputs[2:]
 
 
-def _vbp_project_backward(ctx, grad: Tensor):
-    (vectors,) = ctx.saved_tensors
-    return (vbp_backproject(grad, vectors, *ctx.geometry),) + (None,) * 8
+def _backward_with(partner):
+    def backward(ctx, grad: Tensor):
+        (vectors,) = ctx.saved_tensors
+        return (partner(grad, vectors, *ctx.geometry),) + (None,) * (1 + len(ctx.geometry))
+
+    return backward
 
 
-vbp_backproject.register_autograd(_vbp_backproject_backward, setup_context=_setup_context)
-vbp_project.register_autograd(_vbp_project_backward, setup_context=_setup_context)
+xray_forward.register_autograd(_backward_with(xray_adjoint), setup_context=_setup_context)
+xray_adjoint.register_autograd(_backward_with(xray_forward), setup_context=_setup_context)
+vbp_backproject.register_autograd(_backward_with(vbp_project), setup_context=_setup_context)
+vbp_project.register_autograd(_backward_with(vbp_backproject), setup_context=_setup_context)

@@ -178,6 +178,8 @@ def _voxel_taps(
             e = s - d
             rows = [torch.linalg.cross(e, v), torch.linalg.cross(u, e), torch.linalg.cross(u, v)]
             num_a, num_b, den = ((pts - s) @ r for r in rows)
+            front = -1.0 if float((d - s) @ rows[2]) < 0 else 1.0
+            ok &= den * front > 0  # at or behind the source
         else:
             c0, c1 = torch.linalg.cross(v, s), torch.linalg.cross(s, u)
             num_a, num_b = (pts - d) @ c0, (pts - d) @ c1

@@ -12,7 +12,7 @@ from .._kernels import ops
 from ..geometry import Geometry, Volume
 from .base import LinearOperator, cached
 
-_SUPPORTED_DEVICES = ("cpu",)
+_SUPPORTED_DEVICES = ("cpu", "cuda")
 
 
 def check_projector_args(volume: Any, geometry: Any, device: Any) -> torch.device:
@@ -26,6 +26,8 @@ def check_projector_args(volume: Any, geometry: Any, device: Any) -> torch.devic
     dev = torch.device(device)
     if dev.type not in _SUPPORTED_DEVICES:
         raise ValueError(f"device must be one of {_SUPPORTED_DEVICES}, got {dev}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device is CUDA, but torch sees no CUDA device")
     return dev
 
 
