@@ -222,11 +222,12 @@ PR_HD void candidate_pixels(const ViewProjection& V, const Volume& vol, const De
   }
 }
 
-// The Joseph weight of voxel q in ray L, or 0 (the exact weight the scatter would add).
+// The Joseph weight of voxel q in ray L (from ray_setup), or 0: exactly the weight the
+// scatter adds. The scatter walks the slices with a valid sample; a sample with q among
+// its taps is valid (its floor coordinates lie in [-1, n - 1]), so no range is needed.
 template <int DIM>
 PR_HD double joseph_weight(const Line& L, const Volume& vol, const int* q) {
   const int j = q[L.m];
-  if (j < L.j0 || j >= L.j1) return 0.0;
   const Sample s = joseph_sample<DIM>(L, vol, (double)j);
   const int d1 = q[L.o1] - (int)s.fl1;
   const int d2 = DIM == 3 ? q[L.o2] - (int)s.fl2 : 0;
@@ -256,7 +257,7 @@ PR_HD void joseph_adjoint_voxel(int64_t voxel, int b0, int nb, const T* y, T* x,
     for (int iv = lo[1]; iv <= hi[1]; ++iv)
       for (int iu = lo[0]; iu <= hi[0]; ++iu) {
         Line L;
-        if (!ray_line<DIM>(vec, vol, det, iu, iv, L)) continue;
+        if (!ray_setup<DIM>(vec, vol, det, iu, iv, L)) continue;
         const double w = joseph_weight<DIM>(L, vol, q);
         if (w == 0.0) continue;
         const int64_t ray = (int64_t)view * per_view + (int64_t)iv * det.nu + iu;

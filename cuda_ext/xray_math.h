@@ -178,9 +178,10 @@ PR_HD int make_geometry(int ndim, const int* vol_n, const double* vol_sp, const 
   return 0;
 }
 
-// Set up the Joseph walk of ray (iu, iv) of one view. Returns false for an empty ray.
+// Line parameters of ray (iu, iv) of one view (main axis, slope, intercept, weight),
+// without its slice range. False when the ray has no direction.
 template <int DIM>
-PR_HD bool ray_line(const double* vec, const Volume& vol, const Detector& det, int iu, int iv, Line& L) {
+PR_HD bool ray_setup(const double* vec, const Volume& vol, const Detector& det, int iu, int iv, Line& L) {
   double pix[3];
   pixel_position<DIM>(vec, det, iu, iv, pix);
   double o[3], dq[3];
@@ -203,17 +204,24 @@ PR_HD bool ray_line(const double* vec, const Volume& vol, const Detector& det, i
   // q_o(j) = o_o + (j - o_m) * dq_o / dq_m
   L.b1 = dq[L.o1] / dq[m];
   L.a1 = o[L.o1] - o[m] * L.b1;
-  L.j0 = 0;
-  L.j1 = vol.n[m];
-  slice_range(L.a1, L.b1, -1.0, (double)vol.n[L.o1], vol.n[m], L.j0, L.j1);
   if (DIM == 3) {
     L.b2 = dq[L.o2] / dq[m];
     L.a2 = o[L.o2] - o[m] * L.b2;
-    slice_range(L.a2, L.b2, -1.0, (double)vol.n[L.o2], vol.n[m], L.j0, L.j1);
   } else {
     L.a2 = 0.0;
     L.b2 = 0.0;
   }
+  L.j0 = 0;
+  L.j1 = vol.n[m];
+  return true;
+}
+
+// Set up the Joseph walk of ray (iu, iv) of one view. Returns false for an empty ray.
+template <int DIM>
+PR_HD bool ray_line(const double* vec, const Volume& vol, const Detector& det, int iu, int iv, Line& L) {
+  if (!ray_setup<DIM>(vec, vol, det, iu, iv, L)) return false;
+  slice_range(L.a1, L.b1, -1.0, (double)vol.n[L.o1], vol.n[L.m], L.j0, L.j1);
+  if (DIM == 3) slice_range(L.a2, L.b2, -1.0, (double)vol.n[L.o2], vol.n[L.m], L.j0, L.j1);
   // Tighten [j0, j1) to exactly the slices with a valid sample. The sample coordinates
   // are monotone in j (rounding is monotone), so the valid slices form one interval and
   // the walks need no per-sample test.

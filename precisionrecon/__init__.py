@@ -1,6 +1,6 @@
 """precisionrecon: differentiable CT and MR reconstruction built on known operators."""
 
-from . import testing
+from . import data, interop, metrics, testing
 from .geometry import (
     ConeBeam3D,
     FanBeam2D,
@@ -11,7 +11,7 @@ from .geometry import (
     Volume,
     angles,
 )
-from .operators import IdentityOperator, LinearOperator, RampFilter, XRayTransform
+from .operators import IdentityOperator, LinearOperator, RampFilter, VoxelBackprojection, XRayTransform
 
 __version__ = "0.1.0"
 
@@ -26,8 +26,12 @@ __all__ = [
     "RampFilter",
     "VectorGeometry",
     "Volume",
+    "VoxelBackprojection",
     "XRayTransform",
     "__version__",
     "angles",
+    "data",
+    "interop",
+    "metrics",
     "testing",
 ]

@@ -18,8 +18,8 @@ def _pixel_positions(vec: Tensor, dim: int, nu: int, nv: int, curved: bool) -> T
     """World positions of all detector pixels, shape ``(views, nv, nu, dim)``."""
     s, d, u = vec[:, None, None, :dim], vec[:, None, None, dim : 2 * dim], vec[:, None, None, 2 * dim : 3 * dim]
     dt = vec.dtype
-    cu = (torch.arange(nu, dtype=dt) - 0.5 * (nu - 1))[None, None, :, None]
-    cv = (torch.arange(nv, dtype=dt) - 0.5 * (nv - 1))[None, :, None, None] if dim == 3 else None
+    cu = (torch.arange(nu, dtype=dt, device=vec.device) - 0.5 * (nu - 1))[None, None, :, None]
+    cv = (torch.arange(nv, dtype=dt, device=vec.device) - 0.5 * (nv - 1))[None, :, None, None] if dim == 3 else None
     v = vec[:, None, None, 3 * dim :] if dim == 3 else None
     if not curved:
         pos = d + cu * u
@@ -51,7 +51,8 @@ def _taps(
     s = vec[:, :dim].repeat_interleave(nu * nv, dim=0)
     direction = s if beam == 0 else pix - s
     origin = pix if beam == 0 else s
-    spt, offt = torch.tensor(sp, dtype=dt), torch.tensor(off, dtype=dt)
+    dev = vec.device
+    spt, offt = torch.tensor(sp, dtype=dt, device=dev), torch.tensor(off, dtype=dt, device=dev)
     o = origin / spt + offt
     dq = direction / spt
     m = torch.argmax(dq.abs(), dim=1)  # first maximum on ties, as in the kernel
@@ -60,13 +61,13 @@ def _taps(
     dqm = torch.where(valid, dqm, torch.ones_like(dqm))
     length = torch.sqrt((direction * direction).sum(1))
     w = length / dqm.abs()
-    others = torch.tensor([[1, 2], [0, 2], [0, 1]])[:, : dim - 1][m]  # (rays, dim-1)
-    nt = torch.tensor(n)
+    others = torch.tensor([[1, 2], [0, 2], [0, 1]], device=dev)[:, : dim - 1][m]  # (rays, dim-1)
+    nt = torch.tensor(n, device=dev)
     padded = [ni + 2 for ni in n]
-    stride = torch.tensor([1, padded[0], padded[0] * padded[1]])[:dim]
+    stride = torch.tensor([1, padded[0], padded[0] * padded[1]], device=dev)[:dim]
     base = int(stride.sum())
     jmax = max(n)
-    j = torch.arange(jmax, dtype=dt)[None, :]
+    j = torch.arange(jmax, dtype=dt, device=dev)[None, :]
     om = o.gather(1, m[:, None])
     in_range = (j < nt[m][:, None].to(dt)) & valid[:, None]
     index = base + j.long() * stride[m][:, None]
@@ -151,9 +152,9 @@ def adjoint(
 # --- voxel-driven (FBP/FDK) back-projection: the math of view_projection / voxel_taps ---
 
 
-def _voxel_centres(n: list[int], sp: list[float], off: list[float]) -> Tensor:
+def _voxel_centres(n: list[int], sp: list[float], off: list[float], device: torch.device) -> Tensor:
     """World coordinates of all voxel centres, ``(nvox, 3)`` in memory order (x fastest)."""
-    axes = [(torch.arange(n[k], dtype=torch.float64) - off[k]) * sp[k] for k in range(len(n))]
+    axes = [(torch.arange(n[k], dtype=torch.float64, device=device) - off[k]) * sp[k] for k in range(len(n))]
     grids = torch.meshgrid(*reversed(axes), indexing="ij")  # (z,) y, x
     pts = torch.stack([g.reshape(-1) for g in reversed(grids)], dim=1)
     if pts.shape[1] == 2:
@@ -165,14 +166,14 @@ def _voxel_taps(
     vec: Tensor, pts: Tensor, dim: int, nu: int, nv: int, beam: int, curved: int, weighted: int
 ) -> tuple[Tensor, Tensor]:
     """Detector indices ``(nvox, 4)`` (flat, per view) and weights ``(nvox, 4)`` of one view."""
-    z = torch.zeros(3, dtype=torch.float64)
-    s, d, u, v = z.clone(), z.clone(), z.clone(), torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    z = torch.zeros(3, dtype=torch.float64, device=vec.device)
+    s, d, u, v = z.clone(), z.clone(), z.clone(), torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64, device=vec.device)
     s[:dim], d[:dim], u[:dim] = vec[:dim], vec[dim : 2 * dim], vec[2 * dim : 3 * dim]
     if dim == 3:
         v = vec[9:12].clone()
     cone = beam == 1
-    weight = torch.ones(pts.shape[0], dtype=torch.float64)
-    ok = torch.ones(pts.shape[0], dtype=torch.bool)
+    weight = torch.ones(pts.shape[0], dtype=torch.float64, device=vec.device)
+    ok = torch.ones(pts.shape[0], dtype=torch.bool, device=vec.device)
     if not curved:
         if cone:
             e = s - d
@@ -237,7 +238,7 @@ def vbp_backproject(
     nu: int, nv: int, beam: int, curved: int, weighted: int,
 ) -> Tensor:
     """Voxel-driven back-projection. ``q``: ``(B, views, nv * nu)`` -> ``(B, nvox)``."""
-    pts = _voxel_centres(n, sp, off)
+    pts = _voxel_centres(n, sp, off, vectors.device)
     out = q.new_zeros(q.shape[0], pts.shape[0], dtype=torch.float64)
     for i in range(vectors.shape[0]):
         index, weight = _voxel_taps(vectors[i], pts, len(n), nu, nv, beam, curved, weighted)
@@ -250,7 +251,7 @@ def vbp_project(
     nu: int, nv: int, beam: int, curved: int, weighted: int,
 ) -> Tensor:
     """Transpose of :func:`vbp_backproject`. ``x``: ``(B, nvox)`` -> ``(B, views, nv * nu)``."""
-    pts = _voxel_centres(n, sp, off)
+    pts = _voxel_centres(n, sp, off, vectors.device)
     out = x.new_zeros(x.shape[0], vectors.shape[0], nu * nv, dtype=torch.float64)
     for i in range(vectors.shape[0]):
         index, weight = _voxel_taps(vectors[i], pts, len(n), nu, nv, beam, curved, weighted)

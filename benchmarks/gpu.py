@@ -1,0 +1,228 @@
+"""GPU benchmark of the CUDA projectors (run by ``scripts/gpu-check``).
+
+Cases (float32):
+
+- 2-D parallel and fan, 256x256, 256 views, 256 detectors, batch 128 -- torch-radon's
+  published setting (19,546 forward / 19,867 back-projections per second on a V100);
+- 2-D parallel, 512x512, 720 views, batch 256 (physical limit about 46 ms on an H100);
+- 3-D cone, 512^3 from 496 views of 1248x960, forward and back-projection (limit about
+  64 ms for the back-projection on an H100).
+
+Each is timed against a pure-PyTorch GPU implementation in the same run (our readable
+reference, ``precisionrecon/_kernels/reference.py``, the same Joseph weights built as
+gather/index_add on the GPU). The reference cannot hold the 3-D case in memory; it runs
+on a subset of the views and is scaled linearly to all views (stated in the table).
+Times are CUDA-event medians after a warm-up. Writes ``gpu.json`` and ``gpu.md`` to
+``$OUT`` when set, else ``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+import precisionrecon as pr
+from precisionrecon._kernels import reference
+
+# Physical limits on one H100 quoted by the issue (texture/interpolation throughput).
+H100_LIMIT_MS = {"parallel-512-b256": 46.0, "cone-512-bp": 64.0}
+
+
+def time_cuda(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    """Median milliseconds of ``fn`` with CUDA events."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def reference_ops(op: pr.XRayTransform, n_views: int | None = None):
+    """Pure-PyTorch forward / adjoint on the GPU (optionally on the first n_views views)."""
+    n, sp, off, det, beam, curved = op._args
+    kn, ksp, koff = list(reversed(n)), list(reversed(sp)), list(reversed(off))
+    nu, nv = det[-1], (det[0] if len(det) == 2 else 1)
+    vec = op._vectors if n_views is None else op._vectors[:n_views]
+
+    def fwd(x: torch.Tensor) -> torch.Tensor:
+        return reference.forward(x, vec, kn, ksp, koff, nu, nv, beam, curved)
+
+    def adj(y: torch.Tensor) -> torch.Tensor:
+        return reference.adjoint(y.reshape(y.shape[0], -1), vec, kn, ksp, koff, nu, nv, beam, curved)
+
+    return fwd, adj, vec.shape[0]
+
+
+def case_2d(name: str, op: pr.XRayTransform, batch: int, repeats: int, ref_batch: int) -> dict:
+    x = torch.rand(batch, *op.domain_shape, device="cuda")
+    y = torch.rand(batch, *op.range_shape, device="cuda")
+    fwd_ms = time_cuda(lambda: op(x), repeats)
+    bp_ms = time_cuda(lambda: op.T(y), repeats)
+    torch.use_deterministic_algorithms(True)
+    try:
+        bp_det_ms = time_cuda(lambda: op.T(y), max(1, repeats // 2))
+    finally:
+        torch.use_deterministic_algorithms(False)
+    rf, ra, _ = reference_ops(op)
+    xr, yr = x[:ref_batch], y[:ref_batch].reshape(ref_batch, -1)
+    ref_fwd = time_cuda(lambda: rf(xr), 3, warmup=1) * batch / ref_batch
+    ref_bp = time_cuda(lambda: ra(yr), 3, warmup=1) * batch / ref_batch
+    row = {
+        "case": name,
+        "batch": batch,
+        "forward_ms": fwd_ms,
+        "back_ms": bp_ms,
+        "back_deterministic_ms": bp_det_ms,
+        "forward_images_per_s": batch / fwd_ms * 1e3,
+        "back_images_per_s": batch / bp_ms * 1e3,
+        "pytorch_forward_ms": ref_fwd,
+        "pytorch_back_ms": ref_bp,
+        "speedup_forward": ref_fwd / fwd_ms,
+        "speedup_back": ref_bp / bp_ms,
+        "pytorch_note": f"reference timed on batch {ref_batch}, scaled to {batch}",
+    }
+    return row
+
+
+def case_cone(repeats: int, size: int, n_views: int, det: tuple[int, int], ref_views: int) -> dict:
+    vol = pr.Volume((size,) * 3)
+    geom = pr.ConeBeam3D(angles=pr.angles(n_views, arc=2 * math.pi), det_shape=det, det_spacing=(1.2, 1.2),
+                         src_iso=2.0 * size, src_det=3.5 * size)
+    op = pr.XRayTransform(vol, geom, device="cuda")
+    x = torch.rand(1, *op.domain_shape, device="cuda")
+    y = torch.empty(1, *op.range_shape, device="cuda")
+    y.copy_(op(x))
+    torch.cuda.synchronize()
+    fwd_ms = time_cuda(lambda: op(x), repeats, warmup=1)
+    bp_ms = time_cuda(lambda: op.T(y), repeats, warmup=1)
+    small = pr.XRayTransform(vol, geom[:ref_views], device="cuda")
+    rf, ra, _ = reference_ops(small)
+    ys = y[:, :ref_views].reshape(1, -1).contiguous()
+    try:
+        ref_fwd = time_cuda(lambda: rf(x), 1, warmup=1) * n_views / ref_views
+        ref_bp = time_cuda(lambda: ra(ys), 1, warmup=1) * n_views / ref_views
+    except torch.OutOfMemoryError:
+        ref_fwd = ref_bp = float("nan")
+    return {
+        "case": f"cone-{size}^3-{n_views}x{det[0]}x{det[1]}",
+        "batch": 1,
+        "forward_ms": fwd_ms,
+        "back_ms": bp_ms,
+        "pytorch_forward_ms": ref_fwd,
+        "pytorch_back_ms": ref_bp,
+        "speedup_forward": ref_fwd / fwd_ms,
+        "speedup_back": ref_bp / bp_ms,
+        "pytorch_note": f"reference timed on {ref_views} views, scaled to {n_views}",
+    }
+
+
+def machine() -> dict:
+    props = torch.cuda.get_device_properties(0)
+    try:
+        driver = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        driver = "unknown"
+    return {
+        "gpu": props.name,
+        "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+        "driver": driver,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+    }
+
+
+def write(out_dir: Path, result: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# GPU projector benchmark",
+        "",
+        f"{result['machine']['gpu']}, driver {result['machine']['driver']}, torch {result['machine']['torch']} "
+        f"(CUDA {result['machine']['cuda']}). float32, CUDA-event medians. `scripts/gpu-check` wrote this file.",
+        "",
+        "| Case | Batch | Forward ms | Back ms | Forward img/s | Back img/s | vs PyTorch fwd | vs PyTorch back |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['case']} | {r['batch']} | {r['forward_ms']:.2f} | {r['back_ms']:.2f} | "
+            f"{r.get('forward_images_per_s', float('nan')):.0f} | {r.get('back_images_per_s', float('nan')):.0f} | "
+            f"{r['speedup_forward']:.1f}x | {r['speedup_back']:.1f}x |"
+        )
+    lines += ["", "Notes:"]
+    lines += [f"- {r['case']}: {r['pytorch_note']}" for r in result["rows"]]
+    for key, limit in H100_LIMIT_MS.items():
+        lines.append(f"- physical limit on one H100 for {key}: about {limit} ms")
+    lines += [f"- {k}: {v}" for k, v in result.get("fractions", {}).items()]
+    for name, text in (("gpu.json", json.dumps(result, indent=2)), ("gpu.md", "\n".join(lines) + "\n")):
+        fd, tmp = tempfile.mkstemp(dir=out_dir)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, out_dir / name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to benchmark")
+        return 0
+    out_dir = args.out or Path(os.environ.get("OUT") or Path(__file__).parent / "results")
+    rows = []
+    size, views, det, batch = (64, 64, 64, 16) if args.quick else (256, 256, 256, 128)
+    par = pr.XRayTransform(pr.Volume((size, size)), pr.ParallelBeam2D(angles=pr.angles(views), det_count=det),
+                           device="cuda")
+    fan = pr.XRayTransform(
+        pr.Volume((size, size)),
+        pr.FanBeam2D(angles=pr.angles(views, arc=2 * math.pi), det_count=det, det_spacing=2.0, src_iso=2.0 * size,
+                     src_det=4.0 * size), device="cuda"
+    )
+    rows.append(case_2d(f"parallel-{size}-{views}v-b{batch}", par, batch, args.repeats, ref_batch=4))
+    print(rows[-1], flush=True)
+    rows.append(case_2d(f"fan-{size}-{views}v-b{batch}", fan, batch, args.repeats, ref_batch=4))
+    print(rows[-1], flush=True)
+    big = (128, 180, 32) if args.quick else (512, 720, 256)
+    par512 = pr.XRayTransform(pr.Volume((big[0], big[0])),
+                              pr.ParallelBeam2D(angles=pr.angles(big[1]), det_count=big[0]), device="cuda")
+    rows.append(case_2d(f"parallel-{big[0]}-{big[1]}v-b{big[2]}", par512, big[2], max(3, args.repeats // 2),
+                        ref_batch=2))
+    print(rows[-1], flush=True)
+    cone = (64, 48, (96, 80), 4) if args.quick else (512, 496, (960, 1248), 4)
+    rows.append(case_cone(max(2, args.repeats // 4), *cone))
+    print(rows[-1], flush=True)
+    result = {"machine": machine(), "rows": rows}
+    if not args.quick:
+        result["fractions"] = {
+            "parallel-512-b256 forward, limit / time": H100_LIMIT_MS["parallel-512-b256"] / rows[2]["forward_ms"],
+            "parallel-512-b256 back, limit / time": H100_LIMIT_MS["parallel-512-b256"] / rows[2]["back_ms"],
+            "cone-512 back-projection, limit / time": H100_LIMIT_MS["cone-512-bp"] / rows[3]["back_ms"],
+        }
+    write(out_dir, result)
+    print(f"wrote {out_dir / 'gpu.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
