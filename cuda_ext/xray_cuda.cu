@@ -6,9 +6,9 @@
 // copies, no synchronisation and no allocations (outputs are provided by the caller), so
 // the calls are safe inside CUDA graphs.
 //
-// Ops: 0 Joseph forward (one thread per ray), 1 Joseph adjoint (one thread per ray with
-// atomics, or -- deterministic -- one thread per voxel gathering the exactly transposed
-// weights), 2 voxel-driven back-projection (one thread per voxel), 3 its transpose (one
+// Ops: 0 Joseph forward (one thread per ray), 1 Joseph adjoint (2-D: one thread per ray
+// with atomics; 3-D, deterministic mode and half precision: one thread per voxel
+// gathering the exactly transposed weights, no atomics), 2 voxel-driven back-projection (one thread per voxel), 3 its transpose (one
 // thread per voxel with atomics, or -- deterministic -- one thread per view).
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -147,7 +147,8 @@ int launch(int op, int deterministic, const void* in_, void* out_, const Args& a
       k_forward<DIM, T><<<grid(a.nrays), kThreads, 0, stream>>>(in, out, a);
       break;
     case 1:
-      if (deterministic) {
+      // 3-D: the gather by default (a 3-D scatter issues 4 atomics per sample per ray).
+      if (deterministic || DIM == 3) {
         k_adjoint_gather<DIM, T><<<grid(a.nvox), kThreads, 0, stream>>>(in, out, a);
       } else {
         if constexpr (std::is_same<T, float>::value || std::is_same<T, double>::value) {

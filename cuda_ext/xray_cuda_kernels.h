@@ -205,20 +205,23 @@ PR_HD void candidate_pixels(const ViewProjection& V, const Volume& vol, const De
       }
     }
   }
-  // One pixel of margin against rounding; candidates are tested exactly.
-  if (umin > (double)det.nu || umax < -1.0) {
+  // A ray on the box boundary gives the voxel weight exactly 0, so only rays strictly
+  // inside matter; the margin covers the rounding of the corner projections (~1e-12
+  // pixels), and every candidate is tested exactly.
+  const double eps = 1e-6;
+  if (!(umin - eps <= (double)(det.nu - 1) && umax + eps >= 0.0)) {
     hi[0] = -1;
     return;
   }
-  lo[0] = umin - 1.0 > 0.0 ? (int)floor(umin) - 1 : 0;
-  hi[0] = umax + 1.0 < (double)(det.nu - 1) ? (int)ceil(umax) + 1 : det.nu - 1;
+  lo[0] = umin - eps > 0.0 ? (int)ceil(umin - eps) : 0;
+  hi[0] = umax + eps < (double)(det.nu - 1) ? (int)floor(umax + eps) : det.nu - 1;
   if (DIM == 3) {
-    if (vmin > (double)det.nv || vmax < -1.0) {
+    if (!(vmin - eps <= (double)(det.nv - 1) && vmax + eps >= 0.0)) {
       hi[1] = -1;
       return;
     }
-    lo[1] = vmin - 1.0 > 0.0 ? (int)floor(vmin) - 1 : 0;
-    hi[1] = vmax + 1.0 < (double)(det.nv - 1) ? (int)ceil(vmax) + 1 : det.nv - 1;
+    lo[1] = vmin - eps > 0.0 ? (int)ceil(vmin - eps) : 0;
+    hi[1] = vmax + eps < (double)(det.nv - 1) ? (int)floor(vmax + eps) : det.nv - 1;
   }
 }
 

@@ -1,6 +1,6 @@
 """precisionrecon: differentiable CT and MR reconstruction built on known operators."""
 
-from . import data, interop, metrics, testing
+from . import algorithms, data, interop, metrics, testing
 from .geometry import (
     ConeBeam3D,
     FanBeam2D,
@@ -11,13 +11,21 @@ from .geometry import (
     Volume,
     angles,
 )
-from .operators import IdentityOperator, LinearOperator, RampFilter, VoxelBackprojection, XRayTransform
+from .operators import (
+    FiniteDifferences,
+    IdentityOperator,
+    LinearOperator,
+    RampFilter,
+    VoxelBackprojection,
+    XRayTransform,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConeBeam3D",
     "FanBeam2D",
+    "FiniteDifferences",
     "Geometry",
     "IdentityOperator",
     "LinearOperator",
@@ -29,6 +37,7 @@ __all__ = [
     "VoxelBackprojection",
     "XRayTransform",
     "__version__",
+    "algorithms",
     "angles",
     "data",
     "interop",

@@ -164,8 +164,9 @@ def xray_adjoint(
 ) -> Tensor:
     """Back-projection ``(*batch, n_views, *det_shape) -> (*batch, *vol_shape)``.
 
-    On CUDA, deterministic (a gather of the exactly transposed weights, no atomics) when
-    ``torch.are_deterministic_algorithms_enabled()`` or for half-precision input.
+    On CUDA, a gather of the exactly transposed weights (deterministic, no atomics) for
+    3-D geometries, half-precision input and when
+    ``torch.are_deterministic_algorithms_enabled()``; 2-D otherwise scatters with atomics.
     """
     return _run(_ADJOINT, y, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved)
 

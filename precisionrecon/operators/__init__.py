@@ -10,12 +10,14 @@ from .base import (
     SumOperator,
     power_norm,
 )
+from .differences import FiniteDifferences
 from .filters import RampFilter, fft_length, ramp_response
 from .xray import XRayTransform
 
 __all__ = [
     "AdjointOperator",
     "ComposedOperator",
+    "FiniteDifferences",
     "IdentityOperator",
     "LinearOperator",
     "RampFilter",
