@@ -12,9 +12,11 @@ from .geometry import (
     angles,
 )
 from .operators import (
+    FBP,
     FiniteDifferences,
     IdentityOperator,
     LinearOperator,
+    ProjectionWeighting,
     RampFilter,
     VoxelBackprojection,
     XRayTransform,
@@ -23,6 +25,7 @@ from .operators import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "FBP",
     "ConeBeam3D",
     "FanBeam2D",
     "FiniteDifferences",
@@ -31,6 +34,7 @@ __all__ = [
     "LinearOperator",
     "ParallelBeam2D",
     "ParallelBeam3D",
+    "ProjectionWeighting",
     "RampFilter",
     "VectorGeometry",
     "Volume",

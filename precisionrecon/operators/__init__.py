@@ -11,21 +11,46 @@ from .base import (
     power_norm,
 )
 from .differences import FiniteDifferences
+from .fbp import FBP, arc_ramp_response
 from .filters import RampFilter, fft_length, ramp_response
+from .weights import (
+    ProjectionWeighting,
+    angular_weights,
+    cosine_weights,
+    fan_angles,
+    full_scan_weights,
+    parker_weight,
+    parker_weights,
+    redundancy_weights,
+    scan_arc,
+    scan_type,
+)
 from .xray import XRayTransform
 
 __all__ = [
+    "FBP",
     "AdjointOperator",
     "ComposedOperator",
     "FiniteDifferences",
     "IdentityOperator",
     "LinearOperator",
+    "ProjectionWeighting",
     "RampFilter",
     "ScaledOperator",
     "SumOperator",
     "VoxelBackprojection",
     "XRayTransform",
+    "angular_weights",
+    "arc_ramp_response",
+    "cosine_weights",
+    "fan_angles",
     "fft_length",
+    "full_scan_weights",
+    "parker_weight",
+    "parker_weights",
     "power_norm",
     "ramp_response",
+    "redundancy_weights",
+    "scan_arc",
+    "scan_type",
 ]

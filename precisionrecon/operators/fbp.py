@@ -1,0 +1,278 @@
+r"""Filtered back-projection (parallel and fan beam) and FDK (circular cone beam).
+
+FBP is linear, so it is a :class:`LinearOperator` made of known operators::
+
+    FBP = B @ H @ P        (projections -> volume)
+
+with ``P`` a :class:`ProjectionWeighting` (quadrature, redundancy and cosine weights and
+the scale), ``H`` a :class:`RampFilter` along the detector rows and ``B`` a
+back-projector. Its adjoint ``FBP.T = P @ H @ B.T`` comes for free, and it is
+differentiable in its input, in the filter ``response`` and in the ``weights``.
+
+Units: FBP of line integrals (density * mm) returns the density (1/mm). The scale comes
+from the continuous inversion formulas and the discrete back-projectors:
+
+* parallel beam (Kak & Slaney eq. 3.44), ``f(x) = int_0^pi q_theta(x . u_theta) dtheta``,
+  ``q = p * h`` with ``h`` the ramp ``|nu|``. The voxel-driven back-projector is
+  ``sum_views q(u(x))``, so ``P`` holds the quadrature weights ``dtheta_i``. The adjoint
+  of the ray-driven projector is ``A.T q (x) ~ sum_views (area / tau) q(u(x))`` (the
+  interpolation weights of one voxel integrate to its area over the detector
+  coordinate, sampled at the pitch ``tau``), so with it ``P`` also holds
+  ``tau / area`` (3-D: ``tau_u tau_v / volume``).
+* fan beam, flat detector (Kak & Slaney eq. 3.90 with 3.77):
+  ``f(x) = 1/2 int_0^{2 pi} U^-2 [(R cos gamma) * h](s(x)) dbeta`` with the detector
+  coordinate ``s`` and the ramp scaled to the isocentre (pitch ``tau du D / D_sd``) and
+  ``U = l / D`` (``l`` the depth of ``x`` along the central ray, ``D`` the source to
+  isocentre distance). :class:`VoxelBackprojection` with ``distance_weight=True``
+  applies ``(D / l)^2 = U^-2``; ``P`` holds ``w(beta, gamma) dbeta cos gamma`` with the
+  redundancy ``w = 1/2`` (full scan) or Parker's weight (short scan).
+* fan beam, arc detector (Kak & Slaney eq. 3.69-3.71):
+  ``f(x) = int L^-2 [(R D cos gamma) * g](gamma(x)) dbeta``,
+  ``g(gamma) = 1/2 (gamma / sin gamma)^2 h(gamma)`` with ``L`` the distance from the
+  source. Writing the ramp in the arc length at the isocentre, ``s = D gamma``, this is
+  ``sum_views w dbeta (D^2 / L^2) [(R cos gamma) * (m h_s)]`` with
+  ``m(s) = (gamma / sin gamma)^2``, the modified ramp of :func:`arc_ramp_response`. The
+  back-projector's curved-detector weight is ``D_w^2 / L^2`` with ``D_w = D cos b``
+  (``b`` the angular detector offset), so ``P`` also holds ``1 / cos^2 b``.
+* FDK (Feldkamp, Davis & Kress 1984): the flat fan-beam formula per detector row, with
+  the cone-beam cosine ``D_sd / sqrt(D_sd^2 + u^2 + v^2)``; cylindrical detectors use
+  the arc formula per row with ``cos gamma D_sd / sqrt(D_sd^2 + v^2)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import KW_ONLY, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..geometry import FanBeam2D
+from .backprojection import VoxelBackprojection
+from .base import LinearOperator
+from .filters import WINDOWS, RampFilter, fft_length, ramp_response
+from .weights import CIRCULAR, ProjectionWeighting, cosine_weights, redundancy_weights
+from .xray import XRayTransform
+
+BACKPROJECTORS = ("auto", "voxel", "adjoint")
+
+
+def arc_ramp_response(
+    n_det: int, angle_step: float, det_spacing: float, window: str = "ram-lak", cutoff: float = 1.0
+) -> Tensor:
+    r"""Ramp filter of an equiangular (arc) detector: the windowed ramp of
+    :func:`ramp_response` at pitch ``det_spacing`` (mm at the isocentre), its spatial kernel
+    multiplied by ``(gamma / sin gamma)^2`` at lag ``gamma = k * angle_step`` (Kak & Slaney
+    eq. 3.71, ``h(D sin gamma) = (gamma / sin gamma)^2 h(D gamma)`` for the ramp).
+
+    Only lags ``|k| < n_det`` reach the cropped output of the zero-padded convolution;
+    ``(n_det - 1) * angle_step`` must stay below ``pi``.
+
+    Shape: ``(fft_length(n_det) // 2 + 1,)``, float64, in 1/mm.
+    """
+    if not (0.0 < angle_step and (n_det - 1) * angle_step < math.pi):
+        raise ValueError(f"angle_step must be positive with (n_det - 1) * angle_step < pi, got {angle_step}")
+    base = ramp_response(n_det, det_spacing, window, cutoff)
+    n = fft_length(n_det)
+    kernel = torch.fft.irfft(base, n=n)
+    k = torch.arange(n, dtype=torch.float64)
+    lag = torch.minimum(k, n - k)
+    gamma = lag * angle_step
+    useful = (lag > 0) & (lag < n_det)
+    ratio = gamma / torch.where(useful, torch.sin(gamma), torch.ones_like(gamma))
+    m = torch.where(useful, ratio**2, torch.ones_like(gamma))
+    return torch.fft.rfft(kernel * m).real
+
+
+@dataclass(frozen=True, eq=False)
+class FBP(LinearOperator):
+    r"""Filtered back-projection / FDK of a circular scan, as a linear operator
+    ``projections -> volume`` (see the module docstring for the formulas and the scale).
+
+    ``FBP = B @ H @ P``: ``P`` (:attr:`pre`) weights the projections by quadrature,
+    redundancy (full scan ``1/2``, Parker short-scan weights, parallel-beam ``pi``
+    periodicity) and cosine weights times the scale; ``H`` (:attr:`ramp`) is the ramp
+    filter along the detector rows; ``B`` (:attr:`backprojection`) back-projects, with the
+    ``U^-2`` distance weight for divergent beams.
+
+    Parameters
+    ----------
+    A : XRayTransform
+        The forward operator; its volume and geometry define the reconstruction.
+        Geometry: ``ParallelBeam2D``, ``ParallelBeam3D``, ``FanBeam2D`` (flat or arc) or
+        ``ConeBeam3D`` (flat or cylindrical), with any detector offsets.
+    filter : str
+        Ramp window: ``"ram-lak"``, ``"shepp-logan"``, ``"cosine"``, ``"hamming"``, ``"hann"``.
+    cutoff : float
+        Filter cutoff as a fraction of the Nyquist frequency, in (0, 1].
+    short_scan : {"auto", True, False}
+        Fan/cone beam only: ``"auto"`` treats views that do not go round the full circle
+        as a short scan; ``True`` forces short-scan weighting. See
+        :func:`~precisionrecon.operators.weights.redundancy_weights`.
+    parker : bool
+        Short scans: Parker weights (``True``) or only the mean redundancy ``pi / arc``
+        (``False``, which leaves the well-known short-scan artefacts).
+    backprojector : {"auto", "voxel", "adjoint"}
+        ``"voxel"``: :class:`VoxelBackprojection` (with the distance weight for divergent
+        beams); ``"adjoint"``: ``A.T`` (parallel beams only, it lacks the distance weight).
+        ``"auto"`` takes ``"voxel"``. Measured on analytic phantoms (128² and 256²,
+        parallel beam): for smooth objects ``"voxel"`` is 10-28 dB better (PSNR); with
+        sharp edges it is better at a detector pitch equal to the pixel size and
+        1-5 dB worse with a detector finer than the pixels, whose high frequencies it
+        point-samples while the adjoint averages over the pixel (use a window or
+        ``cutoff`` there).
+    response : Tensor, optional
+        Filter response overriding the design (e.g. an ``nn.Parameter`` initialised
+        from :attr:`designed_response`), shape ``(fft_length(n_det) // 2 + 1,)``.
+    weights : Tensor, optional
+        Pre-weights overriding :attr:`designed_weights` (same role, broadcastable to the
+        projection shape), e.g. an ``nn.Parameter``. (The designed weights are applied as
+        a view factor times a detector factor, so they equal ``weights=designed_weights``
+        up to rounding.)
+
+    Notes
+    -----
+    Shape: ``(*batch, n_views, *det_shape) -> (*batch, *volume.shape)``; float32 or
+    float64. Input in line integrals (mm times density), output in density (1/mm).
+    """
+
+    A: XRayTransform
+    filter: str = "ram-lak"
+    _: KW_ONLY
+    cutoff: float = 1.0
+    short_scan: bool | str = "auto"
+    parker: bool = True
+    backprojector: str = "auto"
+    response: Tensor | None = None
+    weights: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.A, XRayTransform):
+            raise TypeError(f"A must be an XRayTransform, got {type(self.A).__name__}")
+        geom, vol = self.A.geometry, self.A.volume
+        if not isinstance(geom, CIRCULAR):
+            raise TypeError(
+                "A.geometry must be a ParallelBeam2D, ParallelBeam3D, FanBeam2D or ConeBeam3D (FBP needs a "
+                f"circular scan), got {type(geom).__name__}"
+            )
+        if isinstance(self.cutoff, bool) or not isinstance(self.cutoff, (int, float)):
+            raise TypeError(f"cutoff must be a real number, got {type(self.cutoff).__name__}")
+        if self.filter not in WINDOWS:
+            raise ValueError(f"filter must be one of {WINDOWS}, got {self.filter!r}")
+        if self.backprojector not in BACKPROJECTORS:
+            raise ValueError(f"backprojector must be one of {BACKPROJECTORS}, got {self.backprojector!r}")
+        parallel = geom.beam == "parallel"
+        if self.backprojector == "adjoint" and not parallel:
+            raise ValueError(
+                "backprojector='adjoint' is for parallel beams only: A.T lacks the distance weight of fan-beam "
+                "FBP and FDK; use 'voxel' or 'auto'"
+            )
+        kind = "voxel" if self.backprojector == "auto" else self.backprojector
+
+        # ramp filter along u; divergent beams filter in the detector coordinate at the isocentre
+        if parallel:
+            du = geom.det_spacing if isinstance(geom.det_spacing, float) else geom.det_spacing[-1]
+            tau = float(du)
+        else:
+            du = geom.det_spacing if isinstance(geom, FanBeam2D) else geom.det_spacing[1]
+            tau = float(du) * geom.src_iso / geom.src_det
+        n_det = geom.det_shape[-1]
+        designed_response = ramp_response(n_det, tau, self.filter, float(self.cutoff))
+        offset_u = 0.0
+        if not parallel and geom.curved:
+            designed_response = arc_ramp_response(n_det, du / geom.src_det, tau, self.filter, float(self.cutoff))
+            offset_u = geom.det_offset if isinstance(geom, FanBeam2D) else geom.det_offset[1]
+        response = designed_response if self.response is None else self.response
+        ramp = RampFilter(geom.proj_shape, det_spacing=tau, window=self.filter, cutoff=self.cutoff, response=response)
+
+        # scale: see the module docstring
+        if parallel and kind == "adjoint":
+            cell = math.prod(vol.spacing)
+            pitch = tau if isinstance(geom.det_spacing, float) else math.prod(geom.det_spacing)
+            scale = pitch / cell
+        elif not parallel and geom.curved:
+            scale = 1.0 / math.cos(offset_u / geom.src_det) ** 2  # the back-projector's D_w = D cos b
+        else:
+            scale = 1.0
+        # two small factors instead of their product, which can be as large as the projections
+        view_weights = redundancy_weights(geom, short_scan=self.short_scan, parker=self.parker)
+        det_weights = cosine_weights(geom) * scale
+        if self.weights is None:
+            shape = geom.proj_shape
+            pre: LinearOperator = ProjectionWeighting(shape, view_weights) @ ProjectionWeighting(shape, det_weights)
+        else:
+            pre = ProjectionWeighting(geom.proj_shape, self.weights)
+        if kind == "adjoint":
+            back: LinearOperator = self.A.T
+        else:
+            back = VoxelBackprojection(vol, geom, distance_weight=not parallel, device=self.A.device)
+        d = self.__dict__
+        d["designed_response"], d["_weight_factors"] = designed_response, (view_weights, det_weights)
+        d["ramp"], d["pre"], d["backprojection"] = ramp, pre, back
+        d["_op"] = back @ ramp @ pre
+
+    @property
+    def designed_response(self) -> Tensor:
+        """The filter response of this geometry and window (float64), the initial value of a learned one."""
+        return self.__dict__["designed_response"]
+
+    @property
+    def designed_weights(self) -> Tensor:
+        """The pre-weights ``P`` of this geometry (float64), the initial value of learned ones:
+        quadrature and redundancy weights times cosine weights and the scale, shape
+        ``(n_views, n_det)`` (2-D), ``(n_views, 1)`` (parallel 2-D), ``(n_views, rows, cols)``
+        (cone beam) or ``(n_views, 1, 1)`` (parallel 3-D)."""
+        view_weights, det_weights = self.__dict__["_weight_factors"]
+        return view_weights * det_weights
+
+    @property
+    def ramp(self) -> RampFilter:
+        """The ramp filter ``H``."""
+        return self.__dict__["ramp"]
+
+    @property
+    def pre(self) -> LinearOperator:
+        """The pre-weighting ``P``: a :class:`ProjectionWeighting` of ``weights`` if given,
+        else the composition of the view (quadrature, redundancy) and detector (cosine,
+        scale) factors of :attr:`designed_weights`."""
+        return self.__dict__["pre"]
+
+    @property
+    def backprojection(self) -> LinearOperator:
+        """The back-projector ``B``."""
+        return self.__dict__["backprojection"]
+
+    @property
+    def domain_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        return tuple(self.A.geometry.proj_shape)
+
+    @property
+    def range_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        return tuple(self.A.volume.shape)
+
+    @property
+    def device(self) -> torch.device:
+        return self.A.device
+
+    def apply(self, x: Tensor) -> Tensor:
+        """Reconstruct. Shape: ``(*batch, *proj_shape) -> (*batch, *volume.shape)``."""
+        return self.__dict__["_op"].apply(x)
+
+    def adjoint_apply(self, y: Tensor) -> Tensor:
+        """``P H B^T``. Shape: ``(*batch, *volume.shape) -> (*batch, *proj_shape)``."""
+        return self.__dict__["_op"].adjoint_apply(y)
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}=<tensor>" for k in ("response", "weights") if getattr(self, k) is not None)
+        return (
+            f"FBP({self.A!r}, filter={self.filter!r}, cutoff={self.cutoff!r}, short_scan={self.short_scan!r}, "
+            f"parker={self.parker!r}, backprojector={self.backprojector!r}{extra})"
+        )
+
+    def _example_dtype(self) -> torch.dtype:
+        return torch.float64
+
+    def to(self, device: Any) -> FBP:
+        """The same reconstruction for tensors on ``device``."""
+        return self.replace(A=self.A.to(device))  # type: ignore[return-value]
