@@ -9,7 +9,8 @@
 // Ops: 0 Joseph forward (one thread per ray), 1 Joseph adjoint (2-D: one thread per ray
 // with atomics; 3-D, deterministic mode and half precision: one thread per voxel
 // gathering the exactly transposed weights, no atomics), 2 voxel-driven back-projection (one thread per voxel), 3 its transpose (one
-// thread per voxel with atomics, or -- deterministic -- one thread per view).
+// thread per voxel with atomics, or -- deterministic -- one thread per view), 4 geometry
+// sensitivities of the projection (one thread per ray).
 #include <cuda_runtime.h>
 #include <stdint.h>
 
@@ -46,6 +47,15 @@ __global__ void k_forward(const T* x, T* y, Args a) {
   int nb;
   const int b0 = batch_chunk(a, nb);
   joseph_forward_ray<DIM, T>(r, b0, nb, x, y, a.vol, a.det, a.vecs, a.nrays);
+}
+
+template <int DIM, typename T>
+__global__ void k_sensitivity(const T* x, T* out, Args a) {
+  const int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (r >= a.nrays) return;
+  int nb;
+  const int b0 = batch_chunk(a, nb);
+  joseph_sensitivity_ray<DIM, T>(r, b0, nb, x, out, a.vol, a.det, a.vecs, a.nrays);
 }
 
 template <int DIM, typename T>
@@ -172,6 +182,9 @@ int launch(int op, int deterministic, const void* in_, void* out_, const Args& a
       } else {
         return 7;
       }
+      break;
+    case 4:
+      k_sensitivity<DIM, T><<<grid(a.nrays), kThreads, 0, stream>>>(in, out, a);
       break;
     default:
       return 8;

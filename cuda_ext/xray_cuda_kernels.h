@@ -315,4 +315,69 @@ PR_HD void vbp_scatter_view(const ViewProjection& V, const Detector& det, const 
   }
 }
 
+// Geometry sensitivities of ray `ray`: the derivatives of its Joseph sum with respect to
+// the sample coordinates, accumulated along the ray,
+//   P[0] = sum_j dS/df1,  P[1] = sum_j j dS/df1  (and P[2], P[3] for f2 in 3-D),
+// where S(j) is the (bi)linear interpolation at slice j and f1 = a1 + b1 j. With y the
+// projection, dy/da1 = w P[0], dy/db1 = w P[1], dy/dw = y / w: the chain rule to the view
+// vectors is done by autograd on the line parameters (precisionrecon/_kernels/geometry.py).
+// out: (batch, nrays, K), K = 2 (2-D) or 4 (3-D). Zeros outside the volume, as in the
+// projection, so the sums are the exact derivatives wherever no sample sits on a voxel
+// boundary (where linear interpolation has a kink).
+template <int DIM, typename T>
+PR_HD void joseph_sensitivity_ray(int64_t ray, int b0, int nb, const T* x, T* out, const Volume& vol,
+                                  const Detector& det, const double* vecs, int64_t nrays) {
+  typedef typename AccOf<T>::type A;
+  constexpr int K = DIM == 2 ? 2 : 4;
+  const int64_t per_view = (int64_t)det.nu * det.nv;
+  const int view = (int)(ray / per_view);
+  const int iv = (int)((ray % per_view) / det.nu), iu = (int)(ray % det.nu);
+  const Strides st = volume_strides(vol);
+  A acc[kMaxNB][K];
+  for (int b = 0; b < kMaxNB; ++b)
+    for (int k = 0; k < K; ++k) acc[b][k] = (A)0;
+  Line L;
+  if (ray_line<DIM>(vecs + (int64_t)view * view_stride(DIM), vol, det, iu, iv, L)) {
+    for (int j = L.j0; j < L.j1; ++j) {
+      const double f1 = L.a1 + L.b1 * j, f2 = DIM == 3 ? L.a2 + L.b2 * j : 0.0;
+      const double fl1 = floor(f1), fl2 = floor(f2);
+      const double t1 = f1 - fl1, t2 = f2 - fl2;
+      const int q1 = (int)fl1, q2 = (int)fl2;
+      // the four corner voxels (zero outside the volume)
+      bool in1[2], in2[2];
+      for (int t = 0; t < 2; ++t) {
+        in1[t] = q1 + t >= 0 && q1 + t <= vol.n[L.o1] - 1;
+        in2[t] = DIM == 2 ? t == 0 : (q2 + t >= 0 && q2 + t <= vol.n[L.o2] - 1);
+      }
+      const int64_t base = (int64_t)j * st.s[L.m];
+      for (int b = 0; b < nb; ++b) {
+        const T* xb = x + (int64_t)(b0 + b) * st.nvox + base;
+        A v[2][2];
+        for (int tb = 0; tb < 2; ++tb)
+          for (int ta = 0; ta < 2; ++ta) {
+            const bool inside = in1[ta] && in2[tb];
+            v[tb][ta] = inside ? load_acc(xb + (int64_t)(q1 + ta) * st.s[L.o1] +
+                                          (DIM == 3 ? (int64_t)(q2 + tb) * st.s[L.o2] : 0))
+                               : (A)0;
+          }
+        A d1, d2 = (A)0;
+        if (DIM == 2) {
+          d1 = v[0][1] - v[0][0];
+        } else {
+          d1 = (A)(1.0 - t2) * (v[0][1] - v[0][0]) + (A)t2 * (v[1][1] - v[1][0]);
+          d2 = (A)(1.0 - t1) * (v[1][0] - v[0][0]) + (A)t1 * (v[1][1] - v[0][1]);
+        }
+        acc[b][0] += d1;
+        acc[b][1] += (A)j * d1;
+        if (DIM == 3) {
+          acc[b][2] += d2;
+          acc[b][3] += (A)j * d2;
+        }
+      }
+    }
+  }
+  for (int b = 0; b < nb; ++b)
+    for (int k = 0; k < K; ++k) store_acc(out + ((int64_t)(b0 + b) * nrays + ray) * K + k, acc[b][k]);
+}
+
 }  // namespace pr

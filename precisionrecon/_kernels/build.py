@@ -59,7 +59,7 @@ def _compiler() -> str:
 def build_cpu(force: bool = False, verbose: bool = True) -> list[Path]:
     """Build the CPU libraries; returns their paths."""
     LIB_DIR.mkdir(parents=True, exist_ok=True)
-    sources = [SRC_DIR / "xray_math.h", *CPU_SOURCES]
+    sources = [SRC_DIR / "xray_math.h", SRC_DIR / "xray_cuda_kernels.h", *CPU_SOURCES]
     cxx = _compiler()
     out = []
     for isa, flags in isa_flags().items():

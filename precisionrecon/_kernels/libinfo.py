@@ -7,8 +7,9 @@ from pathlib import Path
 
 SRC_DIR = Path(__file__).resolve().parents[2] / "cuda_ext"
 LIB_DIR = Path(__file__).resolve().parent / "lib"
-# Joseph projector and voxel-driven (FBP) back-projector, one library per instruction set.
-CPU_SOURCES = [SRC_DIR / "xray_cpu.cpp", SRC_DIR / "vbp_cpu.cpp"]
+# Joseph projector, voxel-driven (FBP) back-projector and geometry sensitivities, one
+# library per instruction set.
+CPU_SOURCES = [SRC_DIR / "xray_cpu.cpp", SRC_DIR / "vbp_cpu.cpp", SRC_DIR / "geometry_cpu.cpp"]
 # -ffp-contract=off: no FMA contraction, so the forward and adjoint call sites (and the
 # pure-torch reference) evaluate the weights with the same roundings.
 # -fno-trapping-math: lets floor() vectorise (vrndscalepd) in the Joseph tap loop.

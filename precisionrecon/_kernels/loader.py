@@ -36,7 +36,14 @@ _SIGNATURE = [
     ctypes.c_int,  # curved
     ctypes.c_int,  # nthreads
 ]
-FUNCTIONS = ("pr_xray_forward_f32", "pr_xray_forward_f64", "pr_xray_adjoint_f32", "pr_xray_adjoint_f64")
+FUNCTIONS = (
+    "pr_xray_forward_f32",
+    "pr_xray_forward_f64",
+    "pr_xray_adjoint_f32",
+    "pr_xray_adjoint_f64",
+    "pr_xray_sensitivity_f32",
+    "pr_xray_sensitivity_f64",
+)
 # The voxel-driven back-projector takes one more int (distance weighting) before nthreads.
 _VBP_SIGNATURE = [*_SIGNATURE[:-1], ctypes.c_int, ctypes.c_int]
 VBP_FUNCTIONS = ("pr_vbp_backproject_f32", "pr_vbp_backproject_f64", "pr_vbp_project_f32", "pr_vbp_project_f64")

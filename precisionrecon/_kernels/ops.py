@@ -19,15 +19,16 @@ from torch import Tensor
 from . import reference
 from .loader import cpu_library, cuda_library
 
-__all__ = ["vbp_backproject", "vbp_project", "xray_adjoint", "xray_forward"]
+__all__ = ["vbp_backproject", "vbp_project", "xray_adjoint", "xray_forward", "xray_sensitivity"]
 
 # op codes of pr_cuda_launch
-_FORWARD, _ADJOINT, _VBP_BACKPROJECT, _VBP_PROJECT = 0, 1, 2, 3
+_FORWARD, _ADJOINT, _VBP_BACKPROJECT, _VBP_PROJECT, _SENSITIVITY = 0, 1, 2, 3, 4
 _CPU_NAMES = {
     _FORWARD: "pr_xray_forward",
     _ADJOINT: "pr_xray_adjoint",
     _VBP_BACKPROJECT: "pr_vbp_backproject",
     _VBP_PROJECT: "pr_vbp_project",
+    _SENSITIVITY: "pr_xray_sensitivity",
 }
 _CUDA_DTYPES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
 _HALF = (torch.float16, torch.bfloat16)
@@ -111,6 +112,8 @@ def _run(op: int, src: Tensor, vectors: Tensor, vol_shape, vol_spacing, vol_offs
     batch_shape = src.shape[: src.dim() - len(trailing)]
     batch = math.prod(batch_shape)
     out_shape = (*batch_shape, *vol_shape) if to_volume else (*batch_shape, vectors.shape[0], *det_shape)
+    if op == _SENSITIVITY:
+        out_shape = (*batch_shape, vectors.shape[0] * math.prod(det_shape), 2 if len(vol_shape) == 2 else 4)
     out = src.new_empty(out_shape)
     if batch == 0:
         return out
@@ -124,6 +127,11 @@ def _run(op: int, src: Tensor, vectors: Tensor, vol_shape, vol_spacing, vol_offs
     if _call_cpu(op, sc, out, batch, n, sp, off, vc, nu, nv, beam, curved, *extra):
         return out
     geo = (vc, n, sp, off, nu, nv, beam, curved)
+    if op == _SENSITIVITY:
+        raise RuntimeError(
+            "precisionrecon: geometry gradients need the compiled kernels; build them with "
+            "`python -m precisionrecon._kernels.build`"
+        )
     if op == _FORWARD:
         flat = reference.forward(sc.reshape(batch, *vol_shape), *geo)
     elif op == _ADJOINT:
@@ -205,6 +213,34 @@ def vbp_project(
     ``torch.are_deterministic_algorithms_enabled()``, else atomics.
     """
     return _run(_VBP_PROJECT, x, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved, weighted)
+
+
+@torch.library.custom_op("precisionrecon::xray_sensitivity", mutates_args=())
+def xray_sensitivity(
+    x: Tensor,
+    vectors: Tensor,
+    vol_shape: list[int],
+    vol_spacing: list[float],
+    vol_offset: list[float],
+    det_shape: list[int],
+    beam: int,
+    curved: int,
+) -> Tensor:
+    """Geometry sensitivities of the projection, ``(*batch, *vol_shape) -> (*batch, n_rays, K)``.
+
+    Per ray, ``K = 2`` (2-D) or 4 (3-D) sums along the ray of the derivative of the
+    interpolated value with respect to the sample coordinates ``f = a + b j``:
+    ``sum_j dS/df1``, ``sum_j j dS/df1`` (and the same for ``f2``); see
+    ``joseph_sensitivity_ray`` in ``cuda_ext/xray_cuda_kernels.h``. Not differentiable
+    itself (used inside the geometry backward).
+    """
+    return _run(_SENSITIVITY, x, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved)
+
+
+@xray_sensitivity.register_fake
+def _(x, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved):
+    batch_shape = x.shape[: x.dim() - len(vol_shape)]
+    return x.new_empty((*batch_shape, vectors.shape[0] * math.prod(det_shape), 2 if len(vol_shape) == 2 else 4))
 
 
 def _to_volume_fake(src, vectors, vol_shape, det_shape):

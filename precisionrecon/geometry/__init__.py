@@ -1,5 +1,6 @@
 """Volumes and projection geometries; every geometry reduces to per-view vectors."""
 
+from ._circular import circular_vectors, parallel_vectors
 from .base import Geometry, angles
 from .cone import ConeBeam3D
 from .fan import FanBeam2D
@@ -16,4 +17,6 @@ __all__ = [
     "VectorGeometry",
     "Volume",
     "angles",
+    "circular_vectors",
+    "parallel_vectors",
 ]

@@ -76,7 +76,7 @@ class ConeBeam3D(Geometry):
         (dv, du), (ov, ou) = self.det_spacing, self.det_offset
         return circular_vectors(
             self.angles, self.src_iso, self.src_det, du, ou, self.detector == "cylindrical", dv=dv, offset_v=ov
-        )
+        ).numpy()
 
     def __repr__(self) -> str:
         return repr_fields(self)

@@ -86,7 +86,7 @@ class FanBeam2D(Geometry):
     def _vectors(self) -> np.ndarray:
         return circular_vectors(
             self.angles, self.src_iso, self.src_det, self.det_spacing, self.det_offset, self.detector == "arc"
-        )
+        ).numpy()
 
     def __repr__(self) -> str:
         return repr_fields(self)

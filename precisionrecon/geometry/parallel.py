@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ._circular import parallel_vectors
 from ._validate import angles_tuple, finite_float, per_axis, positive_float, positive_int
 from .base import Geometry, repr_fields
 
@@ -52,10 +53,7 @@ class ParallelBeam2D(Geometry):
         return len(self.angles)
 
     def _vectors(self) -> np.ndarray:
-        th = np.asarray(self.angles)
-        s, c = np.sin(th), np.cos(th)
-        u = np.stack([c, -s], axis=1)
-        return np.concatenate([np.stack([-s, -c], axis=1), self.det_offset * u, self.det_spacing * u], axis=1)
+        return parallel_vectors(self.angles, self.det_spacing, self.det_offset).numpy()
 
     def __repr__(self) -> str:
         return repr_fields(self)
@@ -89,13 +87,8 @@ class ParallelBeam3D(Geometry):
         return len(self.angles)
 
     def _vectors(self) -> np.ndarray:
-        th = np.asarray(self.angles)
-        s, c = np.sin(th), np.cos(th)
-        z = np.zeros_like(th)
-        uhat = np.stack([c, -s, z], axis=1)
-        vhat = np.stack([z, z, z + 1.0], axis=1)
         (dv, du), (ov, ou) = self.det_spacing, self.det_offset
-        return np.concatenate([np.stack([-s, -c, z], axis=1), ou * uhat + ov * vhat, du * uhat, dv * vhat], axis=1)
+        return parallel_vectors(self.angles, du, ou, dv=dv, offset_v=ov).numpy()
 
     def __repr__(self) -> str:
         return repr_fields(self)

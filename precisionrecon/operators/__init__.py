@@ -13,6 +13,7 @@ from .base import (
 from .differences import FiniteDifferences
 from .fbp import FBP, arc_ramp_response
 from .filters import RampFilter, fft_length, ramp_response
+from .parametric import ParametricXRayTransform
 from .weights import (
     ProjectionWeighting,
     angular_weights,
@@ -34,6 +35,7 @@ __all__ = [
     "FiniteDifferences",
     "IdentityOperator",
     "LinearOperator",
+    "ParametricXRayTransform",
     "ProjectionWeighting",
     "RampFilter",
     "ScaledOperator",
