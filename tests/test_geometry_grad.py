@@ -105,6 +105,19 @@ def test_gradcheck_circular_parameters_3d() -> None:
     assert torch.autograd.gradcheck(project, tuple(params), eps=1e-6, atol=1e-5, rtol=1e-3)
 
 
+def test_unbatched_input() -> None:
+    """No batch dimension: the same gradient as a batch of one."""
+    vol, geom = CASES["fan-arc"]()
+    P = _parametric(vol, geom)
+    x = smooth_image(vol.shape, batch=1)
+    vec = geom.to_vectors().clone().requires_grad_(True)
+    g = torch.randn(geom.proj_shape, dtype=torch.float64)
+    (one,) = torch.autograd.grad((P(x[0], vec) * g).sum(), vec)
+    (batched,) = torch.autograd.grad((P(x, vec) * g).sum(), vec)
+    assert one.abs().max() > 0
+    torch.testing.assert_close(one, batched, rtol=1e-12, atol=1e-12)
+
+
 def test_gradcheck_parallel_parameters() -> None:
     vol = pr.Volume((12, 13))
     P = pr.ParametricXRayTransform(vol, det_shape=9, beam="parallel")

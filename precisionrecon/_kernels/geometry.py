@@ -80,9 +80,11 @@ class _ParametricProjection(torch.autograd.Function):
             n, sp, off, nu, nv = _geometry_args(vol_shape, vol_spacing, vol_offset, det_shape)
             dim = len(vol_shape)
             sens = ops.xray_sensitivity(x.detach(), vectors.detach(), *geometry).to(torch.float64)
-            batch_dims = tuple(range(x.dim() - dim))
-            gy = grad_y.reshape(*grad_y.shape[: x.dim() - dim], -1).to(torch.float64)  # (*batch, n_rays)
+            # (batch, n_rays); note sum(dim=()) would reduce everything, so fold the batch
+            gy = grad_y.reshape(-1, sens.shape[-2]).to(torch.float64)
             yy = y.reshape(gy.shape).to(torch.float64)
+            sens = sens.reshape(gy.shape[0], -1, sens.shape[-1])
+            batch_dims = (0,)
             with torch.enable_grad():
                 vec = vectors.detach().to(torch.float64).requires_grad_(True)
                 lp = line_parameters(vec, n, sp, off, nu, nv, beam, curved)
