@@ -1,6 +1,6 @@
 """precisionrecon: differentiable CT and MR reconstruction built on known operators."""
 
-from . import algorithms, data, interop, metrics, testing
+from . import algorithms, data, interop, metrics, models, testing
 from .geometry import (
     ConeBeam3D,
     FanBeam2D,
@@ -48,5 +48,6 @@ __all__ = [
     "data",
     "interop",
     "metrics",
+    "models",
     "testing",
 ]

@@ -5,6 +5,7 @@ from .base import Geometry, angles
 from .cone import ConeBeam3D
 from .fan import FanBeam2D
 from .parallel import ParallelBeam2D, ParallelBeam3D
+from .serialize import from_dict, to_dict
 from .vectors import VectorGeometry
 from .volume import Volume
 
@@ -18,5 +19,7 @@ __all__ = [
     "Volume",
     "angles",
     "circular_vectors",
+    "from_dict",
     "parallel_vectors",
+    "to_dict",
 ]

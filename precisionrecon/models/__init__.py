@@ -1,0 +1,35 @@
+"""Learned reconstructions built on known operators (precision learning).
+
+All models share :class:`ReconModel`: ``model(y) -> x`` with the operator bound at
+construction (``model.operator``), known-operator parts that can be frozen or freed
+(``model.freeze("filter")``, ``model.known_operators()``, ``model.n_free_parameters``), and
+``model.config()`` -> :func:`build` to rebuild a model without the training code.
+"""
+
+from .base import ReconModel, build, registered_models
+from .blocks import ConvPReLUStack, UNet
+from .fbpconvnet import FBPConvNet
+from .initial import InitialReconstruction
+from .learned_fbp import FBPLayer, LearnedFBP, extended_parker_weights
+from .primal_dual import LearnedPrimalDual
+from .serialize import operator_from_dict, operator_to_dict
+from .varnet import FieldsOfExperts, RBFActivation, VariationalNetwork
+
+__all__ = [
+    "ConvPReLUStack",
+    "FBPConvNet",
+    "FBPLayer",
+    "FieldsOfExperts",
+    "InitialReconstruction",
+    "LearnedFBP",
+    "LearnedPrimalDual",
+    "RBFActivation",
+    "ReconModel",
+    "UNet",
+    "VariationalNetwork",
+    "build",
+    "extended_parker_weights",
+    "operator_from_dict",
+    "operator_to_dict",
+    "registered_models",
+]

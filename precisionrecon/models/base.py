@@ -1,0 +1,322 @@
+"""The shared base of the learned reconstructions: a known operator bound at construction,
+named known-operator parts that can be frozen or freed, and a JSON config that rebuilds
+the model without the training code.
+
+Every model maps measured data to an image, ``model(y) -> x``, with the forward operator
+``A = model.operator`` (e.g. an :class:`~precisionrecon.XRayTransform` or an MR
+``SENSE``/``NUFFT``) fixed at construction. The parts of the model that are known
+operators (the projector, a filter, redundancy weights) are listed by
+:meth:`ReconModel.known_operators`; those with learnable pieces can be frozen
+(:meth:`ReconModel.freeze`) or freed (:meth:`ReconModel.free`), which is how precision
+learning is made visible: :attr:`ReconModel.n_free_parameters` counts what is learned.
+
+``model.config()`` is a JSON-serialisable dict (class, constructor arguments, the operator
+described by :mod:`precisionrecon.models.serialize`, the frozen parts);
+:func:`build` rebuilds the model from it, and ``load_state_dict`` restores the learned
+values (e.g. from ``safetensors.torch.load_file``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..operators.base import AdjointOperator, LinearOperator
+from .serialize import dtype_name, operator_from_dict, operator_to_dict, parse_dtype
+
+CONFIG_FORMAT = 1
+_REGISTRY: dict[str, type[ReconModel]] = {}
+
+
+def move_operator(op: LinearOperator, device: torch.device) -> LinearOperator:
+    """The same operator for tensors on ``device``: its ``to(device)`` if it has one, else a
+    copy of the (dataclass) operator with its tensor and operator fields moved."""
+    if isinstance(op, AdjointOperator):
+        return move_operator(op.op, device).T
+    to = getattr(op, "to", None)
+    if callable(to):
+        return to(device)
+    if not dataclasses.is_dataclass(op):
+        raise TypeError(f"cannot move a {type(op).__name__} to {device}: it has no to() and is not a dataclass")
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(op):
+        value = getattr(op, f.name)
+        if isinstance(value, Tensor):
+            changes[f.name] = value.to(device)
+        elif isinstance(value, LinearOperator):
+            changes[f.name] = move_operator(value, device)
+    return dataclasses.replace(op, **changes)  # type: ignore[type-var]
+
+
+def is_complex_operator(op: LinearOperator) -> bool:
+    """Whether the operator acts on complex images (MR) rather than real ones (CT)."""
+    return op._example_dtype().is_complex
+
+
+def jsonable(value: Any) -> Any:
+    """Constructor arguments as JSON values: tuples as lists, dtypes by name."""
+    if isinstance(value, torch.dtype):
+        return dtype_name(value)
+    if isinstance(value, (tuple, list)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"a constructor argument of type {type(value).__name__} cannot be written to a config")
+
+
+def resolve_dtype(dtype: Any) -> torch.dtype:
+    """The parameter dtype of a model: ``None`` -> ``torch.get_default_dtype()``; names allowed."""
+    dt = torch.get_default_dtype() if dtype is None else parse_dtype(dtype)
+    if dt not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be float32 or float64 (the parameter dtype), got {dt}")
+    return dt
+
+
+class ReconModel(nn.Module):
+    r"""Base class of the learned reconstructions: ``model(y) -> x`` for a bound operator.
+
+    Subclasses call ``super().__init__(operator)``, build their layers, declare their
+    known-operator parts with :meth:`register_known_operator`, record their constructor
+    arguments with :meth:`remember_config`, and implement ``forward(y)``. They are
+    registered by class name for :func:`build`.
+
+    Parameters
+    ----------
+    operator : LinearOperator
+        The forward operator ``A`` (image -> data), kept as :attr:`operator`.
+
+    Notes
+    -----
+    Shape: ``(*batch, *operator.range_shape) -> (*batch, *operator.domain_shape)``; any
+    number of leading batch dims. Real data (CT) give real images, complex data (MR)
+    complex images. The data's real precision must match the parameters' dtype (build
+    with ``dtype=torch.float64`` or call ``model.to(torch.float64)`` for float64 data).
+    Moving the model to a device (``model.to(device)``, also as part of a parent module)
+    moves the operator too.
+    """
+
+    def __init__(self, operator: LinearOperator) -> None:
+        super().__init__()
+        if not isinstance(operator, LinearOperator):
+            raise TypeError(f"operator must be a precisionrecon LinearOperator, got {type(operator).__name__}")
+        self._operator = operator
+        self._parts: dict[str, dict[str, Any]] = {}
+        self._config_kwargs: dict[str, Any] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+    # ------------------------------------------------------------------ operator
+    @property
+    def operator(self) -> LinearOperator:
+        """The known forward operator ``A`` the model was built for."""
+        return self._operator
+
+    @property
+    def is_complex(self) -> bool:
+        """Whether images and data are complex (MR)."""
+        return is_complex_operator(self._operator)
+
+    def bind_operator(self, operator: LinearOperator) -> None:
+        """Replace the operator by an equivalent one (e.g. the same on another device).
+        Subclasses that derive operators from it extend this."""
+        if tuple(operator.domain_shape) != tuple(self._operator.domain_shape) or tuple(operator.range_shape) != tuple(
+            self._operator.range_shape
+        ):
+            raise ValueError(
+                f"operator maps {tuple(operator.domain_shape)} -> {tuple(operator.range_shape)}, but the model was "
+                f"built for {tuple(self._operator.domain_shape)} -> {tuple(self._operator.range_shape)}"
+            )
+        self._operator = operator
+
+    def _apply(self, fn: Any, recurse: bool = True) -> ReconModel:
+        # every device move (model.to, .cuda(), a parent module's .to, ...) passes here: the
+        # operator follows the parameters
+        out = super()._apply(fn, recurse)
+        device = next((t.device for t in (*self.parameters(), *self.buffers())), None)
+        if device is not None and device != self._operator.device:
+            self.bind_operator(move_operator(self._operator, device))
+        return out
+
+    # ------------------------------------------------------------------ known operators
+    def register_known_operator(
+        self, name: str, description: str, parameters: Sequence[str] = (), *, frozen: bool = False
+    ) -> None:
+        """Declare a known-operator part: ``parameters`` are the (dotted) names of its
+        learnable tensors, empty for a fixed operator such as the projector."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        if name in self._parts:
+            raise ValueError(f"a known operator named {name!r} is registered already")
+        names = tuple(parameters)
+        for p in names:
+            self.get_parameter(p)  # raises if there is no such parameter
+        self._parts[name] = {"description": str(description), "parameters": names}
+        if names:
+            self._set_frozen(name, frozen)
+
+    def _part(self, name: str) -> dict[str, Any]:
+        if name not in self._parts:
+            raise ValueError(f"name must be one of the known operators {sorted(self._parts)}, got {name!r}")
+        return self._parts[name]
+
+    def _set_frozen(self, name: str, frozen: bool) -> None:
+        for p in self._part(name)["parameters"]:
+            self.get_parameter(p).requires_grad_(not frozen)
+
+    def freeze(self, name: str) -> ReconModel:
+        """Fix the learnable pieces of the known operator ``name`` (no gradient, not counted
+        in :attr:`n_free_parameters`). A part without learnable pieces is fixed already."""
+        self._part(name)
+        self._set_frozen(name, True)
+        return self
+
+    def free(self, name: str) -> ReconModel:
+        """Learn the pieces of the known operator ``name`` again."""
+        if not self._part(name)["parameters"]:
+            raise ValueError(f"the known operator {name!r} has no learnable pieces, it cannot be freed")
+        self._set_frozen(name, False)
+        return self
+
+    def is_frozen(self, name: str) -> bool:
+        """Whether the known operator ``name`` receives no gradient."""
+        return not any(self.get_parameter(p).requires_grad for p in self._part(name)["parameters"])
+
+    def known_operators(self) -> dict[str, dict[str, Any]]:
+        """The known-operator parts: ``{name: {"description", "n_parameters", "frozen"}}``."""
+        out = {}
+        for name, part in self._parts.items():
+            n = sum(self.get_parameter(p).numel() for p in part["parameters"])
+            out[name] = {"description": part["description"], "n_parameters": n, "frozen": self.is_frozen(name)}
+        return out
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of parameter entries, learned or frozen."""
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def n_free_parameters(self) -> int:
+        """Number of trainable parameter entries (those with ``requires_grad``)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    # ------------------------------------------------------------------ config
+    def remember_config(self, **kwargs: Any) -> None:
+        """Record the constructor arguments (besides the operator) for :meth:`config`."""
+        self._config_kwargs = {k: jsonable(v) for k, v in kwargs.items()}
+
+    def config(self) -> dict[str, Any]:
+        """A JSON-serialisable description that rebuilds the model with :func:`build`:
+        ``{"format", "class", "module", "operator", "kwargs", "frozen"}``. The learned values
+        are not in it: they are the ``state_dict``."""
+        frozen = sorted(n for n, part in self._parts.items() if part["parameters"] and self.is_frozen(n))
+        return {
+            "format": CONFIG_FORMAT,
+            "class": type(self).__name__,
+            "module": type(self).__module__,
+            "operator": operator_to_dict(self._operator),
+            "kwargs": dict(self._config_kwargs),
+            "frozen": frozen,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ReconModel:
+        """Build the model of :meth:`config` (untrained; load the ``state_dict`` after)."""
+        frozen = config.get("frozen", [])
+        if not isinstance(frozen, list):
+            raise ValueError(f"config['frozen'] must be a list of names, got {frozen!r}")
+        model = cls(operator_from_dict(config["operator"]), **config.get("kwargs", {}))
+        unknown = set(frozen) - set(model._parts)
+        if unknown:
+            raise ValueError(f"config['frozen'] names unknown parts {sorted(unknown)}")
+        for name, part in model._parts.items():
+            if part["parameters"]:
+                model._set_frozen(name, name in frozen)
+        return model
+
+    # ------------------------------------------------------------------ forward helpers
+    def parameter_dtype(self) -> torch.dtype | None:
+        """The dtype of the floating-point parameters (``None`` without parameters)."""
+        for p in self.parameters():
+            if p.dtype.is_floating_point:
+                return p.dtype
+        return None
+
+    def check_data(self, y: Any) -> tuple[Tensor, tuple[int, ...]]:
+        """Validate ``y`` and fold its batch dims: returns ``(y of shape (N, *range), batch)``."""
+        if not isinstance(y, Tensor):
+            raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+        shape = tuple(self._operator.range_shape)
+        if y.dim() < len(shape) or tuple(y.shape[y.dim() - len(shape) :]) != shape:
+            raise ValueError(f"y must have shape (*batch, {', '.join(map(str, shape))}), got {tuple(y.shape)}")
+        if self.is_complex:
+            if not (y.is_complex() or y.dtype.is_floating_point):
+                raise TypeError(f"y must be a complex (or real floating-point) tensor, got {y.dtype}")
+            if not y.is_complex():
+                y = y.to(torch.complex128 if y.dtype == torch.float64 else torch.complex64)
+            real = y.real.dtype
+        else:
+            if y.dtype not in (torch.float32, torch.float64):
+                raise TypeError(f"y must be float32 or float64 for a real operator, got {y.dtype}")
+            real = y.dtype
+        expected = self.parameter_dtype()
+        if expected is not None and real != expected:
+            raise TypeError(
+                f"y has precision {real} but the model's parameters are {expected}; convert y or call "
+                f"model.to({expected if real == torch.float32 else 'torch.float64'})"
+            )
+        batch = tuple(y.shape[: y.dim() - len(shape)])
+        return y.reshape(-1, *shape), batch
+
+    def unfold(self, x: Tensor, batch: tuple[int, ...]) -> Tensor:
+        """``(N, *domain) -> (*batch, *domain)``."""
+        return x.reshape(*batch, *self._operator.domain_shape)
+
+    def extra_repr(self) -> str:
+        return f"operator={type(self._operator).__name__} {tuple(self._operator.domain_shape)} -> " + str(
+            tuple(self._operator.range_shape)
+        )
+
+
+def registered_models() -> dict[str, type[ReconModel]]:
+    """Class name -> class of every :class:`ReconModel` subclass imported so far."""
+    return dict(_REGISTRY)
+
+
+def build(config: dict[str, Any]) -> ReconModel:
+    """Rebuild a model from its :meth:`ReconModel.config` (e.g. read back from JSON).
+
+    The class is looked up by name among the registered models; a ``"module"`` inside the
+    ``precisionrecon`` package is imported first, so models defined there (also later,
+    e.g. uncertainty wrappers) register themselves. The model is untrained and on the CPU:
+    load its ``state_dict`` and move it with ``.to(device)``.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a dict.
+    ValueError
+        Unknown format or class, or a malformed operator description.
+    """
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict, got {type(config).__name__}")
+    if config.get("format") != CONFIG_FORMAT:
+        raise ValueError(f"config['format'] must be {CONFIG_FORMAT}, got {config.get('format')!r}")
+    name = config.get("class")
+    module = config.get("module")
+    if name not in _REGISTRY and isinstance(module, str) and module.split(".")[0] == "precisionrecon":
+        importlib.import_module(module)
+    if name not in _REGISTRY:
+        raise ValueError(f"config['class'] must name a registered model {sorted(_REGISTRY)}, got {name!r}")
+    for key in ("operator", "kwargs"):
+        if not isinstance(config.get(key), dict):
+            raise ValueError(f"config[{key!r}] must be a dict, got {config.get(key)!r}")
+    return _REGISTRY[name].from_config(config)
