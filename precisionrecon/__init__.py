@@ -1,6 +1,6 @@
 """precisionrecon: differentiable CT and MR reconstruction built on known operators."""
 
-from . import algorithms, data, interop, metrics, models, testing
+from . import algorithms, data, interop, metrics, models, testing, training, uncertainty
 from .geometry import (
     ConeBeam3D,
     FanBeam2D,
@@ -50,4 +50,6 @@ __all__ = [
     "metrics",
     "models",
     "testing",
+    "training",
+    "uncertainty",
 ]

@@ -1,0 +1,273 @@
+"""The training configuration: plain dataclasses that read and write dicts, JSON and YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..geometry._validate import choice
+from ._io import atomic_write_bytes, atomic_write_json, read_json
+
+DATA_KINDS = ("auto", "ct", "mr")
+NOISE_MODELS = ("gaussian", "poisson", "none")
+SCHEDULES = ("cosine", "constant")
+LOSSES = ("auto", "mse", "nll")
+DTYPES = ("float32", "float64")
+
+
+def _int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _float(value: Any, name: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    out = float(value)
+    if not math.isfinite(out) or out < 0 or (positive and out == 0):
+        raise ValueError(f"{name} must be finite and {'> 0' if positive else '>= 0'}, got {value!r}")
+    return out
+
+
+def _from_dict(cls: type, d: Any, where: str) -> dict[str, Any]:
+    """The keyword arguments of ``cls`` in ``d``; a ValueError names unknown keys."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} must be a dict, got {type(d).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"{where} has unknown keys {unknown}; valid keys are {sorted(names)}")
+    return dict(d)
+
+
+@dataclass
+class DataConfig:
+    """Simulated training data, drawn on the fly for the model's operator.
+
+    Attributes
+    ----------
+    kind : {"auto", "ct", "mr"}
+        ``"ct"``: random-ellipse images (Adler & Öktem) projected by the operator;
+        ``"mr"``: the same images times a random smooth phase, through the (SENSE or
+        NUFFT) operator. ``"auto"``: ``"mr"`` for complex operators, else ``"ct"``.
+    noise : {"gaussian", "poisson", "none"}
+        ``"gaussian"``: white noise of standard deviation ``noise_level`` times the mean
+        ``|y|`` of each item (complex circular for MR; only sampled k-space is noisy);
+        ``"poisson"`` (CT): photon counts with ``i0`` incident photons, post-log.
+    noise_level : float
+        Relative Gaussian standard deviation (0.05: Adler & Öktem's 5 %).
+    i0, mu_scale : float
+        Poisson noise, see :func:`precisionrecon.data.poisson_noise`.
+    n_ellipses : float
+        Mean number of ellipses per image.
+    interior : bool
+        Ellipse centres in the inner half of the image.
+    phase_amplitude : float
+        MR: the phase is ``a * smooth_phase(shape, 1)`` with ``a`` uniform in
+        ``[-phase_amplitude, phase_amplitude]`` per image.
+    train_size : int, optional
+        ``None``: a fresh phantom for every sample; ``n``: a fixed set of ``n`` phantoms,
+        visited in a new random order every epoch (noise is drawn anew each time).
+    val_size : int
+        Images in the fixed validation set.
+    val_seed : int
+        Seed of the validation set (it never overlaps the training phantoms).
+    """
+
+    kind: str = "auto"
+    noise: str = "gaussian"
+    noise_level: float = 0.05
+    i0: float = 1e4
+    mu_scale: float = 1.0
+    n_ellipses: float = 50.0
+    interior: bool = False
+    phase_amplitude: float = math.pi / 2
+    train_size: int | None = None
+    val_size: int = 8
+    val_seed: int = 0
+
+    def __post_init__(self) -> None:
+        choice(self.kind, "data.kind", DATA_KINDS)
+        choice(self.noise, "data.noise", NOISE_MODELS)
+        self.noise_level = _float(self.noise_level, "data.noise_level")
+        self.i0 = _float(self.i0, "data.i0", positive=True)
+        self.mu_scale = _float(self.mu_scale, "data.mu_scale", positive=True)
+        self.n_ellipses = _float(self.n_ellipses, "data.n_ellipses")
+        self.phase_amplitude = _float(self.phase_amplitude, "data.phase_amplitude")
+        if not isinstance(self.interior, bool):
+            raise ValueError(f"data.interior must be a bool, got {self.interior!r}")
+        if self.train_size is not None:
+            _int(self.train_size, "data.train_size", 1)
+        _int(self.val_size, "data.val_size", 0)
+        _int(self.val_seed, "data.val_seed", 0)
+
+
+@dataclass
+class TrainingConfig:
+    """Everything a training run needs; ``TrainingConfig.from_file("cfg.json")`` /
+    ``to_dict()`` round-trip through JSON or YAML.
+
+    Attributes
+    ----------
+    model : dict, optional
+        The model's ``config()`` (built by :func:`precisionrecon.uncertainty.build`, i.e.
+        :func:`precisionrecon.models.build` or an uncertainty wrapper). May be omitted
+        when a model instance is given to the :class:`~.Trainer`.
+    output_dir : str, optional
+        Folder of checkpoints and the history; ``None`` writes nothing.
+    steps : int
+        Optimisation steps in total (a resumed run continues up to this number).
+    batch_size : int
+        Global batch per step, split evenly over the processes of a distributed run.
+    lr, min_lr : float
+        Adam's learning rate: ``lr`` after the warm-up, decaying to ``min_lr``.
+    schedule : {"cosine", "constant"}
+        Cosine decay from ``lr`` to ``min_lr`` over the steps after the warm-up.
+    warmup_steps : int
+        Linear warm-up from ``lr / warmup_steps`` to ``lr``.
+    betas : (float, float)
+        Adam's betas (Adler & Öktem: 0.9, 0.99).
+    weight_decay : float
+        Adam's (L2) weight decay.
+    grad_clip : float, optional
+        Clip the global gradient norm to this value; ``None`` does not clip.
+    loss : {"auto", "mse", "nll"}
+        ``"auto"``: Gaussian NLL for models returning ``(mean, log_var)``, else MSE.
+    seed : int
+        Seeds python, numpy and torch (model initialisation), and every step's data,
+        noise and random layers (dropout), so a run is reproducible and a resumed run
+        continues identically.
+    dtype : {"float32", "float64"}
+        Precision of the parameters and the data.
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a
+        distributed run on CUDA uses ``cuda:LOCAL_RANK``.
+    val_every : int
+        Validate every that many steps (and at the start and the end); 0: only at the end.
+    data_range : float
+        The ``data_range`` of PSNR and SSIM (the range the true images take).
+    checkpoint_every : int
+        Save a checkpoint every that many steps (and at the end); 0: only at the end.
+    keep_checkpoints : int
+        Newest checkpoints kept on disk (older ones are removed).
+    resume : bool or str
+        ``True``: continue from the newest checkpoint in ``output_dir`` if there is one
+        (else start afresh); a path: continue from that checkpoint.
+    progress : bool
+        Show a tqdm progress bar (first process only).
+    num_threads : int, optional
+        ``torch.set_num_threads`` for this process.
+    data : DataConfig
+    """
+
+    model: dict[str, Any] | None = None
+    output_dir: str | None = None
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-3
+    min_lr: float = 0.0
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0
+    loss: str = "auto"
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "auto"
+    val_every: int = 100
+    data_range: float = 1.0
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    resume: bool | str = False
+    progress: bool = True
+    num_threads: int | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        if self.model is not None and not isinstance(self.model, dict):
+            raise ValueError(f"model must be a model config (dict), got {type(self.model).__name__}")
+        if self.output_dir is not None and not isinstance(self.output_dir, (str, Path)):
+            raise ValueError(f"output_dir must be a path, got {self.output_dir!r}")
+        if self.output_dir is not None:
+            self.output_dir = str(self.output_dir)
+        _int(self.steps, "steps", 0)
+        _int(self.batch_size, "batch_size", 1)
+        self.lr = _float(self.lr, "lr", positive=True)
+        self.min_lr = _float(self.min_lr, "min_lr")
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
+        choice(self.schedule, "schedule", SCHEDULES)
+        _int(self.warmup_steps, "warmup_steps", 0)
+        betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else ()
+        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.weight_decay = _float(self.weight_decay, "weight_decay")
+        if self.grad_clip is not None:
+            self.grad_clip = _float(self.grad_clip, "grad_clip", positive=True)
+        choice(self.loss, "loss", LOSSES)
+        _int(self.seed, "seed", 0)
+        choice(self.dtype, "dtype", DTYPES)
+        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        _int(self.val_every, "val_every", 0)
+        self.data_range = _float(self.data_range, "data_range", positive=True)
+        _int(self.checkpoint_every, "checkpoint_every", 0)
+        _int(self.keep_checkpoints, "keep_checkpoints", 1)
+        if not isinstance(self.resume, (bool, str, Path)):
+            raise ValueError(f"resume must be a bool or a checkpoint path, got {self.resume!r}")
+        if isinstance(self.resume, Path):
+            self.resume = str(self.resume)
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"progress must be a bool, got {self.progress!r}")
+        if self.num_threads is not None:
+            _int(self.num_threads, "num_threads", 1)
+        if isinstance(self.data, dict):
+            self.data = DataConfig(**_from_dict(DataConfig, self.data, "data"))
+        if not isinstance(self.data, DataConfig):
+            raise ValueError(f"data must be a DataConfig or a dict, got {type(self.data).__name__}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainingConfig:
+        """From a plain dict (as :meth:`to_dict` writes it); unknown keys are a ValueError."""
+        return cls(**_from_dict(cls, d, "the training config"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (tuples as lists)."""
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        return out
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainingConfig:
+        """Read a ``.json`` or ``.yaml``/``.yml`` file (YAML needs PyYAML)."""
+        path = Path(path)
+        if path.suffix.lower() in (".yaml", ".yml"):
+            if not path.is_file():
+                raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+            try:
+                import yaml
+            except ImportError as exc:  # pragma: no cover - PyYAML is installed here
+                raise ImportError("reading YAML configs needs PyYAML (pip install pyyaml)") from exc
+            d = yaml.safe_load(path.read_text())
+        elif path.suffix.lower() == ".json":
+            d = read_json(path, "config file")
+        else:
+            raise ValueError(f"config file must end in .json, .yaml or .yml, got {str(path)!r}")
+        return cls.from_dict(d)
+
+    def save(self, path: str | Path) -> Path:
+        """Write to ``.json`` or ``.yaml``/``.yml``, atomically."""
+        path = Path(path)
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            return atomic_write_bytes(path, yaml.safe_dump(self.to_dict(), sort_keys=False).encode())
+        if path.suffix.lower() != ".json":
+            raise ValueError(f"config file must end in .json, .yaml or .yml, got {str(path)!r}")
+        return atomic_write_json(path, self.to_dict())

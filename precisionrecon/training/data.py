@@ -1,0 +1,162 @@
+"""Simulated training data for a model's operator, seeded per sample.
+
+Every random draw has its own seed derived from ``(seed, stream, step, item)`` with
+:class:`numpy.random.SeedSequence`, so the data of step ``t`` do not depend on earlier
+steps (a resumed run sees the same data) nor on how the global batch is split over
+processes (each process draws only its own items, and the items are those a single
+process would draw).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data import gaussian_noise, poisson_noise, random_ellipse_images
+from ..geometry import Volume
+from ..models.serialize import parse_dtype
+from ..operators import LinearOperator
+from .config import DataConfig
+
+# independent random streams of one seed
+_PHANTOM, _NOISE, _ORDER, _VAL_PHANTOM, _VAL_NOISE, _STEP = range(6)
+
+
+def derive_seed(seed: int, *key: int) -> int:
+    """A 63-bit seed for the stream ``key`` of ``seed`` (independent streams for different keys)."""
+    words = np.random.SeedSequence(seed, spawn_key=tuple(int(k) for k in key)).generate_state(2, np.uint32)
+    return ((int(words[0]) << 32) | int(words[1])) & (2**63 - 1)
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of torch's global generator for the random layers (dropout) of one step."""
+    return derive_seed(seed, _STEP, step, rank)
+
+
+class SimulatedData:
+    """Random-ellipse training pairs ``(y, x)`` for an operator, and a fixed validation set.
+
+    Parameters
+    ----------
+    operator : LinearOperator
+        The model's forward operator (image -> data). CT: its ``volume`` (or a unit-spaced
+        volume of its domain shape) is filled with random ellipses; MR: the same images
+        times a smooth random phase.
+    config : DataConfig
+    seed : int
+        The run's seed.
+    dtype : {"float32", "float64"}
+        Real precision of images and data (MR: the complex counterpart).
+    device : torch.device
+        Where the data are returned (phantoms are drawn on the CPU, projected there).
+    """
+
+    def __init__(self, operator: LinearOperator, config: DataConfig, seed: int, dtype: str, device: Any) -> None:
+        if not isinstance(operator, LinearOperator):
+            raise TypeError(f"the model's operator must be a LinearOperator, got {type(operator).__name__}")
+        self.operator = operator
+        self.config = config
+        self.seed = seed
+        self.device = torch.device(device)
+        self.real = parse_dtype(dtype)
+        complex_op = operator._example_dtype().is_complex
+        kind = config.kind if config.kind != "auto" else ("mr" if complex_op else "ct")
+        if kind == "mr" and not complex_op:
+            raise ValueError("data.kind is 'mr' but the model's operator is real (CT); use 'ct' or 'auto'")
+        if kind == "ct" and complex_op:
+            raise ValueError("data.kind is 'ct' but the model's operator is complex (MR); use 'mr' or 'auto'")
+        if kind == "mr" and config.noise == "poisson":
+            raise ValueError("data.noise 'poisson' is a CT noise model; use 'gaussian' or 'none' for MR")
+        self.kind = kind
+        self.dtype = self.real if kind == "ct" else self.real.to_complex()
+        shape = tuple(operator.domain_shape)
+        volume = getattr(operator, "volume", None)
+        self.volume = volume if isinstance(volume, Volume) else Volume(shape)
+        if tuple(self.volume.shape) != shape:
+            raise ValueError(f"the operator's volume {self.volume.shape} differs from its domain {shape}")
+        self._pool: dict[int, Tensor] = {}
+        self._orders: dict[int, Tensor] = {}
+
+    # -- images -------------------------------------------------------------------------------
+    def _phantom(self, seed: int) -> Tensor:
+        g = torch.Generator().manual_seed(seed)
+        c = self.config
+        image = random_ellipse_images(
+            self.volume, 1, generator=g, n_ellipses=c.n_ellipses, interior=c.interior, dtype=torch.float64
+        )[0]
+        if self.kind == "mr":
+            from ..mr import smooth_phase
+
+            a = (2 * float(torch.rand((), generator=g, dtype=torch.float64)) - 1) * c.phase_amplitude
+            image = torch.polar(image, a * smooth_phase(image.shape, 1.0))
+        return image.to(self.dtype)
+
+    def _train_image(self, index: int) -> Tensor:
+        """Training sample number ``index`` (counting over steps): a fresh phantom, or one of
+        the fixed set in the order of its epoch."""
+        size = self.config.train_size
+        if size is None:
+            return self._phantom(derive_seed(self.seed, _PHANTOM, index))
+        epoch, position = divmod(index, size)
+        if epoch not in self._orders:
+            g = torch.Generator().manual_seed(derive_seed(self.seed, _ORDER, epoch))
+            self._orders = {epoch: torch.randperm(size, generator=g)}  # one epoch at a time
+        k = int(self._orders[epoch][position])
+        if k not in self._pool:
+            self._pool[k] = self._phantom(derive_seed(self.seed, _PHANTOM, k))
+        return self._pool[k]
+
+    # -- measurements -------------------------------------------------------------------------
+    def measure(self, x: Tensor, noise_seeds: list[int]) -> Tensor:
+        """Data of the images ``x`` (on :attr:`device`) with the configured noise, item ``i``
+        seeded by ``noise_seeds[i]``."""
+        with torch.no_grad():
+            y = self.operator(x)
+            c = self.config
+            if c.noise == "none":
+                return y
+            item_ndim = len(self.operator.range_shape)
+            noisy = []
+            for i, s in enumerate(noise_seeds):
+                if c.noise == "poisson":
+                    noisy.append(poisson_noise(y[i], c.i0, seed=s, mu_scale=c.mu_scale))
+                else:
+                    noisy.append(gaussian_noise(y[i], c.noise_level, seed=s, item_ndim=item_ndim))
+            out = torch.stack(noisy)
+            mask = getattr(self.operator, "mask", None)
+            if self.kind == "mr" and isinstance(mask, Tensor):
+                out = y + (out - y) * (mask != 0).to(out.real.dtype)  # unsampled k-space stays zero
+            return out
+
+    def batch(self, step: int, items: range, batch_size: int) -> tuple[Tensor, Tensor]:
+        """Items ``items`` (indices into the global batch of size ``batch_size``) of step ``step``:
+        ``(y, x)`` of shapes ``(len(items), *range_shape)`` and ``(len(items), *domain_shape)``."""
+        x = torch.stack([self._train_image(step * batch_size + i) for i in items]).to(self.device)
+        y = self.measure(x, [derive_seed(self.seed, _NOISE, step, i) for i in items])
+        return y, x
+
+    def validation_set(self) -> tuple[Tensor, Tensor] | None:
+        """The fixed validation pairs ``(y, x)`` (``val_size`` items), the same for every run
+        with the same ``val_seed``; ``None`` when ``val_size`` is 0."""
+        n, s = self.config.val_size, self.config.val_seed
+        if n == 0:
+            return None
+        x = torch.stack([self._phantom(derive_seed(s, _VAL_PHANTOM, k)) for k in range(n)]).to(self.device)
+        return self.measure(x, [derive_seed(s, _VAL_NOISE, k) for k in range(n)]), x
+
+
+def shard(batch_size: int, rank: int, world_size: int) -> range:
+    """The items of the global batch that process ``rank`` of ``world_size`` computes."""
+    if batch_size % world_size != 0:
+        raise ValueError(
+            f"batch_size ({batch_size}) must be divisible by the number of processes ({world_size}), so that "
+            "every process computes an equal share of the global batch"
+        )
+    per = batch_size // world_size
+    return range(rank * per, (rank + 1) * per)
+
+
+__all__ = ["SimulatedData", "derive_seed", "shard", "step_seed"]

@@ -1,0 +1,402 @@
+r"""One trainer for every reconstruction model, single process or data parallel.
+
+Each step draws its share of the global batch of simulated data (see
+:mod:`precisionrecon.training.data`), computes the loss (MSE, or the Gaussian NLL for
+models that return ``(mean, log_var)``), clips the gradient norm and takes an Adam step
+with the learning rate of the schedule at that step. In a distributed run
+(``torchrun --nproc-per-node N -m precisionrecon.training --config cfg.json``) the model
+is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` (gloo on the CPU, nccl
+on CUDA): process ``r`` computes items ``r B/N .. (r+1) B/N - 1`` of the global batch
+``B`` and DDP averages the gradients, which is the gradient of the mean loss over the
+global batch, so N processes take the same steps as one (up to rounding). Only the first
+process validates, shows progress and writes files.
+
+The learning rate at step ``t`` (counting from 0) with warm-up ``W`` and ``T`` steps is
+``lr (t + 1) / W`` for ``t < W``, then ``min_lr + (lr - min_lr) (1 + cos(pi (t - W) /
+(T - W))) / 2`` (cosine) or ``lr`` (constant): a function of ``t`` alone, so a resumed run
+needs no scheduler state.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .. import metrics
+from ..models.serialize import parse_dtype
+from ..uncertainty import (
+    DeepEnsemble,
+    build,
+    coverage,
+    gaussian_nll,
+    regression_calibration_error,
+    spearman,
+)
+from ..uncertainty._common import is_heteroscedastic
+from ._io import atomic_write_json
+from .checkpoint import (
+    OPTIMIZER_FILE,
+    find_checkpoint,
+    list_checkpoints,
+    load_state,
+    read_checkpoint,
+    restore_optimizer,
+    write_checkpoint,
+)
+from .config import TrainingConfig
+from .data import SimulatedData, shard, step_seed
+
+HISTORY_FILE = "history.json"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's, numpy's and torch's global generators (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def learning_rate(config: TrainingConfig, step: int) -> float:
+    """The learning rate of step ``step`` (see the module docstring)."""
+    c = config
+    if step < c.warmup_steps:
+        return c.lr * (step + 1) / c.warmup_steps
+    if c.schedule == "constant":
+        return c.lr
+    t = (step - c.warmup_steps) / max(1, c.steps - c.warmup_steps)
+    return c.min_lr + (c.lr - c.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+
+def init_distributed(device: str = "auto") -> bool:
+    """Initialise the default process group from ``torchrun``'s environment when it starts
+    more than one process (gloo, or nccl when training on CUDA). Returns whether it did."""
+    if not dist.is_available() or dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    cuda = device != "cpu" and torch.cuda.is_available()
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return True
+
+
+def _distributed() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` of this process (``(0, 1, 0)`` without a process group)."""
+    if dist.is_available() and dist.is_initialized():
+        rank, world = dist.get_rank(), dist.get_world_size()
+        return rank, world, int(os.environ.get("LOCAL_RANK", rank))
+    return 0, 1, 0
+
+
+def _device(name: str, local_rank: int, world_size: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device is {name!r} but CUDA is not available")
+        if device.index is None:
+            device = torch.device("cuda", local_rank if world_size > 1 else torch.cuda.current_device())
+        torch.cuda.set_device(device)
+    return device
+
+
+def _load_config(config: Any) -> TrainingConfig:
+    if isinstance(config, TrainingConfig):
+        return config
+    if isinstance(config, dict):
+        return TrainingConfig.from_dict(config)
+    if isinstance(config, (str, Path)):
+        return TrainingConfig.from_file(config)
+    raise TypeError(f"config must be a TrainingConfig, a dict or a file path, got {type(config).__name__}")
+
+
+def mse(x: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error ``mean |x - target|^2`` (squared modulus for complex images)."""
+    diff = x - target
+    return (diff.real.square() + diff.imag.square()).mean() if diff.is_complex() else diff.square().mean()
+
+
+def predict(model: nn.Module, y: Tensor) -> tuple[Tensor, Tensor | None]:
+    """``(mean, std)`` of any model: its ``predict`` if it has one (uncertainty wrappers),
+    else its output, with ``std = exp(log_var / 2)`` for ``(mean, log_var)`` pairs and
+    ``None`` for plain images."""
+    if callable(getattr(model, "predict", None)):
+        return model.predict(y)
+    out = model(y)
+    if is_heteroscedastic(out):
+        return out[0], torch.exp(0.5 * out[1])
+    return out, None
+
+
+class Trainer:
+    """Trains one model on simulated data for its operator (see the module docstring).
+
+    Parameters
+    ----------
+    config : TrainingConfig, dict or path
+        The run's configuration (a ``.json`` / ``.yaml`` file path is read).
+    model : nn.Module, optional
+        The model to train; default: built from ``config.model``. It needs ``operator``
+        and ``config()`` (for checkpoints), as every :class:`~precisionrecon.models.ReconModel`
+        and uncertainty wrapper has.
+    builder : callable, optional
+        Builds ``config.model`` (default :func:`precisionrecon.uncertainty.build`, which
+        knows the library's models and wrappers).
+
+    Attributes
+    ----------
+    model : nn.Module
+        The model being trained (not the DDP wrapper).
+    step : int
+        Steps taken so far.
+    history : list of dict
+        One entry per validation: ``step``, ``loss`` (mean training loss since the last
+        entry), ``lr``, ``train_time`` (seconds in training steps, summed over resumed
+        runs) and the validation metrics (first process only).
+    metrics : dict
+        The latest validation metrics: ``val_loss`` (the MSE of the mean), ``val_psnr``,
+        ``val_ssim`` (mean over the validation set; complex images by magnitude), and for
+        models that predict a std ``val_nll``, ``val_coverage90``,
+        ``val_calibration_error``, ``val_spearman`` (real images).
+    last_checkpoint : Path or None
+        The newest checkpoint written by this trainer.
+    """
+
+    def __init__(
+        self,
+        config: TrainingConfig | dict[str, Any] | str | Path,
+        model: nn.Module | None = None,
+        *,
+        builder: Callable[[dict[str, Any]], nn.Module] | None = None,
+    ) -> None:
+        cfg = _load_config(config)
+        self.config = cfg
+        if cfg.num_threads is not None:
+            torch.set_num_threads(cfg.num_threads)
+        init_distributed(cfg.device)
+        self.rank, self.world_size, local_rank = _distributed()
+        self.device = _device(cfg.device, local_rank, self.world_size)
+        self.items = shard(cfg.batch_size, self.rank, self.world_size)
+        self.dtype = parse_dtype(cfg.dtype)
+        resume_from = self._resume_source()
+
+        seed_everything(cfg.seed)
+        if model is None:
+            if cfg.model is None:
+                raise ValueError("config.model is missing: give the model's config() or pass a model")
+            model = build(cfg.model, builder=builder)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(model, DeepEnsemble):
+            raise ValueError(
+                "a DeepEnsemble is not trained as one model: train each member in its own run (different seeds) "
+                "and combine the loaded checkpoints with DeepEnsemble([...])"
+            )
+        operator = getattr(model, "operator", None)
+        if operator is None:
+            raise TypeError(f"model ({type(model).__name__}) must have an operator attribute (its forward operator)")
+        model.to(self.dtype)
+        model.to(self.device)
+        self.model = model
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        if not self.trainable:
+            raise ValueError("the model has no free parameters to train (everything is frozen)")
+        self.optimizer = torch.optim.Adam(self.trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.data = SimulatedData(model.operator, cfg.data, cfg.seed, cfg.dtype, self.device)
+        self.step = 0
+        self.train_time = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.metrics: dict[str, float] = {}
+        self.last_checkpoint: Path | None = None
+        self._validation: tuple[Tensor, Tensor] | None = None
+        if resume_from is not None:
+            self._restore(resume_from)
+        self.module: nn.Module = model
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.module = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def _resume_source(self) -> Path | None:
+        cfg = self.config
+        out = Path(cfg.output_dir) if cfg.output_dir is not None else None
+        if out is not None and out.exists() and not out.is_dir():
+            raise ValueError(f"output_dir {str(out)!r} exists and is not a folder")
+        if isinstance(cfg.resume, str):
+            return find_checkpoint(cfg.resume)
+        existing = list_checkpoints(out) if out is not None and out.is_dir() else []
+        if cfg.resume:
+            if out is None:
+                raise ValueError("resume=True continues from output_dir, but output_dir is not set")
+            return find_checkpoint(out) if existing else None
+        if existing:
+            raise ValueError(
+                f"output_dir {str(out)!r} holds checkpoints already; set resume=true to continue, or use another folder"
+            )
+        return None
+
+    def _restore(self, path: Path) -> None:
+        folder, meta = read_checkpoint(path)
+        self.model.load_state_dict(load_state(folder))
+        if "optimizer" not in meta:
+            raise ValueError(f"checkpoint {str(folder)!r} has no optimizer state to resume from")
+        restore_optimizer(self.optimizer, load_state(folder, OPTIMIZER_FILE), meta["optimizer"])
+        self.step = int(meta["step"])
+        self.history = list(meta.get("history", []))
+        self.metrics = dict(meta.get("metrics", {}))
+        self.train_time = float(meta.get("train_time", 0.0))
+
+    # -- one step -------------------------------------------------------------------------------
+    def loss(self, output: Any, target: Tensor) -> Tensor:
+        """The training loss of a model output against the true images."""
+        hetero = is_heteroscedastic(output)
+        kind = self.config.loss if self.config.loss != "auto" else ("nll" if hetero else "mse")
+        if kind == "nll":
+            if not hetero:
+                raise ValueError("loss 'nll' needs a model that returns (mean, log_var), e.g. a HeteroscedasticHead")
+            return gaussian_nll(output[0], output[1], target)
+        return mse(output[0] if hetero else output, target)
+
+    def train_step(self) -> float:
+        """Take step :attr:`step` and return its loss (the mean over the global batch)."""
+        cfg, step = self.config, self.step
+        start = time.perf_counter()
+        torch.manual_seed(step_seed(cfg.seed, step, self.rank))  # dropout & co. reproducible on resume
+        y, x = self.data.batch(step, self.items, cfg.batch_size)
+        lr = learning_rate(cfg, step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.module.train()
+        loss = self.loss(self.module(y), x)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.trainable, cfg.grad_clip)
+        self.optimizer.step()
+        value = loss.detach()
+        if self.world_size > 1:
+            dist.all_reduce(value)
+            value = value / self.world_size
+        self.step += 1
+        self.train_time += time.perf_counter() - start
+        return float(value)
+
+    # -- validation and files --------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Metrics on the fixed validation set (first process only; others return ``{}``)."""
+        if self.rank != 0:
+            return {}
+        if self._validation is None:
+            self._validation = self.data.validation_set()
+        if self._validation is None:
+            return {}
+        y, x = self._validation
+        was_training = self.model.training
+        self.model.eval()
+        means, stds = [], []
+        for start in range(0, y.shape[0], self.config.batch_size):
+            mean, std = predict(self.model, y[start : start + self.config.batch_size])
+            means.append(mean)
+            stds.append(std)
+        self.model.train(was_training)
+        mean = torch.cat(means)
+        ndim = len(self.data.operator.domain_shape)
+        rng = self.config.data_range
+        out = {
+            "val_loss": float(mse(mean, x)),
+            "val_psnr": float(metrics.psnr(mean, x, data_range=rng, ndim=ndim).mean()),
+        }
+        if min(x.shape[-ndim:]) >= 7:
+            a, b = (mean.abs(), x.abs()) if mean.is_complex() else (mean, x)
+            out["val_ssim"] = float(metrics.ssim(a, b, data_range=rng, ndim=ndim).mean())
+        if stds[0] is not None and not mean.is_complex():
+            std = torch.cat(stds).clamp_min(torch.finfo(mean.dtype).tiny)
+            out["val_nll"] = float(gaussian_nll(mean, 2 * torch.log(std), x))
+            out["val_coverage90"] = float(coverage(mean, std, x, 0.9))
+            out["val_calibration_error"] = float(regression_calibration_error(mean, std, x))
+            out["val_spearman"] = float(spearman(std, (mean - x).abs()))
+        self.metrics = out
+        return out
+
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current step (first process only; needs ``output_dir``)."""
+        cfg = self.config
+        if self.rank != 0 or cfg.output_dir is None:
+            return None
+        training = cfg.to_dict()
+        training["model"] = None  # the model's config is stored once, under "model"
+        record = {
+            "training": training,
+            "metrics": self.metrics,
+            "history": self.history,
+            "train_time": self.train_time,
+            "n_free_parameters": sum(p.numel() for p in self.trainable),
+            "world_size": self.world_size,
+            "torch_version": torch.__version__,
+        }
+        self.last_checkpoint = write_checkpoint(
+            cfg.output_dir, self.step, self.model, self.optimizer, record, keep=cfg.keep_checkpoints
+        )
+        return self.last_checkpoint
+
+    def _record(self, losses: list[float]) -> None:
+        entry: dict[str, Any] = {
+            "step": self.step,
+            "loss": float(np.mean(losses)) if losses else None,
+            "lr": learning_rate(self.config, max(self.step - 1, 0)),
+            "train_time": self.train_time,
+            **self.validate(),
+        }
+        self.history.append(entry)
+        if self.rank == 0 and self.config.output_dir is not None:
+            Path(self.config.output_dir).mkdir(parents=True, exist_ok=True)
+            atomic_write_json(Path(self.config.output_dir) / HISTORY_FILE, self.history)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def fit(self) -> Trainer:
+        """Train up to ``config.steps``, validating and checkpointing as configured."""
+        cfg = self.config
+        bar = tqdm(
+            total=cfg.steps, initial=self.step, desc="train", disable=not (cfg.progress and self.rank == 0),
+            dynamic_ncols=True,
+        )
+        losses: list[float] = []
+        if self.step == 0 and cfg.val_every > 0:
+            self._record(losses)
+        while self.step < cfg.steps:
+            losses.append(self.train_step())
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4g}", lr=f"{learning_rate(cfg, self.step - 1):.3g}", refresh=False)
+            last = self.step == cfg.steps
+            if last or (cfg.val_every > 0 and self.step % cfg.val_every == 0):
+                self._record(losses)
+                losses = []
+                if "val_psnr" in self.metrics:
+                    bar.set_postfix(loss=f"{self.history[-1]['loss']:.4g}", psnr=f"{self.metrics['val_psnr']:.2f}")
+            if last or (cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0):
+                self.save()
+        bar.close()
+        if self.world_size > 1:
+            dist.barrier()  # the first process has written the final checkpoint
+        return self
+
+
+def train(
+    config: TrainingConfig | dict[str, Any] | str | Path,
+    model: nn.Module | None = None,
+    *,
+    builder: Callable[[dict[str, Any]], nn.Module] | None = None,
+) -> Trainer:
+    """Train a model as ``config`` says; returns the finished :class:`Trainer` (its
+    ``model``, ``history``, ``metrics`` and ``last_checkpoint``)."""
+    return Trainer(config, model, builder=builder).fit()
