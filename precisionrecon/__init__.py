@@ -1,6 +1,6 @@
 """precisionrecon: differentiable CT and MR reconstruction built on known operators."""
 
-from . import algorithms, data, interop, metrics, models, testing, training, uncertainty
+from . import algorithms, data, interop, metrics, models, mr, testing, training, uncertainty
 from .geometry import (
     ConeBeam3D,
     FanBeam2D,
@@ -49,6 +49,7 @@ __all__ = [
     "interop",
     "metrics",
     "models",
+    "mr",
     "testing",
     "training",
     "uncertainty",

@@ -1,0 +1,431 @@
+"""Coil sensitivities: the coil operator, SENSE, birdcage maps, map estimation, RSS."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn import functional
+
+from ..operators.base import LinearOperator, cached
+from ._common import as_complex, as_shape, check_trailing
+from .fft import FFT, fftc, ifftc
+from .sampling import Sampling
+
+
+def _check_maps(maps: Tensor, name: str = "maps") -> None:
+    if not isinstance(maps, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(maps).__name__}")
+    if not (maps.is_complex() or maps.dtype.is_floating_point):
+        raise TypeError(f"{name} must be a complex or real floating-point tensor, got {maps.dtype}")
+    if maps.dim() not in (3, 4):
+        raise ValueError(
+            f"{name} must have shape (n_coils, ny, nx) or (n_coils, nz, ny, nx), got {tuple(maps.shape)}"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Coils(LinearOperator):
+    r"""Multiplication by coil sensitivity maps: ``x -> (S_c x)_c``.
+
+    .. math:: (C x)_c = S_c \odot x, \qquad C^H y = \sum_c \overline{S_c} \odot y_c
+
+    Parameters
+    ----------
+    maps : Tensor
+        Sensitivities, shape ``(n_coils, ny, nx)`` or ``(n_coils, nz, ny, nx)``, complex. A
+        maps tensor that requires grad is differentiated through.
+
+    Notes
+    -----
+    Shape: ``(*batch, *image) -> (*batch, n_coils, *image)`` with ``image = maps.shape[1:]``.
+    """
+
+    maps: Tensor
+
+    def __post_init__(self) -> None:
+        _check_maps(self.maps)
+
+    @property
+    def domain_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        return tuple(self.maps.shape[1:])
+
+    @property
+    def range_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        return tuple(self.maps.shape)
+
+    @property
+    def device(self) -> torch.device:
+        return self.maps.device
+
+    def _maps(self, x: Tensor) -> Tensor:
+        return self.maps.to(device=x.device, dtype=x.dtype)
+
+    def apply(self, x: Tensor) -> Tensor:
+        """Coil images. Shape: ``(*batch, *image) -> (*batch, n_coils, *image)``."""
+        x = as_complex(x)
+        check_trailing(x, self.domain_shape)
+        return x.unsqueeze(-len(self.domain_shape) - 1) * self._maps(x)
+
+    def adjoint_apply(self, y: Tensor) -> Tensor:
+        """Conjugate-weighted coil sum. Shape: ``(*batch, n_coils, *image) -> (*batch, *image)``."""
+        y = as_complex(y, "y")
+        check_trailing(y, self.range_shape, "y")
+        return (self._maps(y).conj() * y).sum(dim=-len(self.range_shape))
+
+    def _example_dtype(self) -> torch.dtype:
+        return torch.complex128
+
+    def __repr__(self) -> str:
+        return f"Coils(maps=<{tuple(self.maps.shape)} {self.maps.dtype}>)"
+
+
+@dataclass(frozen=True, eq=False)
+class SENSE(LinearOperator):
+    r"""Cartesian multi-coil MR forward model ``A = M F C`` (``Sampling @ FFT @ Coils``).
+
+    .. math:: (A x)_c = m \odot \mathcal F(S_c \odot x), \qquad
+       A^H y = \sum_c \overline{S_c} \odot \mathcal F^{H}(m \odot y_c)
+
+    with the centred orthonormal FFT :math:`\mathcal F` over the spatial axes. The operator is
+    literally the composition ``op = Sampling(mask, maps.shape) @ FFT(maps.shape, dims) @
+    Coils(maps)``; ``A.replace(mask=new_mask)`` gives the same model with another mask.
+
+    Parameters
+    ----------
+    mask : Tensor
+        Boolean or real sampling mask broadcastable to ``maps.shape`` (e.g. ``(ny, nx)``).
+    maps : Tensor
+        Coil sensitivities, ``(n_coils, ny, nx)`` or ``(n_coils, nz, ny, nx)``.
+
+    Notes
+    -----
+    Shape: ``(*batch, *image) -> (*batch, n_coils, *image)`` (masked k-space on the full grid).
+    """
+
+    mask: Tensor
+    maps: Tensor
+
+    def __post_init__(self) -> None:
+        _check_maps(self.maps)
+        _ = self.op  # validates the mask against the maps
+
+    @cached
+    def op(self) -> LinearOperator:
+        """The composition ``Sampling @ FFT @ Coils``."""
+        shape = tuple(self.maps.shape)
+        return Sampling(self.mask, shape) @ FFT(shape, dims=len(shape) - 1) @ Coils(self.maps)
+
+    @property
+    def domain_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        return tuple(self.maps.shape[1:])
+
+    @property
+    def range_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        return tuple(self.maps.shape)
+
+    @property
+    def device(self) -> torch.device:
+        return self.maps.device
+
+    def apply(self, x: Tensor) -> Tensor:
+        """Masked multi-coil k-space. Shape: ``(*batch, *image) -> (*batch, n_coils, *image)``."""
+        return self.op.apply(x)
+
+    def adjoint_apply(self, y: Tensor) -> Tensor:
+        """Coil-combined image. Shape: ``(*batch, n_coils, *image) -> (*batch, *image)``."""
+        return self.op.adjoint_apply(y)
+
+    def _example_dtype(self) -> torch.dtype:
+        return torch.complex128
+
+    def __repr__(self) -> str:
+        return (
+            f"SENSE(mask=<{tuple(self.mask.shape)} {self.mask.dtype}>, "
+            f"maps=<{tuple(self.maps.shape)} {self.maps.dtype}>)"
+        )
+
+
+def rss(x: Tensor, dim: int = -3) -> Tensor:
+    r"""Root sum of squares over the coil axis: :math:`\sqrt{\sum_c |x_c|^2}`.
+
+    Shape: ``(*batch, n_coils, *image) -> (*batch, *image)`` for the default ``dim=-3``
+    (2-D images); pass ``dim=-4`` for 3-D volumes. Real output.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    return torch.sqrt((x.abs() ** 2).sum(dim=dim))
+
+
+def birdcage_maps(
+    shape: Sequence[int],
+    *,
+    radius: float = 1.5,
+    coils_per_ring: int | None = None,
+    dtype: torch.dtype = torch.complex64,
+) -> Tensor:
+    r"""Simulated sensitivities of a birdcage-like array, normalised to unit root-sum-of-squares.
+
+    Coil ``c`` is a small loop at angle :math:`\theta_c = 2\pi c / n_c` on a circle of radius
+    ``radius`` (in units of the half field of view) around the image centre. Its sensitivity
+    at the normalised position :math:`p` (both axes in [-1, 1)) is the field of a line
+    current, magnitude :math:`1 / |p - p_c|`, with the phase of the azimuth of
+    :math:`p - p_c` minus :math:`\theta_c` (the quadrature phase of a birdcage mode). The maps
+    are then divided by their root-sum-of-squares, so ``rss(maps) == 1`` everywhere.
+
+    For 3-D shapes the coils form ``n_coils / coils_per_ring`` rings spread evenly along z
+    (within [-1, 1]), and the distance includes the z offset.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(n_coils, ny, nx)`` or ``(n_coils, nz, ny, nx)``.
+    radius : float
+        Radius of the coil circle relative to the half field of view (> 1 puts the coils
+        outside the image).
+    coils_per_ring : int, optional
+        3-D only: coils per ring; must divide ``n_coils``. Default: all coils in one ring.
+    dtype : torch.dtype
+        ``torch.complex64`` or ``torch.complex128``.
+
+    Returns
+    -------
+    Tensor
+        Shape ``shape``, complex.
+    """
+    shape = as_shape(shape)
+    if len(shape) not in (3, 4):
+        raise ValueError(f"shape must be (n_coils, ny, nx) or (n_coils, nz, ny, nx), got {shape}")
+    if dtype not in (torch.complex64, torch.complex128):
+        raise TypeError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
+    if not (radius > 0 and math.isfinite(radius)):
+        raise ValueError(f"radius must be positive and finite, got {radius}")
+    nc = shape[0]
+    per_ring = nc if coils_per_ring is None else int(coils_per_ring)
+    if per_ring <= 0 or nc % per_ring != 0:
+        raise ValueError(f"coils_per_ring must be a positive divisor of n_coils = {nc}, got {coils_per_ring}")
+    if len(shape) == 3 and per_ring != nc:
+        raise ValueError("coils_per_ring applies to 3-D shapes only")
+    n_rings = nc // per_ring
+
+    def axis(n: int) -> Tensor:
+        return (torch.arange(n, dtype=torch.float64) - n // 2) / (n / 2)
+
+    c = torch.arange(nc, dtype=torch.float64)
+    theta = 2 * math.pi * (c % per_ring) / per_ring
+    ring = torch.div(c, per_ring, rounding_mode="floor")
+    cx, cy = radius * torch.cos(theta), radius * torch.sin(theta)
+    spatial = shape[1:]
+    grids = torch.meshgrid(*(axis(n) for n in spatial), indexing="ij")
+    x, y = grids[-1][None], grids[-2][None]
+    view = (nc,) + (1,) * len(spatial)
+    dx, dy = x - cx.view(view), y - cy.view(view)
+    dist2 = dx**2 + dy**2
+    if len(spatial) == 3:
+        cz = (2 * ring + 1) / n_rings - 1 if n_rings > 1 else torch.zeros_like(ring)
+        dist2 = dist2 + (grids[0][None] - cz.view(view)) ** 2
+    phase = torch.atan2(dy, dx) - theta.view(view)
+    maps = torch.polar(1.0 / torch.sqrt(dist2), phase)
+    maps = maps / rss(maps, dim=0)
+    return maps.to(dtype)
+
+
+def acs_region(mask: Tensor, shape: Sequence[int] | None = None) -> tuple[slice, ...]:
+    """A centred, fully sampled box of a sampling mask (the auto-calibration region).
+
+    Boxes follow the centre convention of the mask generators (``k`` entries of an axis of
+    length ``n`` start at ``(n - k + 1) // 2``, so index ``n // 2`` is inside); the fully
+    sampled one of largest volume is returned (a summed-area table makes each test O(1)).
+    For a Cartesian line mask (lines along the last axis) this is all rows by the block of
+    central lines; for a mask with a fully sampled centre box, a box of at least its volume.
+
+    Parameters
+    ----------
+    mask : Tensor
+        Boolean or 0/1 mask, broadcastable to ``shape``.
+    shape : tuple of int, optional
+        The spatial shape; default ``mask.shape``.
+
+    Returns
+    -------
+    tuple of slice
+        One slice per axis of ``shape``.
+    """
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+    shape = tuple(mask.shape) if shape is None else as_shape(shape)
+    m = torch.broadcast_to(mask.detach().cpu() != 0, shape)
+    centre = tuple(n // 2 for n in shape)
+    if not bool(m[centre]):
+        raise ValueError("mask does not sample the k-space centre: no auto-calibration region")
+    d = len(shape)
+    holes = torch.nn.functional.pad((~m).to(torch.int64), (1, 0) * d)  # zero row/column in front
+    for a in range(d):
+        holes = holes.cumsum(a)  # summed-area table: unsampled count of any box in O(2^d)
+    corners = list(itertools.product((0, 1), repeat=d))
+
+    def box(sizes: Sequence[int]) -> tuple[list[int], list[int]]:
+        lo = [(n - k + 1) // 2 for n, k in zip(shape, sizes, strict=True)]  # the masks' centre convention
+        return lo, [a + k for a, k in zip(lo, sizes, strict=True)]
+
+    def full(sizes: Sequence[int]) -> bool:
+        lo, hi = box(sizes)
+        total = 0
+        for c in corners:
+            sign = -1 if (d - sum(c)) % 2 else 1
+            total += sign * int(holes[tuple(b if k else a for a, b, k in zip(lo, hi, c, strict=True))])
+        return total == 0
+
+    best: tuple[int, list[int]] = (0, [1] * d)
+
+    def search(prefix: list[int]) -> None:
+        nonlocal best
+        a = len(prefix)
+        if a == d - 1:  # the last axis: largest size by bisection (fully sampled boxes are nested)
+            lo_k, hi_k = 1, shape[a]
+            if not full([*prefix, 1]):
+                return
+            while lo_k < hi_k:
+                mid = (lo_k + hi_k + 1) // 2
+                lo_k, hi_k = (mid, hi_k) if full([*prefix, mid]) else (lo_k, mid - 1)
+            sizes = [*prefix, lo_k]
+            if math.prod(sizes) > best[0]:
+                best = (math.prod(sizes), sizes)
+            return
+        for k in range(1, shape[a] + 1):
+            if not full([*prefix, k] + [1] * (d - a - 1)):
+                break  # larger boxes on this axis cannot be fully sampled either
+            search([*prefix, k])
+
+    search([])
+    lo, hi = box(best[1])
+    return tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+
+
+def estimate_maps(
+    kspace: Tensor,
+    mask: Tensor,
+    *,
+    method: str = "walsh",
+    kernel_size: int = 5,
+    threshold: float = 0.0,
+) -> Tensor:
+    r"""Estimate coil sensitivities from the fully sampled centre of k-space.
+
+    The auto-calibration (ACS) box is found with :func:`acs_region`; the k-space outside it is
+    zeroed and a Hann window over the box suppresses ringing, which gives smooth low-resolution
+    coil images :math:`c_i = \mathcal F^H(w \odot y_i)`. Then
+
+    * ``method="lowres"``: :math:`S_i = c_i / \sqrt{\sum_j |c_j|^2}` (ACS low-resolution
+      images normalised by their root-sum-of-squares, as in Pruessmann's SENSE paper);
+    * ``method="walsh"``: the coil covariance :math:`R = \sum_{r' \in W(r)} c(r') c(r')^H` over
+      a ``kernel_size`` box :math:`W(r)` around each pixel; :math:`S(r)` is its dominant
+      eigenvector (Walsh, Gmitro and Marcellin, MRM 2000), which averages noise better.
+
+    Both have unit root-sum-of-squares; the phase is made relative to coil 0 (the phase of
+    :math:`S_0` is zero), so a reconstruction with these maps carries the object's phase
+    relative to coil 0. Pixels whose low-resolution RSS is below ``threshold`` times its
+    maximum get zero sensitivity (a support mask; 0 keeps all).
+
+    Parameters
+    ----------
+    kspace : Tensor
+        Centred multi-coil k-space, ``(n_coils, ny, nx)`` or ``(n_coils, nz, ny, nx)``, complex.
+    mask : Tensor
+        Sampling mask broadcastable to the spatial shape; its fully sampled centre is the ACS.
+    method : str
+        ``"walsh"`` or ``"lowres"``.
+    kernel_size : int
+        Odd box size of the Walsh covariance window (pixels).
+    threshold : float
+        Relative RSS level below which the maps are set to zero, in [0, 1).
+
+    Returns
+    -------
+    Tensor
+        Maps of the shape and complex dtype of ``kspace``.
+    """
+    kspace = as_complex(kspace, "kspace")
+    if kspace.dim() not in (3, 4):
+        raise ValueError(
+            f"kspace must have shape (n_coils, ny, nx) or (n_coils, nz, ny, nx), got {tuple(kspace.shape)}"
+        )
+    if method not in ("walsh", "lowres"):
+        raise ValueError(f"method must be 'walsh' or 'lowres', got {method!r}")
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+    spatial = tuple(kspace.shape[1:])
+    dims = len(spatial)
+    box = acs_region(mask, spatial)
+    window = torch.zeros(spatial, dtype=torch.float64)
+    window[box] = 1.0
+    for a, sl in enumerate(box):
+        n = sl.stop - sl.start
+        hann = torch.hann_window(n + 2, periodic=False, dtype=torch.float64)[1:-1]  # no zero end points
+        view = [1] * dims
+        view[a] = n
+        sub = [slice(None)] * dims
+        sub[a] = sl
+        window[tuple(sub)] *= hann.view(view)
+    low = ifftc(kspace * window.to(kspace.device, kspace.real.dtype), dims)
+    if method == "lowres":
+        norm = rss(low, dim=0)
+        maps = low / norm.clamp_min(torch.finfo(norm.dtype).tiny)
+    else:
+        maps = _walsh(low, kernel_size)
+        norm = rss(low, dim=0)
+    maps = maps * torch.exp(-1j * torch.angle(maps[:1]))  # phase relative to coil 0
+    if threshold > 0:
+        maps = maps * (norm >= threshold * norm.max())
+    return maps
+
+
+def _walsh(low: Tensor, kernel_size: int) -> Tensor:
+    """Dominant eigenvector of the box-averaged coil covariance at every pixel."""
+    nc, spatial = low.shape[0], tuple(low.shape[1:])
+    dims = len(spatial)
+    cov = low[:, None] * low[None, :].conj()  # (nc, nc, *spatial)
+    flat = torch.view_as_real(cov).movedim(-1, 2).reshape(1, nc * nc * 2, *spatial)
+    pool = functional.avg_pool2d if dims == 2 else functional.avg_pool3d
+    flat = pool(flat, kernel_size, stride=1, padding=kernel_size // 2, count_include_pad=False)
+    cov = torch.view_as_complex(flat.reshape(nc, nc, 2, *spatial).movedim(2, -1).contiguous())
+    cov = cov.permute(*range(2, 2 + dims), 0, 1)  # (*spatial, nc, nc)
+    _, vecs = torch.linalg.eigh(cov)
+    return vecs[..., -1].permute(dims, *range(dims)).contiguous()  # (nc, *spatial)
+
+
+def coil_images(kspace: Tensor, dims: int = 2) -> Tensor:
+    """Per-coil images ``F^H y`` of centred k-space (zero-filled if undersampled).
+
+    Shape: ``(*batch, n_coils, *spatial) -> (*batch, n_coils, *spatial)``.
+    """
+    return ifftc(as_complex(kspace, "kspace"), dims)
+
+
+def simulate_kspace(image: Tensor, maps: Tensor) -> Tensor:
+    """Fully sampled multi-coil k-space ``F(S_c x)`` of an image.
+
+    Shape: ``(*batch, *image) -> (*batch, n_coils, *image)``.
+    """
+    _check_maps(maps)
+    x = as_complex(image, "image")
+    check_trailing(x, tuple(maps.shape[1:]), "image")
+    return fftc(x.unsqueeze(-maps.dim()) * maps.to(x.device, x.dtype), maps.dim() - 1)
+
+
+__all__ = [
+    "SENSE",
+    "Coils",
+    "acs_region",
+    "birdcage_maps",
+    "coil_images",
+    "estimate_maps",
+    "rss",
+    "simulate_kspace",
+]
