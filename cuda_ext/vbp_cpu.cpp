@@ -1,6 +1,7 @@
 // precisionrecon: CPU (OpenMP) voxel-driven back-projection (FBP/FDK) and its transpose.
 //
-// The taps come from voxel_taps() in xray_math.h, shared with CUDA. The back-projection
+// The taps come from row_forms() / row_taps() in xray_math.h, shared with CUDA: one set-up
+// per voxel row and view, then a division per voxel (flat detectors). The back-projection
 // gathers into one image row at a time (threads own rows); the transpose (voxel-driven
 // forward projection) scatters, with threads owning views. Neither uses atomics, so
 // results do not depend on the number of threads.
@@ -14,6 +15,7 @@
 namespace {
 
 using pr::Detector;
+using pr::RowForms;
 using pr::ViewProjection;
 using pr::Volume;
 using pr::VoxelTaps;
@@ -43,11 +45,11 @@ void backproject(const T* q, T* x, int64_t batch, const Volume& vol, const std::
       for (auto& a : acc) a = 0.0;
       for (size_t i = 0; i < vp.size(); ++i) {
         const int64_t base = (int64_t)i * det.nu * det.nv;
+        RowForms F;
+        pr::row_forms(vp[i], vol, iy, iz, F);
         for (int ix = 0; ix < nx; ++ix) {
-          double p[3];
           VoxelTaps t;
-          pr::voxel_centre(vol, ix, iy, iz, p);
-          if (!pr::voxel_taps<DIM>(vp[i], det, p, t)) continue;
+          if (!pr::row_taps<DIM>(vp[i], det, vol, F, ix, t)) continue;
           const int64_t k0 = base + (int64_t)t.iv * det.nu + t.iu;
           for (int64_t b = 0; b < batch; ++b) {
             const T* qb = q + b * proj;
@@ -83,12 +85,12 @@ void project(const T* x, T* q, int64_t batch, const Volume& vol, const std::vect
     for (int64_t i = 0; i < (int64_t)vp.size(); ++i) {
       for (auto& a : acc) a = 0.0;
       for (int iz = 0; iz < nz; ++iz)
-        for (int iy = 0; iy < ny; ++iy)
+        for (int iy = 0; iy < ny; ++iy) {
+          RowForms F;
+          pr::row_forms(vp[i], vol, iy, iz, F);
           for (int ix = 0; ix < nx; ++ix) {
-            double p[3];
             VoxelTaps t;
-            pr::voxel_centre(vol, ix, iy, iz, p);
-            if (!pr::voxel_taps<DIM>(vp[i], det, p, t)) continue;
+            if (!pr::row_taps<DIM>(vp[i], det, vol, F, ix, t)) continue;
             const int64_t k0 = (int64_t)t.iv * det.nu + t.iu;
             const int64_t voxel = ((int64_t)iz * ny + iy) * nx + ix;
             for (int64_t b = 0; b < batch; ++b) {
@@ -102,6 +104,7 @@ void project(const T* x, T* q, int64_t batch, const Volume& vol, const std::vect
               }
             }
           }
+        }
       for (int64_t b = 0; b < batch; ++b)
         for (int64_t k = 0; k < per_view; ++k) q[b * proj + i * per_view + k] = (T)acc[(size_t)(b * per_view + k)];
     }

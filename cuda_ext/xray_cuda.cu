@@ -76,9 +76,10 @@ __global__ void k_adjoint_gather(const T* y, T* x, Args a) {
   joseph_adjoint_voxel<DIM, T>(v, b0, nb, y, x, a.vol, a.det, a.vecs, a.nviews);
 }
 
-__device__ __forceinline__ void voxel_point(const Volume& vol, int64_t v, double* p) {
-  voxel_centre(vol, (int)(v % vol.n[0]), (int)((v / vol.n[0]) % vol.n[1]), (int)(v / ((int64_t)vol.n[0] * vol.n[1])),
-               p);
+__device__ __forceinline__ void voxel_index(const Volume& vol, int64_t v, int* q) {
+  q[0] = (int)(v % vol.n[0]);
+  q[1] = (int)((v / vol.n[0]) % vol.n[1]);
+  q[2] = (int)(v / ((int64_t)vol.n[0] * vol.n[1]));
 }
 
 template <int DIM>
@@ -97,15 +98,16 @@ __global__ void k_vbp_gather(const T* q, T* x, Args a) {
   const bool active = v < a.nvox;
   int nb;
   const int b0 = batch_chunk(a, nb);
-  double p[3];
-  if (active) voxel_point(a.vol, v, p);
+  int q3[3] = {0, 0, 0};
+  if (active) voxel_index(a.vol, v, q3);
   typename AccOf<T>::type acc[kMaxNB];
   for (int b = 0; b < kMaxNB; ++b) acc[b] = 0;
   for (int v0 = 0; v0 < a.nviews; v0 += kViewTile) {
     stage_views<DIM>(a, v0, sv);  // every thread reaches the barriers
     const int nv = a.nviews - v0 < kViewTile ? a.nviews - v0 : kViewTile;
     if (active)
-      for (int k = 0; k < nv; ++k) vbp_gather_view<DIM, T>(sv[k], a.det, p, v0 + k, b0, nb, q, a.nrays, acc);
+      for (int k = 0; k < nv; ++k)
+        vbp_gather_view<DIM, T>(sv[k], a.det, a.vol, q3[0], q3[1], q3[2], v0 + k, b0, nb, q, a.nrays, acc);
   }
   if (active)
     for (int b = 0; b < nb; ++b) store_acc(x + (int64_t)(b0 + b) * a.nvox + v, acc[b]);
@@ -118,14 +120,15 @@ __global__ void k_vbp_scatter(const T* x, T* q, Args a) {
   const bool active = v < a.nvox;
   int nb;
   const int b0 = batch_chunk(a, nb);
-  double p[3];
-  if (active) voxel_point(a.vol, v, p);
+  int q3[3] = {0, 0, 0};
+  if (active) voxel_index(a.vol, v, q3);
   for (int v0 = 0; v0 < a.nviews; v0 += kViewTile) {
     stage_views<DIM>(a, v0, sv);
     const int nv = a.nviews - v0 < kViewTile ? a.nviews - v0 : kViewTile;
     if (active)
       for (int k = 0; k < nv; ++k)
-        vbp_scatter_view<DIM, T, true>(sv[k], a.det, p, v0 + k, b0, nb, x, v, a.nvox, q, a.nrays);
+        vbp_scatter_view<DIM, T, true>(sv[k], a.det, a.vol, q3[0], q3[1], q3[2], v0 + k, b0, nb, x, v, a.nvox, q,
+                                       a.nrays);
   }
 }
 
@@ -139,9 +142,9 @@ __global__ void k_vbp_scatter_serial(const T* x, T* q, Args a) {
   ViewProjection V;
   view_projection<DIM>(a.vecs + (int64_t)view * view_stride(DIM), a.det, a.weighted, V);
   for (int64_t v = 0; v < a.nvox; ++v) {
-    double p[3];
-    voxel_point(a.vol, v, p);
-    vbp_scatter_view<DIM, T, false>(V, a.det, p, view, b0, nb, x, v, a.nvox, q, a.nrays);
+    int q3[3];
+    voxel_index(a.vol, v, q3);
+    vbp_scatter_view<DIM, T, false>(V, a.det, a.vol, q3[0], q3[1], q3[2], view, b0, nb, x, v, a.nvox, q, a.nrays);
   }
 }
 

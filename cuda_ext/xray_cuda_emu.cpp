@@ -29,13 +29,12 @@ void run(int op, int deterministic, const T* in, T* out, int64_t batch, const Vo
     } else if (op == 2) {  // voxel-driven back-projection (gather)
       for (int64_t v = 0; v < nvox; ++v) {
         typename AccOf<T>::type acc[kMaxNB] = {};
-        double p[3];
-        voxel_centre(vol, (int)(v % vol.n[0]), (int)((v / vol.n[0]) % vol.n[1]),
-                     (int)(v / ((int64_t)vol.n[0] * vol.n[1])), p);
+        const int ix = (int)(v % vol.n[0]), iy = (int)((v / vol.n[0]) % vol.n[1]);
+        const int iz = (int)(v / ((int64_t)vol.n[0] * vol.n[1]));
         for (int view = 0; view < nviews; ++view) {
           ViewProjection V;
           view_projection<DIM>(vecs + (int64_t)view * view_stride(DIM), det, weighted, V);
-          vbp_gather_view<DIM, T>(V, det, p, view, (int)b0, nb, in, nrays, acc);
+          vbp_gather_view<DIM, T>(V, det, vol, ix, iy, iz, view, (int)b0, nb, in, nrays, acc);
         }
         for (int b = 0; b < nb; ++b) out[(b0 + b) * nvox + v] = (T)acc[b];
       }
@@ -45,13 +44,12 @@ void run(int op, int deterministic, const T* in, T* out, int64_t batch, const Vo
         ViewProjection V;
         view_projection<DIM>(vecs + (int64_t)view * view_stride(DIM), det, weighted, V);
         for (int64_t v = 0; v < nvox; ++v) {
-          double p[3];
-          voxel_centre(vol, (int)(v % vol.n[0]), (int)((v / vol.n[0]) % vol.n[1]),
-                       (int)(v / ((int64_t)vol.n[0] * vol.n[1])), p);
+          const int ix = (int)(v % vol.n[0]), iy = (int)((v / vol.n[0]) % vol.n[1]);
+          const int iz = (int)(v / ((int64_t)vol.n[0] * vol.n[1]));
           if (deterministic)
-            vbp_scatter_view<DIM, T, false>(V, det, p, view, (int)b0, nb, in, v, nvox, out, nrays);
+            vbp_scatter_view<DIM, T, false>(V, det, vol, ix, iy, iz, view, (int)b0, nb, in, v, nvox, out, nrays);
           else
-            vbp_scatter_view<DIM, T, true>(V, det, p, view, (int)b0, nb, in, v, nvox, out, nrays);
+            vbp_scatter_view<DIM, T, true>(V, det, vol, ix, iy, iz, view, (int)b0, nb, in, v, nvox, out, nrays);
         }
       }
     }

@@ -270,13 +270,15 @@ PR_HD void joseph_adjoint_voxel(int64_t voxel, int b0, int nb, const T* y, T* x,
   for (int b = 0; b < nb; ++b) store_acc(x + (int64_t)(b0 + b) * st.nvox + voxel, acc[b]);
 }
 
-// Voxel-driven back-projection: the contribution of one view to one voxel.
+// Voxel-driven back-projection: the contribution of one view to voxel (ix, iy, iz).
 template <int DIM, typename T>
-PR_HD void vbp_gather_view(const ViewProjection& V, const Detector& det, const double* p, int view, int b0, int nb,
-                           const T* q, int64_t proj, typename AccOf<T>::type* acc) {
+PR_HD void vbp_gather_view(const ViewProjection& V, const Detector& det, const Volume& vol, int ix, int iy, int iz,
+                           int view, int b0, int nb, const T* q, int64_t proj, typename AccOf<T>::type* acc) {
   typedef typename AccOf<T>::type A;
   VoxelTaps t;
-  if (!voxel_taps<DIM>(V, det, p, t)) return;
+  RowForms F;
+  row_forms(V, vol, iy, iz, F);
+  if (!row_taps<DIM>(V, det, vol, F, ix, t)) return;
   const int64_t k0 = (int64_t)view * det.nu * det.nv + (int64_t)t.iv * det.nu + t.iu;
   for (int b = 0; b < nb; ++b) {
     const T* qb = q + (int64_t)(b0 + b) * proj;
@@ -294,11 +296,13 @@ PR_HD void vbp_gather_view(const ViewProjection& V, const Detector& det, const d
 // Voxel-driven projection (transpose of the back-projection): scatter one voxel into one
 // view. ATOMIC selects atomics (parallel voxels) or plain adds (one thread owns the view).
 template <int DIM, typename T, bool ATOMIC>
-PR_HD void vbp_scatter_view(const ViewProjection& V, const Detector& det, const double* p, int view, int b0, int nb,
-                            const T* x, int64_t voxel, int64_t nvox, T* q, int64_t proj) {
+PR_HD void vbp_scatter_view(const ViewProjection& V, const Detector& det, const Volume& vol, int ix, int iy, int iz,
+                            int view, int b0, int nb, const T* x, int64_t voxel, int64_t nvox, T* q, int64_t proj) {
   typedef typename AccOf<T>::type A;
   VoxelTaps t;
-  if (!voxel_taps<DIM>(V, det, p, t)) return;
+  RowForms F;
+  row_forms(V, vol, iy, iz, F);
+  if (!row_taps<DIM>(V, det, vol, F, ix, t)) return;
   const int64_t k0 = (int64_t)view * det.nu * det.nv + (int64_t)t.iv * det.nu + t.iu;
   const int64_t ks[4] = {k0, k0 + 1, k0 + det.nu, k0 + det.nu + 1};
   for (int b = 0; b < nb; ++b) {

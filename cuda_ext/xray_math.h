@@ -389,10 +389,16 @@ PR_HD bool project_point(const ViewProjection& V, const double* x, double& cu, d
   return true;
 }
 
+// World coordinates of voxel (ix, iy, iz).
+PR_HD void voxel_centre(const Volume& vol, int ix, int iy, int iz, double* x) {
+  x[0] = (ix - vol.off[0]) * vol.sp[0];
+  x[1] = (iy - vol.off[1]) * vol.sp[1];
+  x[2] = (iz - vol.off[2]) * vol.sp[2];
+}
+
+// Taps of continuous detector coordinates (cu, cv) with distance weight W.
 template <int DIM>
-PR_HD bool voxel_taps(const ViewProjection& V, const Detector& det, const double* x, VoxelTaps& T) {
-  double cu, cv, W;
-  if (!project_point<DIM>(V, x, cu, cv, W)) return false;
+PR_HD bool finish_taps(double cu, double cv, double W, const Detector& det, VoxelTaps& T) {
   // Range test before the integer conversion (NaN and huge values fail it).
   if (!(cu > -1.0 && cu < (double)det.nu)) return false;
   if (DIM == 3 && !(cv > -1.0 && cv < (double)det.nv)) return false;
@@ -421,11 +427,63 @@ PR_HD bool voxel_taps(const ViewProjection& V, const Detector& det, const double
   return true;
 }
 
-// World coordinates of voxel (ix, iy, iz).
-PR_HD void voxel_centre(const Volume& vol, int ix, int iy, int iz, double* x) {
-  x[0] = (ix - vol.off[0]) * vol.sp[0];
-  x[1] = (iy - vol.off[1]) * vol.sp[1];
-  x[2] = (iz - vol.off[2]) * vol.sp[2];
+
+// One row of voxels (iy, iz) in one view. For flat detectors the numerators, the
+// denominator and the depth of project_point are linear along x: value(ix) = v0 + ix * dv,
+// so a row costs one set-up and a division per voxel. Curved detectors keep the row's y, z.
+struct RowForms {
+  double a0, da, b0, db, c0, dc, l0, dl;
+  double y, z;
+};
+
+PR_HD void row_forms(const ViewProjection& V, const Volume& vol, int iy, int iz, RowForms& F) {
+  double x0[3];
+  voxel_centre(vol, 0, iy, iz, x0);
+  F.y = x0[1];
+  F.z = x0[2];
+  const double xa[4] = {x0[0], x0[1], x0[2], 1.0};
+  double f[4][2];
+  const double* rows[4] = {V.P[0], V.P[1], V.P[2], V.depth};
+  for (int r = 0; r < 4; ++r) {
+    double v = 0.0;
+    for (int k = 0; k < 4; ++k) v += rows[r][k] * xa[k];
+    f[r][0] = v;
+    f[r][1] = rows[r][0] * vol.sp[0];
+  }
+  F.a0 = f[0][0];
+  F.da = f[0][1];
+  F.b0 = f[1][0];
+  F.db = f[1][1];
+  F.c0 = f[2][0];
+  F.dc = f[2][1];
+  F.l0 = f[3][0];
+  F.dl = f[3][1];
 }
+
+// Taps of voxel ix of a row: the voxel-driven weights, the same on CPU and CUDA and in the
+// back-projection and its transpose.
+template <int DIM>
+PR_HD bool row_taps(const ViewProjection& V, const Detector& det, const Volume& vol, const RowForms& F, int ix,
+                    VoxelTaps& T) {
+  double cu, cv, W;
+  if (!V.curved) {
+    const double den = F.c0 + ix * F.dc;
+    if (!(den != 0.0)) return false;
+    if (V.cone && !(den * V.front > 0.0)) return false;  // at or behind the source
+    W = 1.0;
+    if (V.weighted) {
+      const double l = F.l0 + ix * F.dl;
+      if (!(l > 0.0)) return false;
+      W = (V.D / l) * (V.D / l);
+    }
+    cu = (F.a0 + ix * F.da) / den + V.cu0;
+    cv = (F.b0 + ix * F.db) / den + V.cv0;
+  } else {
+    const double x[3] = {(ix - vol.off[0]) * vol.sp[0], F.y, F.z};
+    if (!project_point<DIM>(V, x, cu, cv, W)) return false;
+  }
+  return finish_taps<DIM>(cu, cv, W, det, T);
+}
+
 
 }  // namespace pr
