@@ -1,6 +1,6 @@
 """precisionrecon: differentiable CT and MR reconstruction built on known operators."""
 
-from . import algorithms, data, interop, metrics, models, mr, testing, training, uncertainty
+from . import algorithms, data, interop, metrics, models, mr, pretrained, testing, training, uncertainty
 from .geometry import (
     ConeBeam3D,
     FanBeam2D,
@@ -50,6 +50,7 @@ __all__ = [
     "metrics",
     "models",
     "mr",
+    "pretrained",
     "testing",
     "training",
     "uncertainty",
