@@ -70,7 +70,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +81,7 @@ from projectors import busy_warning, fmt_ms, machine_info, time_interleaved, wri
 from scipy.ndimage import binary_erosion
 
 import precisionrecon as pr
+from precisionrecon._io import atomic_write_bytes
 from precisionrecon.interop import to_astra, to_odl
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -505,18 +505,7 @@ def markdown_report(
 
 
 def write_atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data, mode=0o644)  # results are meant to be shared
 
 
 def figure_png(images: dict[str, dict[str, dict[str, np.ndarray]]], configs: list[dict[str, Any]], views: int) -> bytes:

@@ -11,16 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 import precisionrecon as pr
+from precisionrecon._io import atomic_write_text
 
 
 def cases(quick: bool) -> dict:
@@ -87,10 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for fname, text in (("geometry_grad.md", "\n".join(lines) + "\n"),
                         ("geometry_grad.json", json.dumps({"meta": meta, "rows": rows}, indent=2))):
-        fd, tmp = tempfile.mkstemp(dir=args.out)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.out / fname)
+        atomic_write_text(args.out / fname, text)
     print("\n".join(lines))
     return 0
 

@@ -25,13 +25,13 @@ import os
 import platform
 import statistics
 import subprocess
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 import precisionrecon as pr
+from precisionrecon._io import atomic_write_text
 from precisionrecon._kernels import reference
 
 # Physical limits on one H100 quoted by the issue (texture/interpolation throughput).
@@ -181,10 +181,7 @@ def write(out_dir: Path, result: dict) -> None:
         lines.append(f"- physical limit on one H100 for {key}: about {limit} ms")
     lines += [f"- {k}: {v}" for k, v in result.get("fractions", {}).items()]
     for name, text in (("gpu.json", json.dumps(result, indent=2)), ("gpu.md", "\n".join(lines) + "\n")):
-        fd, tmp = tempfile.mkstemp(dir=out_dir)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, out_dir / name)
+        atomic_write_text(out_dir / name, text)
 
 
 def main(argv: list[str] | None = None) -> int:

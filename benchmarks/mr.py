@@ -43,7 +43,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +52,7 @@ import torch
 
 import precisionrecon as pr
 from precisionrecon import mr
+from precisionrecon._io import atomic_write_text
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 ENV_VARS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS")
@@ -284,18 +284,7 @@ def markdown(result: dict[str, Any], meta: dict[str, Any]) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text, mode=0o644)  # results are meant to be shared
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,7 +64,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,6 +74,7 @@ import numpy as np
 import torch
 
 import precisionrecon as pr
+from precisionrecon._io import atomic_write_text
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 VIEWS = {256: 180, 512: 720}  # parallel beam view counts of the standard sizes
@@ -560,18 +560,7 @@ def busy_warning(load: list[float] | None, cores: int | None) -> str | None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text, mode=0o644)  # results are meant to be shared
 
 
 def markdown_report(

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 import precisionrecon as pr
+from precisionrecon._io import atomic_write_text
 from precisionrecon.calibration import fit_geometry
 from precisionrecon.geometry import circular_vectors
 
@@ -110,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{max(ang_err):.4f}°."]
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in (("calibration.md", "\n".join(lines) + "\n"), ("calibration.json", json.dumps(rows, indent=2))):
-        fd, tmp = tempfile.mkstemp(dir=args.out)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.out / name)
+        atomic_write_text(args.out / name, text)
     print("\n".join(lines))
     return 0
 

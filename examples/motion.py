@@ -17,14 +17,13 @@ import argparse
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 import precisionrecon as pr
+from precisionrecon._io import atomic_write_text
 from precisionrecon.algorithms import cgls
 from precisionrecon.calibration import rigid_motion_vectors
 
@@ -154,10 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in (("motion.md", "\n".join(lines) + "\n"), ("motion.json", json.dumps(row, indent=2))):
-        fd, tmp = tempfile.mkstemp(dir=args.out)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.out / name)
+        atomic_write_text(args.out / name, text)
     print("\n".join(lines))
     return 0
 

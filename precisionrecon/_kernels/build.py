@@ -25,6 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .._io import atomic_write_text
 from .libinfo import (
     BASE_FLAGS,
     CPU_SOURCES,
@@ -91,7 +92,7 @@ def _compile(cmd_before_output: list[str], target: Path, digest: str, flags: lis
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    _atomic_write(target.with_suffix(".json"), json.dumps({"digest": digest, "flags": flags}))
+    atomic_write_text(target.with_suffix(".json"), json.dumps({"digest": digest, "flags": flags}))
     return target
 
 
@@ -153,13 +154,6 @@ def build_cuda(force: bool = False, verbose: bool = True) -> Path | None:
         return target
     return _compile([nvcc, *flags, f"-I{SRC_DIR}", str(SRC_DIR / "xray_cuda.cu"), "-o"], target, digest, flags,
                     verbose)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
