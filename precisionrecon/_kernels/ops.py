@@ -91,6 +91,11 @@ def _call_cuda(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off, vector
                            f"(code {err})")
 
 
+def _sensitivity_shape(vectors: Tensor, vol_shape: list[int], det_shape: list[int]) -> tuple[int, int]:
+    """``(n_rays, K)`` of the geometry sensitivities: K = 2 sums per ray in 2-D, 4 in 3-D."""
+    return vectors.shape[0] * math.prod(det_shape), 2 if len(vol_shape) == 2 else 4
+
+
 def _check(t: Tensor, vectors: Tensor, trailing: list[int], what: str) -> None:
     allowed = (torch.float32, torch.float64, *(_HALF if t.device.type == "cuda" else ()))
     if t.dtype not in allowed:
@@ -113,7 +118,7 @@ def _run(op: int, src: Tensor, vectors: Tensor, vol_shape, vol_spacing, vol_offs
     batch = math.prod(batch_shape)
     out_shape = (*batch_shape, *vol_shape) if to_volume else (*batch_shape, vectors.shape[0], *det_shape)
     if op == _SENSITIVITY:
-        out_shape = (*batch_shape, vectors.shape[0] * math.prod(det_shape), 2 if len(vol_shape) == 2 else 4)
+        out_shape = (*batch_shape, *_sensitivity_shape(vectors, vol_shape, det_shape))
     out = src.new_empty(out_shape)
     if batch == 0:
         return out
@@ -240,7 +245,7 @@ def xray_sensitivity(
 @xray_sensitivity.register_fake
 def _(x, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved):
     batch_shape = x.shape[: x.dim() - len(vol_shape)]
-    return x.new_empty((*batch_shape, vectors.shape[0] * math.prod(det_shape), 2 if len(vol_shape) == 2 else 4))
+    return x.new_empty((*batch_shape, *_sensitivity_shape(vectors, vol_shape, det_shape)))
 
 
 def _to_volume_fake(src, vectors, vol_shape, det_shape):
