@@ -94,7 +94,7 @@ DATA_RANGE = 1.0
 # (our window, ASTRA FilterType, ODL filter_type, scikit-image filter_name)
 FILTERS = (("ram-lak", "ram-lak", "Ram-Lak", "ramp"), ("hann", "hann", "Hann", "hann"))
 ASTRA_PROJECTORS = ("linear", "line", "strip")
-OUR_KINDS = ("voxel", "voxel-mean", "adjoint")
+OUR_KINDS = ("voxel", "voxel-mean", "footprint", "adjoint")
 
 
 @dataclass(frozen=True)
@@ -623,7 +623,9 @@ def main(argv: list[str] | None = None) -> int:
         "Ours: precisionrecon.FBP(A, filter) (backprojector='auto'; what it chose is named), one call under "
         f"torch.inference_mode on a prebuilt operator, {threads} threads (and 1), kernel ISA {m['kernel_isa']}. "
         "'voxel' samples the FBP image at the pixel centres, 'voxel-mean' averages it over round(pixel / pitch)^2 "
-        "sub-pixels of each pixel, 'adjoint' back-projects with A.T (the transposed Joseph projector).",
+        "sub-pixels of each pixel, 'footprint' takes the exact pixel mean of the back-projected, linearly "
+        "interpolated projections after a prefilter 1 / sinc^2 that undoes the damping of linear interpolation "
+        "(the ramp filter is unchanged), 'adjoint' back-projects with A.T (the transposed Joseph projector).",
         "ASTRA: CPU 'FBP' algorithm (single-threaded) on data objects, only astra.algorithm.run timed; 'linear' is "
         "the transposed Joseph-like interpolation (as our A.T), 'line' the line-length weights, 'strip' the area "
         "of each pixel inside each detector strip (a pixel-mean back-projector). Geometry 'parallel' (CPU FBP "
@@ -634,11 +636,13 @@ def main(argv: list[str] | None = None) -> int:
         "scikit-image: iradon(theta in degrees, output_size=n, circle=False, linear interpolation); only the "
         "pixel-pitch detector (its detector pitch is the pixel size), on the exact sinogram of the phantom and "
         "the detector moved by half a pixel, because its rotation axis is pixel n // 2 and bin n_det // 2.",
-        "'auto' picks 'voxel-mean' where the filter passes the band above the image's Nyquist frequency (here "
+        "'auto' picks 'footprint' where the filter passes the band above the image's Nyquist frequency (here "
         "Ram-Lak on the 0.5 mm detector), which point samples alias into streaks along the edges, and 'voxel' where "
         "the window already cuts that band (Hann) or the detector is as coarse as the pixels; see the FBP docstring.",
         "Same back-projector, same numbers: our 'adjoint' is ASTRA's 'linear' (and ODL's, which differs by its "
-        "filter); our 'voxel-mean' and ASTRA's 'strip' both give the pixel mean of the FBP image; scikit-image's "
+        "filter); our 'voxel-mean' and ASTRA's 'strip' both approximate the pixel mean of the FBP image of the "
+        "interpolated projections (sub-pixel samples of linear interpolation; exact areas of piecewise-constant "
+        "strips), 'footprint' of the band-limited ones; scikit-image's "
         "iradon is our 'voxel' on the 1 mm detector.",
         "'level': mean over the brain region (value 0.2, 3 pixels from any edge) / 0.2. 'repeat_max_abs_diff' "
         "in the JSON: the last timed output against the first (0 = no state carried between runs).",

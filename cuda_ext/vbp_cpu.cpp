@@ -4,7 +4,8 @@
 // per voxel row and view, then a division per voxel (flat detectors). The back-projection
 // gathers into one image row at a time (threads own rows); the transpose (voxel-driven
 // forward projection) scatters, with threads owning views. Neither uses atomics, so
-// results do not depend on the number of threads.
+// results do not depend on the number of threads. 2-D with flag bit 1: the pixel-footprint
+// weights of pixel_footprint() and footprint_weight() instead of the point taps.
 #include <omp.h>
 #include <stdint.h>
 
@@ -15,16 +16,17 @@
 namespace {
 
 using pr::Detector;
+using pr::Footprint;
 using pr::RowForms;
 using pr::ViewProjection;
 using pr::Volume;
 using pr::VoxelTaps;
 
 template <int DIM>
-std::vector<ViewProjection> views(const double* vecs, int nviews, const Detector& det, int weighted) {
+std::vector<ViewProjection> views(const double* vecs, int nviews, const Detector& det, int flags) {
   std::vector<ViewProjection> out(nviews);
   const int stride = DIM == 2 ? 6 : 12;
-  for (int i = 0; i < nviews; ++i) pr::view_projection<DIM>(vecs + (int64_t)i * stride, det, weighted, out[i]);
+  for (int i = 0; i < nviews; ++i) pr::view_projection<DIM>(vecs + (int64_t)i * stride, det, flags, out[i]);
   return out;
 }
 
@@ -45,6 +47,24 @@ void backproject(const T* q, T* x, int64_t batch, const Volume& vol, const std::
       for (auto& a : acc) a = 0.0;
       for (size_t i = 0; i < vp.size(); ++i) {
         const int64_t base = (int64_t)i * det.nu * det.nv;
+        if (DIM == 2 && vp[i].footprint) {
+          for (int ix = 0; ix < nx; ++ix) {
+            Footprint P;
+            if (!pr::pixel_footprint(vp[i], det, vol, ix, iy, P)) continue;
+            if (batch == 1) {  // the common case, without the batch loop per bin
+              const T* qk = q + base;
+              double s = 0.0;
+              for (int k = P.k0; k <= P.k1; ++k) s += pr::footprint_weight(P, k) * (double)qk[k];
+              acc[ix] += s;
+              continue;
+            }
+            for (int k = P.k0; k <= P.k1; ++k) {
+              const double w = pr::footprint_weight(P, k);
+              for (int64_t b = 0; b < batch; ++b) acc[(size_t)b * nx + ix] += w * (double)q[b * proj + base + k];
+            }
+          }
+          continue;
+        }
         RowForms F;
         pr::row_forms(vp[i], vol, iy, iz, F);
         for (int ix = 0; ix < nx; ++ix) {
@@ -86,6 +106,18 @@ void project(const T* x, T* q, int64_t batch, const Volume& vol, const std::vect
       for (auto& a : acc) a = 0.0;
       for (int iz = 0; iz < nz; ++iz)
         for (int iy = 0; iy < ny; ++iy) {
+          if (DIM == 2 && vp[i].footprint) {
+            for (int ix = 0; ix < nx; ++ix) {
+              Footprint P;
+              if (!pr::pixel_footprint(vp[i], det, vol, ix, iy, P)) continue;
+              const int64_t voxel = (int64_t)iy * nx + ix;
+              for (int k = P.k0; k <= P.k1; ++k) {
+                const double w = pr::footprint_weight(P, k);
+                for (int64_t b = 0; b < batch; ++b) acc[(size_t)(b * per_view + k)] += w * (double)x[b * nvox + voxel];
+              }
+            }
+            continue;
+          }
           RowForms F;
           pr::row_forms(vp[i], vol, iy, iz, F);
           for (int ix = 0; ix < nx; ++ix) {
@@ -114,7 +146,7 @@ void project(const T* x, T* q, int64_t batch, const Volume& vol, const std::vect
 template <typename T>
 int entry(bool transpose, const T* in, T* out, int64_t batch, int ndim, const int* vol_n, const double* vol_sp,
           const double* vol_off, const double* vecs, int nviews, int det_nu, int det_nv, int beam, int curved,
-          int weighted, int nthreads) {
+          int flags, int nthreads) {
   Volume vol;
   Detector det;
   const int err = pr::make_geometry(ndim, vol_n, vol_sp, vol_off, nviews, det_nu, det_nv, beam, curved, vol, det);
@@ -122,13 +154,13 @@ int entry(bool transpose, const T* in, T* out, int64_t batch, int ndim, const in
   if (batch < 0) return 5;
   if (nthreads < 1) nthreads = 1;
   if (ndim == 2) {
-    const auto vp = views<2>(vecs, nviews, det, weighted);
+    const auto vp = views<2>(vecs, nviews, det, flags);
     if (transpose)
       project<T, 2>(in, out, batch, vol, vp, det, nthreads);
     else
       backproject<T, 2>(in, out, batch, vol, vp, det, nthreads);
   } else {
-    const auto vp = views<3>(vecs, nviews, det, weighted);
+    const auto vp = views<3>(vecs, nviews, det, flags);
     if (transpose)
       project<T, 3>(in, out, batch, vol, vp, det, nthreads);
     else
@@ -141,31 +173,32 @@ int entry(bool transpose, const T* in, T* out, int64_t batch, int ndim, const in
 
 extern "C" {
 
-// Back-projection q: (batch, nviews, det_nv, det_nu) -> x: (batch, [nz,] ny, nx).
+// Back-projection q: (batch, nviews, det_nv, det_nu) -> x: (batch, [nz,] ny, nx). flags: bit 0
+// the distance weight (divergent beams), bit 1 pixel-footprint weights (2-D only).
 int pr_vbp_backproject_f32(const float* q, float* x, int64_t batch, int ndim, const int* vol_n, const double* vol_sp,
                            const double* vol_off, const double* vecs, int nviews, int det_nu, int det_nv, int beam,
-                           int curved, int weighted, int nthreads) {
+                           int curved, int flags, int nthreads) {
   return entry<float>(false, q, x, batch, ndim, vol_n, vol_sp, vol_off, vecs, nviews, det_nu, det_nv, beam, curved,
-                      weighted, nthreads);
+                      flags, nthreads);
 }
 int pr_vbp_backproject_f64(const double* q, double* x, int64_t batch, int ndim, const int* vol_n,
                            const double* vol_sp, const double* vol_off, const double* vecs, int nviews, int det_nu,
-                           int det_nv, int beam, int curved, int weighted, int nthreads) {
+                           int det_nv, int beam, int curved, int flags, int nthreads) {
   return entry<double>(false, q, x, batch, ndim, vol_n, vol_sp, vol_off, vecs, nviews, det_nu, det_nv, beam, curved,
-                       weighted, nthreads);
+                       flags, nthreads);
 }
 // Its transpose x -> q.
 int pr_vbp_project_f32(const float* x, float* q, int64_t batch, int ndim, const int* vol_n, const double* vol_sp,
                        const double* vol_off, const double* vecs, int nviews, int det_nu, int det_nv, int beam,
-                       int curved, int weighted, int nthreads) {
+                       int curved, int flags, int nthreads) {
   return entry<float>(true, x, q, batch, ndim, vol_n, vol_sp, vol_off, vecs, nviews, det_nu, det_nv, beam, curved,
-                      weighted, nthreads);
+                      flags, nthreads);
 }
 int pr_vbp_project_f64(const double* x, double* q, int64_t batch, int ndim, const int* vol_n, const double* vol_sp,
                        const double* vol_off, const double* vecs, int nviews, int det_nu, int det_nv, int beam,
-                       int curved, int weighted, int nthreads) {
+                       int curved, int flags, int nthreads) {
   return entry<double>(true, x, q, batch, ndim, vol_n, vol_sp, vol_off, vecs, nviews, det_nu, det_nv, beam, curved,
-                       weighted, nthreads);
+                       flags, nthreads);
 }
 
 }  // extern "C"

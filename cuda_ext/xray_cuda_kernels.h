@@ -270,11 +270,22 @@ PR_HD void joseph_adjoint_voxel(int64_t voxel, int b0, int nb, const T* y, T* x,
   for (int b = 0; b < nb; ++b) store_acc(x + (int64_t)(b0 + b) * st.nvox + voxel, acc[b]);
 }
 
-// Voxel-driven back-projection: the contribution of one view to voxel (ix, iy, iz).
+// Voxel-driven back-projection: the contribution of one view to voxel (ix, iy, iz): point
+// taps at its centre, or (2-D, V.footprint) the weights of its footprint.
 template <int DIM, typename T>
 PR_HD void vbp_gather_view(const ViewProjection& V, const Detector& det, const Volume& vol, int ix, int iy, int iz,
                            int view, int b0, int nb, const T* q, int64_t proj, typename AccOf<T>::type* acc) {
   typedef typename AccOf<T>::type A;
+  if (DIM == 2 && V.footprint) {
+    Footprint P;
+    if (!pixel_footprint(V, det, vol, ix, iy, P)) return;
+    const int64_t base = (int64_t)view * det.nu;
+    for (int k = P.k0; k <= P.k1; ++k) {
+      const A w = (A)footprint_weight(P, k);
+      for (int b = 0; b < nb; ++b) acc[b] += w * load_acc(q + (int64_t)(b0 + b) * proj + base + k);
+    }
+    return;
+  }
   VoxelTaps t;
   RowForms F;
   row_forms(V, vol, iy, iz, F);
@@ -299,6 +310,24 @@ template <int DIM, typename T, bool ATOMIC>
 PR_HD void vbp_scatter_view(const ViewProjection& V, const Detector& det, const Volume& vol, int ix, int iy, int iz,
                             int view, int b0, int nb, const T* x, int64_t voxel, int64_t nvox, T* q, int64_t proj) {
   typedef typename AccOf<T>::type A;
+  if (DIM == 2 && V.footprint) {
+    Footprint P;
+    if (!pixel_footprint(V, det, vol, ix, iy, P)) return;
+    const int64_t base = (int64_t)view * det.nu;
+    for (int k = P.k0; k <= P.k1; ++k) {
+      const A w = (A)footprint_weight(P, k);
+      if (w == (A)0) continue;
+      for (int b = 0; b < nb; ++b) {
+        const A xv = load_acc(x + (int64_t)(b0 + b) * nvox + voxel);
+        T* qk = q + (int64_t)(b0 + b) * proj + base + k;
+        if (ATOMIC)
+          PR_ATOMIC_ADD(qk, (T)(w * xv));
+        else
+          *qk = (T)(load_acc(qk) + w * xv);
+      }
+    }
+    return;
+  }
   VoxelTaps t;
   RowForms F;
   row_forms(V, vol, iy, iz, F);

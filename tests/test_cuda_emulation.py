@@ -91,6 +91,17 @@ VBP = {
                      detector="arc"),
         distance_weight=True,
     ),
+    "parallel2d-footprint": lambda: VoxelBackprojection(
+        pr.Volume((11, 13), center=(0.4, -0.2)),
+        pr.ParallelBeam2D(angles=pr.angles(7), det_count=41, det_spacing=0.5, det_offset=0.3),
+        footprint=True,
+    ),
+    "fan-flat-footprint": lambda: VoxelBackprojection(
+        pr.Volume((12, 12)),
+        pr.FanBeam2D(angles=pr.angles(6, arc=2 * math.pi), det_count=35, det_spacing=1.0, src_iso=30, src_det=52),
+        distance_weight=True,
+        footprint=True,
+    ),
     "cone-flat": lambda: VoxelBackprojection(
         pr.Volume((6, 8, 7)),
         pr.ConeBeam3D(angles=pr.angles(5, arc=2 * math.pi), det_shape=(10, 14), det_spacing=1.4, src_iso=30,
@@ -108,7 +119,7 @@ VBP = {
 @pytest.mark.parametrize("name", sorted(VBP))
 def test_voxel_driven_kernels_match_cpu(name: str) -> None:
     op = VBP[name]()
-    w = int(op.distance_weight)
+    w = op._args[-1]  # flags: distance weight, footprint
     q = torch.randn(3, *op.domain_shape, dtype=torch.float64)
     x = torch.randn(3, *op.range_shape, dtype=torch.float64)
     assert rel(emulate(VBP_BACKPROJECT, q, op, deterministic=False, weighted=w), op(q)) < 1e-13

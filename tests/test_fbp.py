@@ -73,10 +73,11 @@ def _flat_region(ref: np.ndarray, level: float) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("backprojector", "l2_sharp", "l2_smooth"),
-    [("voxel", 0.075, 0.003), ("voxel-mean", 0.035, 0.0015), ("adjoint", 0.04, 0.007)],
+    [("voxel", 0.075, 0.003), ("voxel-mean", 0.035, 0.0015), ("footprint", 0.035, 0.001), ("adjoint", 0.04, 0.007)],
 )
 def test_parallel_fbp_returns_the_density(phantoms, backprojector: str, l2_sharp: float, l2_smooth: float) -> None:
-    # measured: voxel 0.066 / 0.0018, voxel-mean 0.032 / 0.0011, adjoint 0.037 / 0.0054; flat level within 0.05 %
+    # measured: voxel 0.066 / 0.0018, voxel-mean 0.032 / 0.0011, footprint 0.031 / 0.0005, adjoint 0.037 / 0.0054;
+    # flat level within 0.05 %
     A = _parallel()
     fbp = FBP(A, backprojector=backprojector)
     (sharp, ref), (smooth, ref_smooth) = phantoms["sharp"], phantoms["smooth"]
@@ -129,13 +130,14 @@ def test_parallel3d_fbp() -> None:
 @pytest.mark.parametrize("detector", ["flat", "arc"])
 @pytest.mark.parametrize("scan", ["full", "short"])
 def test_fan_fbp_returns_the_density(phantoms, detector: str, scan: str) -> None:
-    # measured relative L2 (auto: voxel-mean): 0.0013 (full scans), 0.0010 (short scans), flat and arc
-    # alike; 0.0021 and 0.0017 with backprojector="voxel"
+    # measured relative L2 (auto: footprint): 0.0008 (full scans), 0.0002 (short scans), flat and arc
+    # alike; 0.0013 and 0.0010 with "voxel-mean", 0.0021 and 0.0017 with "voxel"
     A = _fan(detector, scan)
     smooth, ref = phantoms["smooth"]
     fbp = FBP(A)
+    assert fbp.backprojector_used == "footprint"
     rec = fbp(_sino(smooth, A.geometry)).numpy()
-    assert _rel(rec, ref) < 0.003
+    assert _rel(rec, ref) < 0.0015
     centre = slice(N // 2 - 8, N // 2 + 8)
     assert rec[centre, centre].mean() == pytest.approx(ref[centre, centre].mean(), rel=0.003)
 
@@ -188,26 +190,27 @@ def test_arc_detector_needs_the_modified_kernel(phantoms) -> None:
 @pytest.mark.parametrize(
     ("filter", "det_spacing", "expected"),
     [
-        ("ram-lak", 0.5, "voxel-mean"),
+        ("ram-lak", 0.5, "footprint"),
+        ("shepp-logan", 0.5, "footprint"),
         ("cosine", 0.5, "voxel"),
         ("hann", 0.5, "voxel"),
-        ("hann", 0.25, "voxel-mean"),
+        ("hann", 0.25, "footprint"),
     ],
 )
 def test_auto_backprojector_takes_the_better_one_on_sharp_edges(
     phantoms, filter: str, det_spacing: float, expected: str
 ) -> None:
-    # Relative L2 on the sharp phantom, voxel vs voxel-mean (measured): half-pixel pitch Ram-Lak
-    # 0.066 vs 0.032, Shepp-Logan 0.049 vs 0.034, cosine 0.032 vs 0.043, Hann 0.043 vs 0.056;
-    # quarter-pixel pitch Hann 0.050 vs 0.027.
+    # Relative L2 on the sharp phantom, voxel / voxel-mean / footprint (measured): half-pixel pitch
+    # Ram-Lak 0.066 / 0.032 / 0.031, Shepp-Logan 0.049 / 0.034 / 0.031, cosine 0.032 / 0.043 / 0.038,
+    # Hann 0.043 / 0.056 / 0.052; quarter-pixel pitch Hann 0.050 / 0.027 / 0.025.
     geom = pr.ParallelBeam2D(angles=pr.angles(180), det_count=math.ceil(183 / det_spacing), det_spacing=det_spacing)
     A = pr.XRayTransform(pr.Volume((N, N)), geom)
     sharp, ref = phantoms["sharp"]
     sino = _sino(sharp, geom)
     auto = FBP(A, filter)
     assert auto.backprojector_used == expected
-    errors = {kind: _rel(FBP(A, filter, backprojector=kind)(sino).numpy(), ref) for kind in ("voxel", "voxel-mean")}
-    other = "voxel" if expected == "voxel-mean" else "voxel-mean"
+    errors = {kind: _rel(FBP(A, filter, backprojector=kind)(sino).numpy(), ref) for kind in ("voxel", "footprint")}
+    other = "voxel" if expected == "footprint" else "footprint"
     assert errors[expected] < 0.9 * errors[other]
     torch.testing.assert_close(auto(sino), FBP(A, filter, backprojector=expected)(sino), rtol=0, atol=0)
 
@@ -216,21 +219,25 @@ def test_auto_backprojector_rule() -> None:
     vol = pr.Volume((N, N))
     par = pr.ParallelBeam2D(angles=pr.angles(8), det_count=366, det_spacing=0.5)
     fbp = FBP(pr.XRayTransform(vol, par))
-    assert fbp.backprojector_used == "voxel-mean"
+    assert fbp.backprojector_used == "footprint"
     # decided on the design: a learned response never switches the back-projector
-    assert fbp.replace(response=torch.zeros_like(fbp.designed_response)).backprojector_used == "voxel-mean"
-    # a detector as coarse as the pixels, or a cutoff that ends the band at the image's Nyquist
-    assert FBP(pr.XRayTransform(vol, par.replace(det_spacing=1.0))).backprojector_used == "voxel"
-    assert FBP(pr.XRayTransform(vol, par.replace(det_spacing=0.75))).backprojector_used == "voxel"
+    assert fbp.replace(response=torch.zeros_like(fbp.designed_response)).backprojector_used == "footprint"
+    # a fine detector with a window or cutoff that ends the band at the image's Nyquist
     assert FBP(pr.XRayTransform(vol, par), cutoff=0.5).backprojector_used == "voxel"
+    assert FBP(pr.XRayTransform(vol, par), "hamming").backprojector_used == "voxel"
+    # a detector as coarse as the pixels: footprints whatever the window
+    for spacing in (1.0, 0.75):
+        for window in ("ram-lak", "hann"):
+            coarse = FBP(pr.XRayTransform(vol, par.replace(det_spacing=spacing)), window)
+            assert coarse.backprojector_used == "footprint"
     # pixels of 2 mm: a 1 mm detector is finer
     assert FBP(pr.XRayTransform(pr.Volume((N, N), spacing=2.0), par.replace(det_spacing=1.0))).backprojector_used == (
-        "voxel-mean"
+        "footprint"
     )
     # fan beam: the pitch at the isocentre counts (1.0 mm at the detector, magnification 2)
     fan = pr.FanBeam2D(angles=pr.angles(8, arc=2 * math.pi), det_count=400, det_spacing=1.0, src_iso=300.0,
                        src_det=600.0)
-    assert FBP(pr.XRayTransform(vol, fan)).backprojector_used == "voxel-mean"
+    assert FBP(pr.XRayTransform(vol, fan)).backprojector_used == "footprint"
     assert FBP(pr.XRayTransform(vol, fan), backprojector="voxel").backprojector_used == "voxel"
     # 3-D keeps the voxel centres unless asked (the mean would cost s^3)
     cone = pr.ConeBeam3D(angles=pr.angles(8, arc=2 * math.pi), det_shape=(20, 40), det_spacing=1.0, src_iso=300.0,
@@ -240,6 +247,8 @@ def test_auto_backprojector_rule() -> None:
     mean = FBP(pr.XRayTransform(vol3, cone), backprojector="voxel-mean")
     assert mean.backprojector_used == "voxel-mean"
     assert mean.backprojection.domain_shape == cone.proj_shape and mean.backprojection.range_shape == vol3.shape
+    with pytest.raises(ValueError, match="'footprint' is for 2-D geometries"):
+        FBP(pr.XRayTransform(vol3, cone), backprojector="footprint")
 
 
 def test_voxel_mean_is_the_mean_over_sub_voxels() -> None:
@@ -303,6 +312,9 @@ TINY = {
                                                                                       det_count=9)), {}),
     "parallel-voxel-mean": (lambda: pr.XRayTransform(pr.Volume((6, 5)), pr.ParallelBeam2D(
         angles=pr.angles(4), det_count=17, det_spacing=0.5)), {"backprojector": "voxel-mean"}),
+    "fan-arc-footprint": (lambda: pr.XRayTransform(pr.Volume((6, 7)), pr.FanBeam2D(
+        angles=pr.angles(5, arc=2 * math.pi), det_count=21, det_spacing=0.8, src_iso=25, src_det=45, detector="arc")),
+        {"backprojector": "footprint"}),
     "cone-voxel-mean": (lambda: pr.XRayTransform(pr.Volume((3, 4, 5), spacing=(1.0, 1.5, 1.5)), pr.ConeBeam3D(
         angles=pr.angles(3, arc=2 * math.pi), det_shape=(8, 16), det_spacing=0.75, src_iso=25, src_det=45)),
         {"backprojector": "voxel-mean"}),
@@ -341,7 +353,9 @@ def test_fbp_is_a_linear_operator_with_exact_adjoint(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["fan-flat-short", "cone-cylindrical-short", "parallel-adjoint", "parallel-voxel-mean", "cone-voxel-mean"]
+    "name",
+    ["fan-flat-short", "cone-cylindrical-short", "parallel-adjoint", "parallel-voxel-mean", "cone-voxel-mean",
+     "fan-arc-footprint"],
 )
 def test_fbp_is_batched(name: str) -> None:
     fbp = _tiny(name)

@@ -46,6 +46,16 @@ VBP = {
     "parallel3d": lambda: VoxelBackprojection(
         pr.Volume((8, 9, 10)), pr.ParallelBeam3D(angles=pr.angles(9), det_shape=(10, 14))
     ),
+    "fan-arc-footprint": lambda: VoxelBackprojection(
+        pr.Volume((24, 26)),
+        pr.FanBeam2D(angles=pr.angles(30, arc=2 * math.pi), det_count=61, det_spacing=0.8, src_iso=40, src_det=70,
+                     detector="arc"),
+        distance_weight=True,
+        footprint=True,
+    ),
+    "parallel2d-footprint": lambda: VoxelBackprojection(
+        pr.Volume((24, 26)), pr.ParallelBeam2D(angles=pr.angles(31), det_count=71, det_spacing=0.5), footprint=True
+    ),
 }
 
 

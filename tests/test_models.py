@@ -299,13 +299,16 @@ def test_extended_parker_weights_normalise_limited_angle_redundancy() -> None:
     assert checked > 100
 
 
-@pytest.mark.parametrize(("det_spacing", "backprojector"), [(1.5, "voxel"), (0.8, "voxel-mean")])
-def test_limited_angle_parts_equal_fbp_on_a_short_scan(det_spacing: float, backprojector: str) -> None:
+@pytest.mark.parametrize(
+    ("det_spacing", "window", "backprojector"),
+    [(1.5, "ram-lak", "footprint"), (0.8, "hann", "voxel"), (0.8, "ram-lak", "footprint")],
+)
+def test_limited_angle_parts_equal_fbp_on_a_short_scan(det_spacing: float, window: str, backprojector: str) -> None:
     geom = _fan(detector="arc", det_offset=0.8, arc=math.pi + 1.2).geometry.replace(det_spacing=det_spacing)
     A = pr.XRayTransform(pr.Volume((16, 16)), geom)
-    fbp = FBP(A)
-    assert fbp.backprojector_used == backprojector  # "auto": a detector finer than the pixels averages
-    response, weights, ramp, back = limited_angle_fbp_parts(A)
+    fbp = FBP(A, window)
+    assert fbp.backprojector_used == backprojector  # "auto"
+    response, weights, ramp, back = limited_angle_fbp_parts(A, window)
     torch.testing.assert_close(response, fbp.designed_response, rtol=0, atol=0)
     torch.testing.assert_close(weights, fbp.designed_weights.expand(A.geometry.proj_shape), rtol=1e-14, atol=0)
     y = _data(A, (2,), torch.float64)

@@ -196,7 +196,11 @@ def vbp_backproject(
     curved: int,
     weighted: int,
 ) -> Tensor:
-    """Voxel-driven (FBP) back-projection ``(*batch, n_views, *det_shape) -> (*batch, *vol_shape)``."""
+    """Voxel-driven (FBP) back-projection ``(*batch, n_views, *det_shape) -> (*batch, *vol_shape)``.
+
+    ``weighted`` holds flags: bit 0 the distance weight of divergent beams, bit 1 pixel-footprint
+    weights instead of point taps (2-D; see ``pixel_footprint`` in ``cuda_ext/xray_math.h``).
+    """
     return _run(_VBP_BACKPROJECT, q, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved, weighted)
 
 

@@ -162,10 +162,11 @@ def _voxel_centres(n: list[int], sp: list[float], off: list[float], device: torc
     return pts
 
 
-def _voxel_taps(
+def _project_points(
     vec: Tensor, pts: Tensor, dim: int, nu: int, nv: int, beam: int, curved: int, weighted: int
-) -> tuple[Tensor, Tensor]:
-    """Detector indices ``(nvox, 4)`` (flat, per view) and weights ``(nvox, 4)`` of one view."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``project_point``: continuous detector coordinates ``cu``, ``cv``, the distance
+    weight and a validity mask of points ``(P, 3)`` in one view (no detector range test)."""
     z = torch.zeros(3, dtype=torch.float64, device=vec.device)
     s, d, u, v = z.clone(), z.clone(), z.clone(), torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64, device=vec.device)
     s[:dim], d[:dim], u[:dim] = vec[:dim], vec[dim : 2 * dim], vec[2 * dim : 3 * dim]
@@ -215,6 +216,14 @@ def _voxel_taps(
         cv = ((radius / rn) * rv - wv) / torch.linalg.vector_norm(v) + 0.5 * (nv - 1)
         if weighted:
             weight = (float(-(s @ what)) / rn) ** 2
+    return cu, cv, weight, ok
+
+
+def _voxel_taps(
+    vec: Tensor, pts: Tensor, dim: int, nu: int, nv: int, beam: int, curved: int, weighted: int
+) -> tuple[Tensor, Tensor]:
+    """Detector indices ``(nvox, 4)`` (flat, per view) and weights ``(nvox, 4)`` of one view."""
+    cu, cv, weight, ok = _project_points(vec, pts, dim, nu, nv, beam, curved, weighted)
     ok &= (cu > -1) & (cu < nu)
     if dim == 3:
         ok &= (cv > -1) & (cv < nv)
@@ -233,6 +242,59 @@ def _voxel_taps(
     return iv_t * nu + iu_t, weights
 
 
+FOOTPRINT_MIN_GAP = 1e-4  # kFootprintMinGap of xray_math.h
+
+
+def _hat_c(s: Tensor) -> Tensor:
+    """``C(s) = R3(s + 1) - 2 R3(s) + R3(s - 1)``, ``R3(s) = max(s, 0)^3 / 6``: the second
+    antiderivative of the linear interpolation kernel."""
+    r3 = lambda t: t.clamp(min=0) ** 3 / 6  # noqa: E731
+    return r3(s + 1) - 2 * r3(s) + r3(s - 1)
+
+
+def _footprint_taps(
+    vec: Tensor, pts: Tensor, sp: list[float], nu: int, beam: int, curved: int, weighted: int
+) -> tuple[Tensor, Tensor]:
+    """Pixel-footprint weights of one view (2-D; ``pixel_footprint`` of xray_math.h):
+    detector indices and weights, both ``(npix, K)``."""
+    _, _, weight, ok = _project_points(vec, pts, 2, nu, 1, beam, curved, weighted)
+    corners = []
+    for sx in (-0.5, 0.5):
+        for sy in (-0.5, 0.5):
+            shift = torch.tensor([sx * sp[0], sy * sp[1], 0.0], dtype=torch.float64, device=pts.device)
+            cu, _, _, ok_k = _project_points(vec, pts + shift, 2, nu, 1, beam, curved, 0)
+            corners.append(cu)
+            ok &= ok_k
+    t = torch.sort(torch.stack(corners, dim=1), dim=1).values
+    t = torch.where(ok[:, None], t, torch.zeros_like(t))
+    ok &= (t[:, 3] > -1) & (t[:, 0] < nu)
+    area = 0.5 * (t[:, 3] + t[:, 2] - t[:, 1] - t[:, 0])
+    ok &= area > 0
+    for p in (0, 2):
+        mid = 0.5 * (t[:, p] + t[:, p + 1])
+        narrow = t[:, p + 1] - t[:, p] < FOOTPRINT_MIN_GAP
+        t[:, p] = torch.where(narrow, mid - 0.5 * FOOTPRINT_MIN_GAP, t[:, p])
+        t[:, p + 1] = torch.where(narrow, mid + 0.5 * FOOTPRINT_MIN_GAP, t[:, p + 1])
+    k0 = torch.floor(t[:, 0] - 1) + 1
+    width = int((torch.ceil(t[:, 3] + 1) - 1 - k0)[ok].max().item()) + 1 if bool(ok.any()) else 1
+    k = k0[:, None] + torch.arange(width, dtype=torch.float64, device=pts.device)
+    d = t[:, None, :] - k[:, :, None]  # (npix, K, 4)
+    c = _hat_c(d)
+    w = (c[..., 3] - c[..., 2]) / (t[:, 3] - t[:, 2])[:, None] - (c[..., 1] - c[..., 0]) / (t[:, 1] - t[:, 0])[:, None]
+    w = w * (weight / torch.where(ok, area, torch.ones_like(area)))[:, None]
+    w = w * (ok[:, None] & (k >= 0) & (k <= nu - 1) & (k < t[:, 3:4] + 1))
+    return k.clamp(0, nu - 1).long(), w
+
+
+def _view_taps(
+    vec: Tensor, pts: Tensor, n: list[int], sp: list[float], nu: int, nv: int, beam: int, curved: int, flags: int
+) -> tuple[Tensor, Tensor]:
+    """Point taps (:func:`_voxel_taps`) or, with flag bit 1 in 2-D, footprint weights."""
+    if len(n) == 2 and flags & 2:
+        return _footprint_taps(vec, pts, sp, nu, beam, curved, flags & 1)
+    return _voxel_taps(vec, pts, len(n), nu, nv, beam, curved, flags & 1)
+
+
 def vbp_backproject(
     q: Tensor, vectors: Tensor, n: list[int], sp: list[float], off: list[float],
     nu: int, nv: int, beam: int, curved: int, weighted: int,
@@ -241,7 +303,7 @@ def vbp_backproject(
     pts = _voxel_centres(n, sp, off, vectors.device)
     out = q.new_zeros(q.shape[0], pts.shape[0], dtype=torch.float64)
     for i in range(vectors.shape[0]):
-        index, weight = _voxel_taps(vectors[i], pts, len(n), nu, nv, beam, curved, weighted)
+        index, weight = _view_taps(vectors[i], pts, n, sp, nu, nv, beam, curved, weighted)
         out += (q[:, i, index.reshape(-1)].reshape(q.shape[0], *index.shape).double() * weight).sum(-1)
     return out.to(q.dtype)
 
@@ -254,7 +316,7 @@ def vbp_project(
     pts = _voxel_centres(n, sp, off, vectors.device)
     out = x.new_zeros(x.shape[0], vectors.shape[0], nu * nv, dtype=torch.float64)
     for i in range(vectors.shape[0]):
-        index, weight = _voxel_taps(vectors[i], pts, len(n), nu, nv, beam, curved, weighted)
+        index, weight = _view_taps(vectors[i], pts, n, sp, nu, nv, beam, curved, weighted)
         contrib = x.double()[:, :, None] * weight
         out[:, i].index_add_(1, index.reshape(-1), contrib.reshape(x.shape[0], -1))
     return out.to(x.dtype)

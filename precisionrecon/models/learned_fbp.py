@@ -99,7 +99,9 @@ def is_limited_divergent(geometry: Geometry) -> bool:
 def _on_geometry(op: LinearOperator, geometry: Geometry) -> LinearOperator:
     """``op`` with every voxel-driven back-projector in it moved to ``geometry``."""
     if isinstance(op, VoxelBackprojection):
-        return VoxelBackprojection(op.volume, geometry, distance_weight=op.distance_weight, device=op.device)
+        return VoxelBackprojection(
+            op.volume, geometry, distance_weight=op.distance_weight, footprint=op.footprint, device=op.device
+        )
     if isinstance(op, ComposedOperator):
         return ComposedOperator(_on_geometry(op.left, geometry), _on_geometry(op.right, geometry))
     return op
@@ -126,7 +128,7 @@ def limited_angle_fbp_parts(
     ramp : RampFilter
         The ramp filter with the designed response (``ramp.replace(response=...)`` learns it).
     backprojection : LinearOperator
-        FBP's back-projector (``backprojector``: ``"auto"``, ``"voxel"``, ``"voxel-mean"``)
+        FBP's back-projector (``backprojector``: ``"auto"``, ``"voxel"``, ``"voxel-mean"``, ``"footprint"``)
         for ``A``'s geometry.
     """
     geom = A.geometry

@@ -36,7 +36,17 @@ class VoxelBackprojection(LinearOperator):
       the in-plane direction from the source to the detector centre; ``W = D^2 / L^2``
       (Kak & Slaney eq. 3.4.1 times ``D^2``).
 
-    For circular geometries ``D`` is the source-to-isocentre distance. ``B.T`` is the
+    For circular geometries ``D`` is the source-to-isocentre distance.
+
+    With ``footprint=True`` (2-D only) each pixel gets the mean of the back-projected,
+    linearly interpolated projection over its area instead of the value at its centre:
+    along the detector the pixel's shadow is the trapezoid ``T`` spanned by the projected
+    corners (exact for parallel beams; for divergent beams the trapezoid approximation of
+    separable footprints, Long, Fessler & Balter 2010), normalised to unit area, and bin
+    ``k`` gets the weight ``W \int T(t) \Lambda(t - k) dt`` with ``\Lambda`` the linear
+    interpolation kernel (closed form in ``pixel_footprint`` of ``cuda_ext/xray_math.h``).
+
+    ``B.T`` is the
     voxel-driven forward projection with exactly the transposed weights (a matched pair,
     unlike ``XRayTransform.T``, which is the transpose of the ray-driven projector).
 
@@ -46,6 +56,8 @@ class VoxelBackprojection(LinearOperator):
     geometry : Geometry
     distance_weight : bool
         Apply ``W = (D / l)^2`` for divergent beams (ignored for parallel beams).
+    footprint : bool
+        Pixel means over the footprint instead of point samples at the centres (2-D).
     device : str or torch.device
 
     Notes
@@ -57,15 +69,28 @@ class VoxelBackprojection(LinearOperator):
     volume: Volume
     geometry: Geometry
     distance_weight: bool = False
+    footprint: bool = False
     device: torch.device = field(default=torch.device("cpu"))
 
-    def __init__(self, volume: Volume, geometry: Geometry, *, distance_weight: bool = False, device: Any = "cpu"):
+    def __init__(
+        self,
+        volume: Volume,
+        geometry: Geometry,
+        *,
+        distance_weight: bool = False,
+        footprint: bool = False,
+        device: Any = "cpu",
+    ):
         dev = check_projector_args(volume, geometry, device)
-        if not isinstance(distance_weight, bool):
-            raise TypeError(f"distance_weight must be a bool, got {type(distance_weight).__name__}")
+        for name, value in (("distance_weight", distance_weight), ("footprint", footprint)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        if footprint and volume.ndim != 2:
+            raise ValueError(f"footprint=True needs a 2-D volume, got a {volume.ndim}-D one")
         object.__setattr__(self, "volume", volume)
         object.__setattr__(self, "geometry", geometry)
         object.__setattr__(self, "distance_weight", distance_weight)
+        object.__setattr__(self, "footprint", footprint)
         object.__setattr__(self, "device", dev)
 
     @property
@@ -78,7 +103,8 @@ class VoxelBackprojection(LinearOperator):
 
     @cached
     def _args(self) -> tuple:
-        return (*kernel_args(self.volume, self.geometry), int(self.distance_weight))
+        # the kernels' flags: bit 0 distance weight, bit 1 footprint
+        return (*kernel_args(self.volume, self.geometry), int(self.distance_weight) | 2 * int(self.footprint))
 
     @cached
     def _vectors(self) -> Tensor:
@@ -96,4 +122,6 @@ class VoxelBackprojection(LinearOperator):
 
     def to(self, device: Any) -> VoxelBackprojection:
         """The same operator for tensors on ``device``."""
-        return VoxelBackprojection(self.volume, self.geometry, distance_weight=self.distance_weight, device=device)
+        return VoxelBackprojection(
+            self.volume, self.geometry, distance_weight=self.distance_weight, footprint=self.footprint, device=device
+        )

@@ -51,12 +51,12 @@ from torch import Tensor
 from ..geometry import FanBeam2D, Volume
 from .backprojection import VoxelBackprojection
 from .base import LinearOperator
-from .filters import WINDOWS, RampFilter, fft_length, ramp_response
+from .filters import WINDOWS, RampFilter, fft_length, interpolation_compensation, ramp_response
 from .weights import CIRCULAR, ProjectionWeighting, cosine_weights, redundancy_weights
 from .xray import XRayTransform, check_tensor
 
-BACKPROJECTORS = ("auto", "voxel", "voxel-mean", "adjoint")
-# "auto" averages over sub-voxels when the window still passes this fraction of the ramp
+BACKPROJECTORS = ("auto", "voxel", "voxel-mean", "footprint", "adjoint")
+# "auto" takes pixel means (footprints) when the window still passes this fraction of the ramp
 # just above the image's Nyquist frequency (see FBP: Ram-Lak 1, Shepp-Logan 0.90, cosine 0.71,
 # Hamming 0.54, Hann 0.50 at a detector pitch of half the pixel)
 AUTO_MEAN_MIN_GAIN = 0.8
@@ -177,32 +177,37 @@ class FBP(LinearOperator):
     parker : bool
         Short scans: Parker weights (``True``) or only the mean redundancy ``pi / arc``
         (``False``, which leaves the well-known short-scan artefacts).
-    backprojector : {"auto", "voxel", "voxel-mean", "adjoint"}
+    backprojector : {"auto", "voxel", "voxel-mean", "footprint", "adjoint"}
         ``"voxel"``: :class:`VoxelBackprojection` (with the distance weight for divergent
         beams) at the voxel centres, point samples of the FBP image. ``"voxel-mean"``: the
         same at ``s_i = max(1, round(h_i / tau_i))`` sub-voxels per axis (``h`` the voxel
         size, ``tau`` the detector pitch at the isocentre, u in-plane and v along z),
-        averaged over each voxel: the voxel mean of the FBP image (as ASTRA's area-weighted
-        ``strip`` back-projector has it; the two agree within 0.1 dB in
-        ``benchmarks/fbp.py``), at ``prod(s_i)`` times the cost of ``"voxel"``.
+        averaged over each voxel, at ``prod(s_i)`` times the cost of ``"voxel"``.
+        ``"footprint"`` (2-D): the exact pixel mean of the back-projected, linearly
+        interpolated projections (``VoxelBackprojection(..., footprint=True)``), after a
+        prefilter that undoes the damping of linear interpolation
+        (:func:`~precisionrecon.operators.filters.interpolation_compensation`, at most 2.47
+        at the detector's Nyquist frequency), so that each pixel holds the mean of the FBP
+        image of the band-limited projections; the filter itself is unchanged.
         ``"adjoint"``: ``A.T`` (parallel beams only, it lacks the distance weight).
-        ``"auto"`` takes ``"voxel-mean"`` for 2-D geometries when the detector is finer
-        than the pixels (some ``s_i >= 2``, i.e. a pitch of at most 2/3 of the pixel) and
-        the window still passes at least 0.8 of the ramp just above the image's Nyquist
-        frequency ``1 / (2 h)`` (at half-pixel pitch Ram-Lak and Shepp-Logan, at
-        quarter-pixel pitch every window at full cutoff), and ``"voxel"`` otherwise.
-        Why: such a filter keeps frequencies the pixel grid cannot hold; point samples
-        alias them into streaks along sharp edges, the voxel mean does not. Measured on
-        the 256² modified Shepp-Logan (360 views, parallel beam, exact sinogram with
-        detector-cell integration; PSNR against the pixel means): Ram-Lak at half-pixel pitch
-        ``"voxel"`` 39.4 dB, ``"adjoint"`` 40.4, ``"voxel-mean"`` 44.2 (ASTRA ``strip``
-        44.3); at quarter-pixel pitch 31.5 / 41.9 / 48.8; fan beam at half-pixel pitch
-        32.3 / - / 37.3. Where the window already cuts the band (Hann or cosine at
-        half-pixel pitch) the averaging only blurs, and ``"voxel"`` is 2.6-4.6 dB better.
-        On smooth objects ``"voxel"`` and ``"voxel-mean"`` are within 3 dB of each other
-        (either ahead, at 75-90 dB) and 10-28 dB better than ``"adjoint"``. 3-D geometries
-        keep ``"voxel"`` in ``"auto"`` (``"voxel-mean"`` would cost ``s^3``); ask for it
-        explicitly. :attr:`backprojector_used` tells which one is in use.
+        ``"auto"`` takes ``"footprint"`` for 2-D geometries, except with a detector finer
+        than the pixels (some ``s_i >= 2``, i.e. a pitch of at most 2/3 of the pixel) and a
+        window that passes less than 0.8 of the ramp just above the image's Nyquist
+        frequency ``1 / (2 h)`` (at half-pixel pitch cosine, Hamming and Hann, and any
+        cutoff that ends the band there), where it takes ``"voxel"``; 3-D geometries take
+        ``"voxel"`` (``"voxel-mean"`` would cost ``s^3``; ask for it explicitly).
+        Why: a filter that keeps frequencies the pixel grid cannot hold makes point
+        samples alias them into streaks along sharp edges; pixel means do not. Where the
+        window already cuts that band, averaging only blurs. Measured on the 256² modified
+        Shepp-Logan (360 views, exact sinogram with detector-cell integration; PSNR
+        against the pixel means), ``"voxel"`` / ``"voxel-mean"`` / ``"footprint"``:
+        parallel beam, half-pixel pitch, Ram-Lak 39.4 / 44.2 / 46.8 dB (ASTRA ``strip``
+        44.3, ``"adjoint"`` 40.4), Shepp-Logan 41.7 / 42.1 / 44.4, cosine 43.3 / 38.8 /
+        40.1, Hann 38.6 / 36.0 / 36.7; quarter-pixel pitch Ram-Lak 31.4 / 48.8 / 48.7, Hann
+        38.6 / 44.8 / 45.5; pixel pitch Ram-Lak 34.9 / - / 36.4, Hann 28.8 / - / 29.2 (at
+        about 8 times the cost of ``"voxel"``); fan beam (flat or arc) at half-pixel pitch,
+        Ram-Lak 32.6-32.9 / 37.5 / 37.6, at pixel pitch 33.9-34.2 / - / 34.9-35.2.
+        :attr:`backprojector_used` tells which one is in use.
     response : Tensor, optional
         Filter response overriding the design (e.g. an ``nn.Parameter`` initialised
         from :attr:`designed_response`), shape ``(fft_length(n_det) // 2 + 1,)``.
@@ -262,9 +267,13 @@ class FBP(LinearOperator):
         kind = self.backprojector
         if kind == "auto":
             # decided on the designed filter, so a learned response never switches the back-projector
-            fine = vol.ndim == 2 and max(sub) >= 2
-            gain = _window_gain(n_det, tau, self.filter, float(self.cutoff), max(vol.spacing)) if fine else 0.0
-            kind = "voxel-mean" if gain >= AUTO_MEAN_MIN_GAIN else "voxel"
+            if vol.ndim != 2:
+                kind = "voxel"
+            elif max(sub) >= 2:  # a detector finer than the pixels
+                gain = _window_gain(n_det, tau, self.filter, float(self.cutoff), max(vol.spacing))
+                kind = "footprint" if gain >= AUTO_MEAN_MIN_GAIN else "voxel"
+            else:
+                kind = "footprint"
         designed_response = ramp_response(n_det, tau, self.filter, float(self.cutoff))
         offset_u = 0.0
         if not parallel and geom.curved:
@@ -290,8 +299,14 @@ class FBP(LinearOperator):
             pre: LinearOperator = ProjectionWeighting(shape, view_weights) @ ProjectionWeighting(shape, det_weights)
         else:
             pre = ProjectionWeighting(geom.proj_shape, self.weights)
+        if kind == "footprint" and vol.ndim != 2:
+            raise ValueError("backprojector='footprint' is for 2-D geometries; use 'voxel' or 'voxel-mean' in 3-D")
         if kind == "adjoint":
             back: LinearOperator = self.A.T
+        elif kind == "footprint":
+            prefilter = RampFilter(geom.proj_shape, det_spacing=tau, response=interpolation_compensation(n_det))
+            back = VoxelBackprojection(vol, geom, distance_weight=not parallel, footprint=True, device=self.A.device)
+            back = back @ prefilter
         elif kind == "voxel-mean" and max(sub) > 1:
             fine_vol = Volume(
                 tuple(n * s for n, s in zip(vol.shape, sub, strict=True)),
@@ -311,7 +326,8 @@ class FBP(LinearOperator):
 
     @property
     def backprojector_used(self) -> str:
-        """The back-projector in use: ``"voxel"``, ``"voxel-mean"`` or ``"adjoint"`` (what ``"auto"`` chose)."""
+        """The back-projector in use: ``"voxel"``, ``"voxel-mean"``, ``"footprint"`` or ``"adjoint"`` (what
+        ``"auto"`` chose)."""
         return self.__dict__["backprojector_used"]
 
     @property

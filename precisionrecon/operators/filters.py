@@ -57,9 +57,27 @@ def ramp_response(n_det: int, det_spacing: float, window: str = "ram-lak", cutof
     return torch.where(u <= 1.0, response * windows[window], torch.zeros_like(response))
 
 
+def interpolation_compensation(n_det: int) -> Tensor:
+    r"""Inverse frequency response of linear interpolation between detector bins,
+    ``1 / sinc^2(f)`` at ``f`` cycles per bin (``|f| <= 1/2``, at most ``4 / pi^2 = 2.47``),
+    for ``torch.fft.rfft`` of length :func:`fft_length`.
+
+    Linear interpolation of samples ``q_k`` is the convolution of the sample train with the
+    hat kernel, whose response is ``sinc^2``: it damps the band it should keep (by 0.41 at
+    the Nyquist frequency). Filtering the samples with this response first makes the
+    interpolant carry the samples' spectrum in the base band, as band-limited (sinc)
+    interpolation would.
+
+    Shape: ``(fft_length(n_det) // 2 + 1,)``, float64, dimensionless.
+    """
+    f = torch.fft.rfftfreq(fft_length(n_det), dtype=torch.float64)
+    return 1.0 / torch.sinc(f) ** 2
+
+
 @dataclass(frozen=True, eq=False)
 class RampFilter(LinearOperator):
-    r"""Convolution of every detector row with the (windowed) ramp kernel.
+    r"""Convolution of every detector row with the (windowed) ramp kernel, or with any
+    real, even kernel given by its ``response``.
 
     ``y -> crop(irfft(H * rfft(pad(y))))`` along the last axis, zero-padded to
     :func:`fft_length` so nothing wraps around. The kernel is real and even, so the
