@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 # Always pin torch: an unpinned torch pulls a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup build bench test test-slow lint clean
+.PHONY: setup build bench bench-projectors test test-slow lint clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -20,7 +20,11 @@ setup: $(VENV)/.installed
 build: setup
 	$(PYTHON) -m precisionrecon._kernels.build
 
+# The main job: the reconstruction benchmark (default suite, pretrained models), a few minutes.
 bench: build
+	$(VENV)/bin/precisionrecon bench
+
+bench-projectors: build
 	$(PYTHON) benchmarks/projectors.py
 
 lint: setup

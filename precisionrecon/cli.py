@@ -47,7 +47,7 @@ MR_METHODS = ("zero-filled", "CG-SENSE", "TV", "VN", "LPD")
 LEARNED = ("LearnedFBP", "VN", "LPD")
 DATA_RANGE = 1.0
 TEST_SEED = 880_001  # held-out test ellipses (the trainer draws its phantoms from other seed streams)
-VAL_SEED = 880_002  # the validation ellipse image on which iteration counts and TV weights are chosen
+VAL_SEED = 880_002  # the validation ellipse images on which iteration counts and TV weights are chosen
 NOISE_SEED = 880_003
 
 
@@ -106,10 +106,13 @@ def _png_bytes(fig: Any) -> bytes:
 @dataclass(frozen=True)
 class Suite:
     """Sizes of a benchmark run: image side ``n``, number of held-out ellipse images (plus
-    Shepp-Logan), maximal iterations of SIRT / CG-SENSE / TV, the TV weight grid factors."""
+    Shepp-Logan) and of validation ellipse images (on which iteration counts, FBP windows
+    and TV weights are chosen), maximal iterations of SIRT / CG-SENSE / TV, the TV weight
+    grid factors, the sub-samples per pixel and detector cell of the simulation."""
 
     n: int
     n_ellipses: int
+    n_val: int
     sirt_iter: int
     cg_iter: int
     tv_iter: int
@@ -118,9 +121,12 @@ class Suite:
 
 
 SUITES = {
-    "default": Suite(n=128, n_ellipses=3, sirt_iter=150, cg_iter=30, tv_iter=150, tv_grid=(0.25, 1.0, 4.0),
+    # the pretrained weights are for 64 x 64 images (the default suite)
+    "default": Suite(n=64, n_ellipses=4, n_val=3, sirt_iter=200, cg_iter=30, tv_iter=200, tv_grid=(0.25, 1.0, 4.0),
                      oversample=4),
-    "quick": Suite(n=32, n_ellipses=1, sirt_iter=20, cg_iter=8, tv_iter=20, tv_grid=(1.0,), oversample=2),
+    "large": Suite(n=128, n_ellipses=4, n_val=3, sirt_iter=200, cg_iter=30, tv_iter=200,
+                   tv_grid=(0.25, 1.0, 4.0), oversample=4),
+    "quick": Suite(n=32, n_ellipses=1, n_val=1, sirt_iter=20, cg_iter=8, tv_iter=20, tv_grid=(1.0,), oversample=2),
 }
 
 
@@ -163,6 +169,7 @@ CT_NOISE = {
     "low-dose": {"noise": "poisson", "i0": 1e4, "mu_scale": 0.02},  # value 1 ~ water, 0.02 / mm
 }
 MR_NOISE = {"noise": "gaussian", "noise_level": 0.05, "coils": 8}
+MR_ACCELERATION = {"mr-4x": 4, "mr-8x": 8}
 DESCRIPTIONS = {
     "sparse-view-30": "parallel beam, 30 views over 180 deg, 5 % Gaussian noise",
     "sparse-view-60": "parallel beam, 60 views over 180 deg, 5 % Gaussian noise",
@@ -201,18 +208,45 @@ def _ct_task(task: str, suite: Suite, device: torch.device) -> TaskData:
         return y.float().to(device), truth.float().to(device)
 
     y, truth = simulate(_phantoms(A.volume, suite.n_ellipses, TEST_SEED, True), NOISE_SEED)
-    y_val, truth_val = simulate(_phantoms(A.volume, 1, VAL_SEED, False), NOISE_SEED + 1000)
+    y_val, truth_val = simulate(_phantoms(A.volume, suite.n_val, VAL_SEED, False), NOISE_SEED + 1000)
     return TaskData(task, "ct", DESCRIPTIONS[task], A.to(device), y, truth, y_val, truth_val, dict(noise))
+
+
+def _mr_operator(task: str, n: int, device: torch.device | str = "cpu") -> Any:
+    """The SENSE operator of an MR task: 8 birdcage coils, equispaced lines with 32 % / R
+    of the lines fully sampled in the centre."""
+    import precisionrecon as pr
+
+    R = MR_ACCELERATION[task]
+    maps = pr.mr.birdcage_maps((MR_NOISE["coils"], n, n)).to(device)
+    mask = pr.mr.equispaced_lines((n, n), R, center_fraction=0.32 / R, seed=0).to(device)
+    return pr.mr.SENSE(mask, maps)
+
+
+def task_modality(task: str) -> str:
+    """``"ct"`` or ``"mr"``."""
+    if task not in TASKS:
+        raise CLIError(f"unknown task {task!r}; choose from {list(TASKS)}")
+    return "ct" if task in CT_TASKS else "mr"
+
+
+def task_operator(task: str, n: int, device: torch.device | str = "cpu") -> Any:
+    """The forward operator of a built-in task at image size ``n`` (as ``bench`` and the
+    training configs of the pretrained weights build it)."""
+    if task in CT_TASKS:
+        return _ct_operator(task, n).to(device)
+    if task in MR_TASKS:
+        return _mr_operator(task, n, device)
+    raise CLIError(f"unknown task {task!r}; choose from {list(TASKS)}")
 
 
 def _mr_task(task: str, suite: Suite, device: torch.device) -> TaskData:
     import precisionrecon as pr
 
     n = suite.n
-    R = {"mr-4x": 4, "mr-8x": 8}[task]
-    maps = pr.mr.birdcage_maps((MR_NOISE["coils"], n, n)).to(device)
-    mask = pr.mr.equispaced_lines((n, n), R, center_fraction=0.32 / R, seed=0).to(device)
-    A = pr.mr.SENSE(mask, maps)
+    R = MR_ACCELERATION[task]
+    A = _mr_operator(task, n, device)
+    mask = A.mask
     vol = pr.Volume((n, n))
 
     def simulate(phantoms: list[Any], seed: int) -> tuple[Tensor, Tensor]:
@@ -232,7 +266,7 @@ def _mr_task(task: str, suite: Suite, device: torch.device) -> TaskData:
         return y, truth
 
     y, truth = simulate(_phantoms(vol, suite.n_ellipses, TEST_SEED, True), NOISE_SEED)
-    y_val, truth_val = simulate(_phantoms(vol, 1, VAL_SEED, False), NOISE_SEED + 1000)
+    y_val, truth_val = simulate(_phantoms(vol, suite.n_val, VAL_SEED, False), NOISE_SEED + 1000)
     noise = {**MR_NOISE, "acceleration": R, "center_fraction": 0.32 / R}
     return TaskData(task, "mr", DESCRIPTIONS[task], A, y, truth, y_val, truth_val, noise)
 
@@ -572,8 +606,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     md = [f"# precisionrecon bench ({args.suite} suite)", "",
           f"PSNR (dB) / SSIM (data range {DATA_RANGE}; MR: magnitudes) / time per image, mean over "
           f"{suite.n_ellipses + 1} test images (Shepp-Logan + held-out ellipses), {suite.n}x{suite.n} pixels. "
-          "Iteration counts and TV weights chosen on a separate validation image.", "", table, "", "Tasks:", ""]
+          f"FBP windows, iteration counts and TV weights chosen on {suite.n_val} separate validation ellipse "
+          "images; learned methods use the pretrained weights (`precisionrecon/pretrained/`), LPD with its "
+          "heteroscedastic head's predicted standard deviation (the std maps of the figure).", "", table, "",
+          "Tasks:", ""]
     md += [f"- `{t}`: {record['tasks'][t]['description']}" for t in tasks]
+    provenance = _provenance(tasks, used_methods)
+    if provenance:
+        md += ["", "Pretrained weights (trained by `precisionrecon train` from the recorded configs):", ""]
+        md += provenance
     md += ["", f"Machine: {record['environment']['cpu']}, {record['environment']['threads']} threads, "
            f"torch {torch.__version__}, device {record['environment']['device']}; total {wall:.0f} s.", ""]
     _atomic_write(out / "bench.md", "\n".join(md).encode())
@@ -581,6 +622,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _atomic_write(out / "bench.png", _figure([built[t] for t in tasks], results, used_methods))
     print(f"wrote {out / 'bench.json'}, {out / 'bench.md'}" + (f", {out / 'bench.png'}" if want_figure else ""))
     return 0
+
+
+def _provenance(tasks: Sequence[str], methods: Sequence[str]) -> list[str]:
+    """One markdown line per pretrained model used: its config, steps, seed and training time."""
+    lines = []
+    for t in tasks:
+        for m in methods:
+            if m not in LEARNED:
+                continue
+            folder = _weights_folder(t, m)
+            info = folder / "train_result.json" if folder is not None else None
+            if info is None or not info.is_file():
+                continue
+            r = json.loads(info.read_text())
+            lines.append(f"- `{t}` / {m}: {r.get('steps')} steps of batch {r.get('batch_size')}, seed "
+                         f"{r.get('seed')}, {r.get('wall_s')} s on CPU; `{r.get('command')}`")
+    return lines
 
 
 def _operator_record(A: Any) -> Any:
@@ -880,7 +938,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="run the reconstruction benchmark")
     b.add_argument("--suite", choices=sorted(SUITES), default="default",
-                   help="default: 128x128, a few minutes on a laptop CPU; quick: 32x32 smoke run")
+                   help="default: 64x64 with the pretrained models, a few minutes on a laptop CPU; "
+                   "large: 128x128 (analytic methods only, no pretrained weights of that size); "
+                   "quick: 32x32 smoke run")
     b.add_argument("--tasks", nargs="+", metavar="TASK", help=f"tasks (default all): {', '.join(TASKS)}")
     b.add_argument("--methods", nargs="+", metavar="METHOD",
                    help=f"methods (default all): {', '.join(dict.fromkeys(CT_METHODS + MR_METHODS))}")

@@ -36,6 +36,12 @@ def quick_bench(tmp_path_factory: pytest.TempPathFactory) -> dict:
     A = cli._ct_operator("sparse-view-30", cli.SUITES["quick"].n)
     folder = write_checkpoint(root / "ckpt", 0, pr.models.LearnedFBP(A), None, {})
     shutil.copytree(folder, weights / "sparse-view-30" / "LearnedFBP")
+    # an (untrained) LPD with a heteroscedastic head: bench reports and draws its std
+    lpd = pr.uncertainty.HeteroscedasticHead(pr.models.LearnedPrimalDual(A, n_iter=2, width=4), hidden=4, depth=2)
+    folder = write_checkpoint(root / "ckpt_lpd", 0, lpd, None, {})
+    shutil.copytree(folder, weights / "sparse-view-30" / "LPD")
+    (weights / "sparse-view-30" / "LPD" / "train_result.json").write_text(json.dumps(
+        {"steps": 0, "batch_size": 1, "seed": 7, "wall_s": 0.0, "command": "precisionrecon train --config x.json"}))
     out = root / "out"
     mp = pytest.MonkeyPatch()
     mp.setenv("PRECISIONRECON_WEIGHTS", str(weights))
@@ -68,6 +74,27 @@ def test_bench_quick_writes_results(quick_bench: dict) -> None:
     # for TV to beat the window-tuned FBP: 25.4 vs 27.1 dB)
     assert mr["CG-SENSE"]["psnr"] > mr["zero-filled"]["psnr"]
     assert 1 <= ct["SIRT"]["parameters"]["iterations"] <= cli.SUITES["quick"].sirt_iter
+
+
+def test_bench_reports_the_predicted_std_and_the_provenance(quick_bench: dict) -> None:
+    lpd = quick_bench["record"]["tasks"]["sparse-view-30"]["methods"]["LPD"]
+    assert lpd["status"] == "ok"
+    assert math.isfinite(lpd["mean_std"]) and lpd["mean_std"] > 0
+    md = (quick_bench["out"] / "bench.md").read_text()
+    assert "`sparse-view-30` / LPD: 0 steps of batch 1, seed 7" in md
+
+
+def test_figure_adds_a_row_of_std_maps() -> None:
+    task = cli.build_task("sparse-view-30", cli.SUITES["quick"], torch.device("cpu"))
+    cell = {"status": "ok", "image": task.truth[0]}
+
+    def height(png: bytes) -> int:
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        return int.from_bytes(png[20:24], "big")  # IHDR: width, height
+
+    plain = cli._figure([task], {task.name: {"FBP": cell}}, ["FBP"])
+    with_std = cli._figure([task], {task.name: {"FBP": {**cell, "std": torch.rand(32, 32)}}}, ["FBP"])
+    assert height(with_std) > 1.3 * height(plain)  # 3 rows (image, error, std) instead of 2
 
 
 def test_bench_reports_missing_weights_and_uses_present_ones(quick_bench: dict) -> None:

@@ -519,3 +519,12 @@ def test_compile_learned_primal_dual() -> None:
 @pytest.mark.parametrize("name", ["LearnedFBP", "VariationalNetwork", "FBPConvNet"])
 def test_compile(name: str) -> None:
     _compile_matches_eager(name)
+
+
+def test_learned_fbp_config_records_the_resolved_backprojector() -> None:
+    """A saved config names the back-projector "auto" chose, so it rebuilds the same model."""
+    A = _fan(arc=math.radians(160))  # limited angle: decided on the full circle
+    model = models.LearnedFBP(A, dtype=torch.float64)
+    chosen = FBP(A.replace(geometry=A.geometry.replace(angles=pr.angles(A.geometry.n_views, arc=2 * math.pi))))
+    assert model.config()["kwargs"]["backprojector"] == chosen.backprojector_used != "auto"
+    assert models.LearnedFBP(A, backprojector="voxel").config()["kwargs"]["backprojector"] == "voxel"

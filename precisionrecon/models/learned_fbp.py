@@ -146,6 +146,19 @@ def limited_angle_fbp_parts(
     return ref.designed_response, weights, ref.ramp, _on_geometry(ref.backprojection, geom)
 
 
+def _resolved_backprojector(A: XRayTransform, filter: str, cutoff: float, backprojector: str) -> str:
+    """What ``backprojector`` means for ``A``: ``"auto"`` becomes the choice of
+    :class:`~precisionrecon.operators.fbp.FBP` (which does not depend on the angles; divergent
+    beams are asked on a full circle, so limited arcs get the same answer)."""
+    if backprojector != "auto":
+        return backprojector
+    geom = A.geometry
+    if isinstance(geom, (FanBeam2D, ConeBeam3D)):
+        full = geom.replace(angles=(2.0 * math.pi * torch.arange(geom.n_views, dtype=torch.float64) / geom.n_views))
+        A = XRayTransform(A.volume, full, device=A.device)
+    return FBP(A, filter, cutoff=cutoff).backprojector_used
+
+
 class FBPLayer(nn.Module):
     r"""FBP / FDK as a layer with a learnable filter response and learnable pre-weights.
 
@@ -197,6 +210,9 @@ class FBPLayer(nn.Module):
                 f"scan), got {type(A.geometry).__name__}"
             )
         dt = resolve_dtype(dtype)
+        # "auto" resolved once, so that a saved config rebuilds the same back-projector even if
+        # the rule of "auto" changes
+        backprojector = _resolved_backprojector(A, filter, cutoff, backprojector)
         self._settings = {
             "filter": filter,
             "cutoff": cutoff,
@@ -331,7 +347,7 @@ class LearnedFBP(ReconModel):
             cutoff=cutoff,
             short_scan=short_scan,
             parker=parker,
-            backprojector=backprojector,
+            backprojector=self.fbp._settings["backprojector"],  # "auto" resolved
             dtype=resolve_dtype(dtype),
         )
 
