@@ -120,12 +120,13 @@ class Suite:
     oversample: int
 
 
+TV_GRID = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # factors of the TV weight's base value
 SUITES = {
     # the pretrained weights are for 64 x 64 images (the default suite)
-    "default": Suite(n=64, n_ellipses=4, n_val=3, sirt_iter=200, cg_iter=30, tv_iter=200, tv_grid=(0.25, 1.0, 4.0),
+    "default": Suite(n=64, n_ellipses=4, n_val=3, sirt_iter=200, cg_iter=60, tv_iter=200, tv_grid=TV_GRID,
                      oversample=4),
-    "large": Suite(n=128, n_ellipses=4, n_val=3, sirt_iter=200, cg_iter=30, tv_iter=200,
-                   tv_grid=(0.25, 1.0, 4.0), oversample=4),
+    "large": Suite(n=128, n_ellipses=4, n_val=3, sirt_iter=200, cg_iter=60, tv_iter=200, tv_grid=TV_GRID,
+                   oversample=4),
     "quick": Suite(n=32, n_ellipses=1, n_val=1, sirt_iter=20, cg_iter=8, tv_iter=20, tv_grid=(1.0,), oversample=2),
 }
 
@@ -184,7 +185,8 @@ def _phantoms(vol: Any, n_ellipses: int, seed: int, with_sl: bool) -> list[Any]:
     import precisionrecon as pr
 
     out = [pr.data.shepp_logan_2d(vol)] if with_sl else []
-    out += [pr.data.random_ellipses(50, volume=vol, seed=seed + k) for k in range(n_ellipses)]
+    # only ellipses inside the image: the exact data must hold nothing outside the volume
+    out += [pr.data.random_ellipses(50, volume=vol, seed=seed + k, contained=True) for k in range(n_ellipses)]
     return out
 
 
@@ -412,7 +414,11 @@ def evaluate_method(task: TaskData, method: str, suite: Suite, device: torch.dev
                 return {"status": status}
             from .training import predict
 
-            y = task.y.to(next(iter(model.parameters())).dtype) if any(True for _ in model.parameters()) else task.y
+            y = task.y
+            params = list(model.parameters())
+            if params:  # the model's precision; complex data stay complex (MR k-space)
+                real = params[0].dtype
+                y = y.to(torch.complex128 if real == torch.float64 else torch.complex64) if y.is_complex() else y.to(real)
             predict(model, y[:1])  # warm-up
             t0 = time.perf_counter()
             x, std = predict(model, y)

@@ -295,3 +295,34 @@ def test_module_entry_point() -> None:
     proc = subprocess.run([sys.executable, "-m", "precisionrecon", "frobnicate"], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_shipped_pretrained_weights_load_and_match_their_configs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every learned method of every built-in task has weights in the package, for the
+    default suite's operator, with the training config that produced them."""
+    monkeypatch.delenv("PRECISIONRECON_WEIGHTS", raising=False)
+    n = cli.SUITES["default"].n
+    for task in cli.TASKS:
+        methods = cli.LEARNED if cli.task_modality(task) == "ct" else ("VN", "LPD")
+        A = cli.task_operator(task, n)
+        for method in methods:
+            folder = pretrained.find(task, method)
+            assert folder is not None, (task, method)
+            train = json.loads((folder / "train.json").read_text())
+            saved = json.loads((folder / "config.json").read_text())
+            assert saved["model"] == train["model"]  # the recorded config built this model
+            model = pretrained.load(task, method)
+            op = cli._model_operator(model)
+            assert tuple(op.domain_shape) == tuple(A.domain_shape) and tuple(op.range_shape) == tuple(A.range_shape)
+
+
+@pytest.mark.parametrize(("task", "learned", "baseline"), [("sparse-view-30", "LPD", "FBP"),
+                                                           ("mr-4x", "VN", "zero-filled")])
+def test_shipped_models_beat_the_analytic_baseline(task: str, learned: str, baseline: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PRECISIONRECON_WEIGHTS", raising=False)
+    data = cli.build_task(task, cli.SUITES["default"], torch.device("cpu"))
+    ours = cli.evaluate_method(data, learned, cli.SUITES["default"], torch.device("cpu"))
+    base = cli.evaluate_method(data, baseline, cli.SUITES["default"], torch.device("cpu"))
+    assert ours["status"] == "ok"
+    assert ours["psnr"] > base["psnr"] + 2.0  # held-out ellipses and Shepp-Logan

@@ -478,3 +478,21 @@ def test_bad_input() -> None:
         random_ellipses(-1)
     with pytest.raises(ValueError, match="batch"):
         random_ellipse_images(pr.Volume((4, 4)), 0, seed=0)
+
+
+@pytest.mark.parametrize(("shape"), [(40, 48), (20, 24, 28)])
+def test_contained_random_ellipses_stay_inside_the_volume(shape: tuple[int, ...]) -> None:
+    vol = pr.Volume(shape)
+    big = pr.Volume(tuple(2 * s for s in shape))  # the same pixels, twice the box
+    inner = tuple(slice(s // 2, s // 2 + s) for s in shape)
+    kept = drawn = 0
+    for seed in range(6):
+        every = pr.data.random_ellipses(50, volume=vol, seed=seed)
+        inside = pr.data.random_ellipses(50, volume=vol, seed=seed, contained=True)
+        assert all(any(e == f for f in every) for e in inside)  # a subset of the same draws
+        kept, drawn = kept + len(inside), drawn + len(every)
+        img = pr.data.rasterize(inside, big, oversample=2).abs()
+        outside = torch.ones_like(img, dtype=torch.bool)
+        outside[inner] = False
+        assert float(img[outside].sum()) == 0.0
+    assert 0.3 * drawn < kept < drawn  # measured about 64 % (2-D) and 46 % (3-D) kept

@@ -205,6 +205,7 @@ def random_ellipses(
     generator: torch.Generator | None = None,
     ndim: int | None = None,
     interior: bool = False,
+    contained: bool = False,
 ) -> list[Ellipsoid]:
     """Random ellipses of Adler & Öktem (2018), their ``random_phantom``.
 
@@ -229,6 +230,11 @@ def random_ellipses(
         Dimension; default ``volume.ndim`` or 2.
     interior : bool
         Centres in the inner half of the box (so ellipses rarely leave it).
+    contained : bool
+        Keep only the ellipses that lie entirely inside the box (their bounding boxes do),
+        so that exact projections of the phantom hold nothing outside the reconstructed
+        volume. The draws are those of ``contained=False`` (the same seed gives the same
+        ellipses, minus the dropped ones).
 
     Returns
     -------
@@ -259,7 +265,12 @@ def random_ellipses(
         rots = np.stack([np.stack([np.cos(th), -np.sin(th)], 1), np.stack([np.sin(th), np.cos(th)], 1)], 1)
     else:
         rots = _random_rotations_3d(torch.randn(n, 4, generator=g, dtype=f64))
-    return [_map(Ellipsoid(tuple(centres[i]), tuple(axes[i]), rots[i], values[i]), half, centre) for i in range(n)]
+    keep = range(n)
+    if contained:
+        # half-extent of an ellipsoid R diag(a) along axis i: sqrt(sum_j (R_ij a_j)^2)
+        extent = np.sqrt(np.einsum("nij,nj->ni", np.asarray(rots) ** 2, axes**2))
+        keep = [i for i in range(n) if bool(np.all(np.abs(centres[i]) + extent[i] <= 1.0))]
+    return [_map(Ellipsoid(tuple(centres[i]), tuple(axes[i]), rots[i], values[i]), half, centre) for i in keep]
 
 
 def random_ellipse_images(
