@@ -418,7 +418,8 @@ def evaluate_method(task: TaskData, method: str, suite: Suite, device: torch.dev
             params = list(model.parameters())
             if params:  # the model's precision; complex data stay complex (MR k-space)
                 real = params[0].dtype
-                y = y.to(torch.complex128 if real == torch.float64 else torch.complex64) if y.is_complex() else y.to(real)
+                cplx = torch.complex128 if real == torch.float64 else torch.complex64
+                y = y.to(cplx) if y.is_complex() else y.to(real)
             predict(model, y[:1])  # warm-up
             t0 = time.perf_counter()
             x, std = predict(model, y)
