@@ -98,9 +98,9 @@ class Scale:
 
 FULL = Scale(
     a_variants=(
-        (128, {"LearnedFBP": 300, "VariationalNetwork": 300, "LearnedPrimalDual": 400},
+        (128, {"LearnedFBP": 300, "VariationalNetwork": 300, "LearnedPrimalDual": 2500},
          {"LearnedFBP": 4, "VariationalNetwork": 2, "LearnedPrimalDual": 2}),
-        (64, {"LearnedFBP": 300, "VariationalNetwork": 400, "LearnedPrimalDual": 800},
+        (64, {"LearnedFBP": 300, "VariationalNetwork": 400, "LearnedPrimalDual": 3000},
          {"LearnedFBP": 4, "VariationalNetwork": 4, "LearnedPrimalDual": 4}),
     ),
     n_b=128, views_b=160, steps_b=300,
