@@ -838,22 +838,13 @@ def _reconstruct_mr(data: np.ndarray, method: str, args: argparse.Namespace, dev
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Delegate to ``python -m precisionrecon.training``."""
-    from .training.__main__ import main as train_main
+    """Run ``python -m precisionrecon.training`` with these options."""
+    from .training.__main__ import run
 
     if not Path(args.config).is_file():
         raise CLIError(f"training config {args.config!r} does not exist")
-    argv = ["--config", args.config]
-    for flag, value in (("--output-dir", args.output_dir), ("--steps", args.steps), ("--seed", args.seed),
-                        ("--device", args.device)):
-        if value is not None:
-            argv += [flag, str(value)]
-    if args.resume:
-        argv.append("--resume")
-    if args.no_progress:
-        argv.append("--no-progress")
     _threads(args.threads)
-    return train_main(argv)
+    return run(args)
 
 
 def _kernel_info() -> dict[str, Any]:
@@ -935,6 +926,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the command line."""
+    from .training.__main__ import add_arguments as add_train_arguments
+
     parser = argparse.ArgumentParser(prog="precisionrecon", description="CT and MR reconstruction, known operators.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -975,13 +968,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_reconstruct)
 
     t = sub.add_parser("train", help="train a model from a config (python -m precisionrecon.training)")
-    t.add_argument("--config", required=True, help="training config (.json, .yaml or .yml)")
-    t.add_argument("--output-dir", help="override output_dir")
-    t.add_argument("--steps", type=int, help="override steps")
-    t.add_argument("--seed", type=int, help="override seed")
-    t.add_argument("--device", help="override device (auto, cpu, cuda, cuda:N)")
-    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_train_arguments(t)
     common(t, device=False)
     t.set_defaults(func=cmd_train)
 

@@ -18,8 +18,8 @@ from .config import TrainingConfig
 from .trainer import Trainer, init_distributed
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m precisionrecon.training", description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a training run (also those of ``precisionrecon train``)."""
     parser.add_argument("--config", required=True, help="training config (.json, .yaml or .yml)")
     parser.add_argument("--output-dir", help="override output_dir")
     parser.add_argument("--steps", type=int, help="override steps")
@@ -27,7 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", help="override device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m precisionrecon.training", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train with the options of :func:`add_arguments`; 0 on success, 2 on a configuration error."""
     overrides = {
         "output_dir": args.output_dir,
         "steps": args.steps,
