@@ -51,13 +51,6 @@ void backproject(const T* q, T* x, int64_t batch, const Volume& vol, const std::
           for (int ix = 0; ix < nx; ++ix) {
             Footprint P;
             if (!pr::pixel_footprint(vp[i], det, vol, ix, iy, P)) continue;
-            if (batch == 1) {  // the common case, without the batch loop per bin
-              const T* qk = q + base;
-              double s = 0.0;
-              for (int k = P.k0; k <= P.k1; ++k) s += pr::footprint_weight(P, k) * (double)qk[k];
-              acc[ix] += s;
-              continue;
-            }
             for (int k = P.k0; k <= P.k1; ++k) {
               const double w = pr::footprint_weight(P, k);
               for (int64_t b = 0; b < batch; ++b) acc[(size_t)b * nx + ix] += w * (double)q[b * proj + base + k];
