@@ -107,6 +107,14 @@ def _on_geometry(op: LinearOperator, geometry: Geometry) -> LinearOperator:
     return op
 
 
+def _full_circle(A: XRayTransform) -> XRayTransform:
+    """``A`` with its views spread evenly over a full circle: FBP's filter and back-projector
+    do not depend on the angles, and a full circle is a scan FBP takes."""
+    geom = A.geometry
+    full = geom.replace(angles=(2.0 * math.pi * torch.arange(geom.n_views, dtype=torch.float64) / geom.n_views))
+    return XRayTransform(A.volume, full, device=A.device)
+
+
 def limited_angle_fbp_parts(
     A: XRayTransform, filter: str = "ram-lak", cutoff: float = 1.0, backprojector: str = "auto"
 ) -> tuple[Tensor, Tensor, RampFilter, LinearOperator]:
@@ -134,8 +142,7 @@ def limited_angle_fbp_parts(
     geom = A.geometry
     if not isinstance(geom, (FanBeam2D, ConeBeam3D)):
         raise TypeError(f"A.geometry must be a FanBeam2D or ConeBeam3D, got {type(geom).__name__}")
-    full = geom.replace(angles=(2.0 * math.pi * torch.arange(geom.n_views, dtype=torch.float64) / geom.n_views))
-    ref = FBP(XRayTransform(A.volume, full, device=A.device), filter, cutoff=cutoff, backprojector=backprojector)
+    ref = FBP(_full_circle(A), filter, cutoff=cutoff, backprojector=backprojector)
     scale = 1.0
     if geom.curved:  # as FBP: the back-projector's D_w = D cos b for an angular detector offset b
         offset_u = geom.det_offset if isinstance(geom, FanBeam2D) else geom.det_offset[1]
@@ -144,19 +151,6 @@ def limited_angle_fbp_parts(
     view = angular_weights(geom.angles).reshape(-1, *trailing) * extended_parker_weights(geom)
     weights = (view * (cosine_weights(geom) * scale)).expand(geom.proj_shape)
     return ref.designed_response, weights, ref.ramp, _on_geometry(ref.backprojection, geom)
-
-
-def _resolved_backprojector(A: XRayTransform, filter: str, cutoff: float, backprojector: str) -> str:
-    """What ``backprojector`` means for ``A``: ``"auto"`` becomes the choice of
-    :class:`~precisionrecon.operators.fbp.FBP` (which does not depend on the angles; divergent
-    beams are asked on a full circle, so limited arcs get the same answer)."""
-    if backprojector != "auto":
-        return backprojector
-    geom = A.geometry
-    if isinstance(geom, (FanBeam2D, ConeBeam3D)):
-        full = geom.replace(angles=(2.0 * math.pi * torch.arange(geom.n_views, dtype=torch.float64) / geom.n_views))
-        A = XRayTransform(A.volume, full, device=A.device)
-    return FBP(A, filter, cutoff=cutoff).backprojector_used
 
 
 class FBPLayer(nn.Module):
@@ -210,16 +204,8 @@ class FBPLayer(nn.Module):
                 f"scan), got {type(A.geometry).__name__}"
             )
         dt = resolve_dtype(dtype)
-        # "auto" resolved once, so that a saved config rebuilds the same back-projector even if
-        # the rule of "auto" changes
-        backprojector = _resolved_backprojector(A, filter, cutoff, backprojector)
-        self._settings = {
-            "filter": filter,
-            "cutoff": cutoff,
-            "short_scan": short_scan,
-            "parker": parker,
-            "backprojector": backprojector,
-        }
+        # "auto" is resolved here (FBP's choice, which does not depend on the angles), so that a
+        # saved config rebuilds the same back-projector even if the rule of "auto" changes
         self.limited = is_limited_divergent(A.geometry)
         if self.limited:
             if parker is not True or short_scan is False:
@@ -229,11 +215,21 @@ class FBPLayer(nn.Module):
                 )
             if backprojector == "adjoint":
                 raise ValueError("backprojector='adjoint' is for parallel beams only")
+            if backprojector == "auto":
+                backprojector = FBP(_full_circle(A), filter, cutoff=cutoff).backprojector_used
             response, weights, _, _ = limited_angle_fbp_parts(A, filter, cutoff, backprojector)
         else:
             fbp = FBP(A, filter, cutoff=cutoff, short_scan=short_scan, parker=parker, backprojector=backprojector)
+            backprojector = fbp.backprojector_used
             response = fbp.designed_response
             weights = fbp.designed_weights.expand(A.geometry.proj_shape)
+        self._settings = {
+            "filter": filter,
+            "cutoff": cutoff,
+            "short_scan": short_scan,
+            "parker": parker,
+            "backprojector": backprojector,
+        }
         self.register_buffer("designed_response", response.clone(), persistent=False)
         self.register_buffer("designed_weights", weights.contiguous().clone(), persistent=False)
         self.response = nn.Parameter(response.to(dt).clone())
