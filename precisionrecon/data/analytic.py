@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validate import positive_int
 from ..geometry import Geometry, Volume
-from ..geometry._validate import positive_int
 
 # Rays / sub-samples evaluated at once: bounds the temporaries to a few hundred MB.
 _CHUNK = 1 << 20

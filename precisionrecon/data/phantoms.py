@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validate import per_axis, positive_int
 from ..geometry import Volume
-from ..geometry._validate import per_axis, positive_int
 from ._random import make_generator
 from .analytic import Ellipsoid, rasterize
 

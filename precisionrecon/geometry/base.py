@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validate import positive_int
+from .._validate import positive_int
 
 
 def angles(n: int, arc: float = math.pi, start: float = 0.0) -> torch.Tensor:

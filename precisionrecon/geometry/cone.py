@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import angles_tuple, choice, fan_distances, per_axis
 from ._circular import circular_vectors
-from ._validate import angles_tuple, choice, fan_distances, per_axis
 from .base import Geometry, repr_fields
 from .parallel import _det_shape
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import angles_tuple, finite_float, per_axis, positive_float, positive_int
 from ._circular import parallel_vectors
-from ._validate import angles_tuple, finite_float, per_axis, positive_float, positive_int
 from .base import Geometry, repr_fields
 
 

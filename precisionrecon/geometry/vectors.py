@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_float_array, choice, positive_int
+from .._validate import as_float_array, choice, positive_int
 from .base import Geometry, repr_fields
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._validate import per_axis, positive_int
+from .._validate import per_axis, positive_int
 
 
 @dataclass(frozen=True, init=False)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import check_geometry_pair
 from ..geometry import Geometry, VectorGeometry, Volume
 
 __all__ = ["from_astra", "to_astra"]
@@ -43,15 +44,6 @@ _MIRROR_2D = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
 
 _TYPES_2D = ("parallel", "parallel_vec", "fanflat", "fanflat_vec")
 _TYPES_3D = ("parallel3d", "parallel3d_vec", "cone", "cone_vec", "cyl_cone_vec")
-
-
-def _check_pair(volume: Any, geometry: Any) -> None:
-    if not isinstance(volume, Volume):
-        raise TypeError(f"volume must be a precisionrecon Volume, got {type(volume).__name__}")
-    if not isinstance(geometry, Geometry):
-        raise TypeError(f"geometry must be a precisionrecon geometry, got {type(geometry).__name__}")
-    if volume.ndim != geometry.ndim:
-        raise ValueError(f"a {volume.ndim}-D volume needs a {volume.ndim}-D geometry, got a {geometry.ndim}-D one")
 
 
 def _cylinder_radii(vectors: np.ndarray) -> np.ndarray:
@@ -98,7 +90,7 @@ def to_astra(volume: Volume, geometry: Geometry) -> tuple[dict[str, Any], dict[s
     ``(rows, n_views, cols)`` (ours ``(n_views, rows, cols)``). ASTRA's 2-D CPU projectors
     accept square pixels only (its GPU code and the dicts describe any spacing).
     """
-    _check_pair(volume, geometry)
+    check_geometry_pair(volume, geometry)
     vectors = geometry.to_vectors().numpy().copy()
     if volume.ndim == 2:
         (ny, nx), (hy, hx), (cy, cx) = volume.shape, volume.spacing, volume.center

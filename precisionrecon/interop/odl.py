@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validate import check_geometry_pair, check_operator, check_tensor
 from ..geometry import (
     ConeBeam3D,
     FanBeam2D,
@@ -57,15 +58,6 @@ def _import_odl() -> tuple[Any, Any]:
     except ImportError:  # ODL < 1.0 kept it at odl.tomo
         tomo = odl.tomo
     return odl, tomo
-
-
-def _check_pair(volume: Any, geometry: Any) -> None:
-    if not isinstance(volume, Volume):
-        raise TypeError(f"volume must be a precisionrecon Volume, got {type(volume).__name__}")
-    if not isinstance(geometry, Geometry):
-        raise TypeError(f"geometry must be a precisionrecon geometry, got {type(geometry).__name__}")
-    if volume.ndim != geometry.ndim:
-        raise ValueError(f"a {volume.ndim}-D volume needs a {volume.ndim}-D geometry, got a {geometry.ndim}-D one")
 
 
 def _numpy_dtype(dtype: Any) -> np.dtype:
@@ -191,7 +183,7 @@ def to_odl(volume: Volume, geometry: Geometry, *, dtype: Any = "float32") -> tup
     array transposed by ``(1, 2, 0)``. ODL projections are ``(views, n_det)`` (2-D,
     ours) and ``(views, cols, rows)`` (3-D; ours ``(views, rows, cols)``).
     """
-    _check_pair(volume, geometry)
+    check_geometry_pair(volume, geometry)
     odl, tomo = _import_odl()
     return _odl_space(odl, volume, _check_dtype(dtype)), _odl_geometry(odl, tomo, geometry)
 
@@ -578,8 +570,7 @@ def as_odl_operator(A: LinearOperator, *, dtype: Any = "float32") -> Any:
     ``(views, cols, rows)``, transposed to ``(nz, ny, nx)`` / ``(views, rows, cols)``
     for ``A``.
     """
-    if not isinstance(A, LinearOperator):
-        raise TypeError(f"A must be a precisionrecon LinearOperator, got {type(A).__name__}")
+    check_operator(A, "A")
     odl, _ = _import_odl()
     cls = _operator_class(odl)
     if isinstance(A, XRayTransform):
@@ -677,13 +668,8 @@ class OdlOperator(LinearOperator):
         return torch.complex128 if self._complex else torch.float64
 
     def _check(self, t: Any, name: str, trailing: tuple[int, ...]) -> None:
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         allowed = (torch.complex64, torch.complex128) if self._complex else (torch.float32, torch.float64)
-        if t.dtype not in allowed:
-            raise TypeError(f"{name} must have dtype {' or '.join(map(str, allowed))}, got {t.dtype}")
-        if t.dim() < len(trailing) or tuple(t.shape[t.dim() - len(trailing) :]) != trailing:
-            raise ValueError(f"{name} must have shape (*batch, {', '.join(map(str, trailing))}), got {tuple(t.shape)}")
+        check_tensor(t, name, dtype=allowed, shape_suffix=trailing)
 
     def _evaluate(self, x: Tensor, adjoint: bool) -> Tensor:
         in_shape, out_shape = self.domain_shape, self.range_shape

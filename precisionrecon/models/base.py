@@ -26,8 +26,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._validate import dtype_name, parse_dtype
 from ..operators.base import AdjointOperator, LinearOperator
-from .serialize import dtype_name, operator_from_dict, operator_to_dict, parse_dtype
+from .serialize import operator_from_dict, operator_to_dict
 
 CONFIG_FORMAT = 1
 _REGISTRY: dict[str, type[ReconModel]] = {}

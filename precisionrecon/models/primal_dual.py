@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..geometry._validate import positive_int
+from .._validate import positive_int
 from ..operators.base import LinearOperator
 from .base import ReconModel, is_complex_operator, resolve_dtype
 from .blocks import ConvPReLUStack, channel_image, check_ndim, image_channels

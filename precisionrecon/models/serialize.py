@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validate import dtype_name, parse_dtype
 from ..geometry import Geometry, Volume
 from ..geometry import serialize as geometry_serialize
 from ..operators.base import AdjointOperator, LinearOperator
@@ -51,37 +52,6 @@ _ADJOINT = "AdjointOperator"
 _TENSOR = "__tensor__"
 _COMPLEX = "__complex__"
 _SKIPPED_FIELDS = ("device",)  # rebuilt on the CPU
-
-_DTYPES: dict[str, torch.dtype] = {
-    "bool": torch.bool,
-    "uint8": torch.uint8,
-    "int8": torch.int8,
-    "int16": torch.int16,
-    "int32": torch.int32,
-    "int64": torch.int64,
-    "float16": torch.float16,
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "complex64": torch.complex64,
-    "complex128": torch.complex128,
-}
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """``torch.float32 -> "float32"`` (the names of :func:`parse_dtype`)."""
-    for name, dt in _DTYPES.items():
-        if dt == dtype:
-            return name
-    raise TypeError(f"dtype {dtype} has no serialisable name; expected one of {sorted(_DTYPES)}")
-
-
-def parse_dtype(name: Any) -> torch.dtype:
-    """``"float32" -> torch.float32``; a ``torch.dtype`` is returned as it is."""
-    if isinstance(name, torch.dtype):
-        return name
-    if name not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)} or a torch.dtype, got {name!r}")
-    return _DTYPES[name]
 
 
 def tensor_to_dict(t: Tensor) -> dict[str, Any]:

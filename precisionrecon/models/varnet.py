@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional
 
-from ..geometry._validate import positive_int
+from .._validate import positive_int
 from ..operators.base import LinearOperator
 from .base import ReconModel, is_complex_operator, resolve_dtype
 from .blocks import CONV_FN, CONV_TRANSPOSE_FN, channel_image, check_ndim, image_channels, odd_kernel

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..geometry._validate import per_axis, positive_int
+from .._validate import per_axis, positive_int
 from .base import LinearOperator
 
 

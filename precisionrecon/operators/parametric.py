@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from .._kernels.geometry import parametric_projection
+from .._validate import choice
 from ..geometry import VectorGeometry, Volume
-from ..geometry._validate import choice
 from .xray import XRayTransform, check_tensor
 
 

@@ -8,21 +8,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import _validate
 from .._kernels import ops
+from .._validate import check_geometry_pair
 from ..geometry import Geometry, Volume
 from .base import LinearOperator, cached
 
 _SUPPORTED_DEVICES = ("cpu", "cuda")
+# the dtypes the compiled kernels take
+KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 def check_projector_args(volume: Any, geometry: Any, device: Any) -> torch.device:
     """Validate the arguments shared by the projectors; returns the device."""
-    if not isinstance(volume, Volume):
-        raise TypeError(f"volume must be a precisionrecon Volume, got {type(volume).__name__}")
-    if not isinstance(geometry, Geometry):
-        raise TypeError(f"geometry must be a precisionrecon geometry, got {type(geometry).__name__}")
-    if volume.ndim != geometry.ndim:
-        raise ValueError(f"a {volume.ndim}-D volume needs a {volume.ndim}-D geometry, got a {geometry.ndim}-D one")
+    check_geometry_pair(volume, geometry)
     dev = torch.device(device)
     if dev.type not in _SUPPORTED_DEVICES:
         raise ValueError(f"device must be one of {_SUPPORTED_DEVICES}, got {dev}")
@@ -32,15 +31,8 @@ def check_projector_args(volume: Any, geometry: Any, device: Any) -> torch.devic
 
 
 def check_tensor(t: Any, name: str, trailing: tuple[int, ...], device: torch.device) -> None:
-    """Type, dtype, trailing shape and device of a projector input."""
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
-    if t.dim() < len(trailing) or tuple(t.shape[t.dim() - len(trailing) :]) != trailing:
-        raise ValueError(f"{name} must have shape (*batch, {', '.join(map(str, trailing))}), got {tuple(t.shape)}")
-    if t.device != device:
-        raise ValueError(f"{name} is on {t.device}, but the operator expects tensors on {device}")
+    """Type, dtype (what the kernels take), trailing shape and device of a projector input."""
+    _validate.check_tensor(t, name, dtype=KERNEL_DTYPES, shape_suffix=trailing, device=device)
 
 
 def kernel_args(volume: Volume, geometry: Geometry) -> tuple:

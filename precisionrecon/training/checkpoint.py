@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..models.serialize import dtype_name, parse_dtype
+from .._validate import dtype_name, parse_dtype
 from ._io import atomic_write_json, read_json
 
 CHECKPOINT_FORMAT = 1

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..geometry._validate import choice
+from .._validate import choice
 from ._io import atomic_write_bytes, atomic_write_json, read_json
 
 DATA_KINDS = ("auto", "ct", "mr")

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validate import parse_dtype
 from ..data import gaussian_noise, poisson_noise, random_ellipse_images
 from ..geometry import Volume
-from ..models.serialize import parse_dtype
 from ..operators import LinearOperator
 from .config import DataConfig
 

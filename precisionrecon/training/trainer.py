@@ -34,16 +34,16 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .. import metrics
-from ..models.serialize import parse_dtype
+from .._validate import parse_dtype
 from ..uncertainty import (
     DeepEnsemble,
     build,
     coverage,
     gaussian_nll,
+    is_heteroscedastic,
     regression_calibration_error,
     spearman,
 )
-from ..uncertainty._common import is_heteroscedastic
 from ._io import atomic_write_json
 from .checkpoint import (
     OPTIMIZER_FILE,

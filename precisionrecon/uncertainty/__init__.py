@@ -23,7 +23,7 @@ from .calibration import (
     regression_calibration_error,
     spearman,
 )
-from .heads import HeteroscedasticHead, gaussian_nll
+from .heads import HeteroscedasticHead, gaussian_nll, is_heteroscedastic
 from .propagation import post_log_poisson_variance, propagate_variance
 from .sampling import ACTIVATIONS, DeepEnsemble, MCDropout
 
@@ -80,6 +80,7 @@ __all__ = [
     "coverage",
     "fit_std_scale",
     "gaussian_nll",
+    "is_heteroscedastic",
     "normal_quantile",
     "post_log_poisson_variance",
     "propagate_variance",

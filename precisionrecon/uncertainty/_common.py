@@ -1,27 +1,11 @@
-"""Helpers shared by the uncertainty wrappers: argument checks and the wrapper base class."""
+"""Helpers shared by the uncertainty wrappers: their config and the wrapper base class."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-
-
-def check_tensor(x: Any, name: str, *, real: bool = True) -> Tensor:
-    """``x`` if it is a floating (or, unless ``real``, complex) tensor, else a TypeError naming it."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not (x.is_floating_point() or (not real and x.is_complex())):
-        kind = "a real floating" if real else "a floating or complex"
-        raise TypeError(f"{name} must have {kind} dtype, got {x.dtype}")
-    return x
-
-
-def check_model(model: Any, name: str = "model") -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
-    return model
+from torch import nn
 
 
 def model_config(model: nn.Module, name: str = "model") -> dict[str, Any]:
@@ -30,11 +14,6 @@ def model_config(model: nn.Module, name: str = "model") -> dict[str, Any]:
     if not callable(config):
         raise TypeError(f"{name} ({type(model).__name__}) has no config() method, so it cannot be saved and rebuilt")
     return config()
-
-
-def is_heteroscedastic(output: Any) -> bool:
-    """Whether a model output is a ``(mean, log_variance)`` pair rather than one image."""
-    return isinstance(output, tuple) and len(output) == 2
 
 
 # the config layout of precisionrecon.models (ReconModel.config), which the wrappers follow

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..geometry._validate import finite_float, positive_int
-from ._common import Wrapper, check_model, check_tensor, is_heteroscedastic, model_config
+from .._validate import REAL, REAL_OR_COMPLEX, check_model, check_tensor, finite_float, positive_int
+from ._common import Wrapper, model_config
+from .heads import is_heteroscedastic
 
 
 def _level(level: Any) -> float:
@@ -25,9 +26,9 @@ def _level(level: Any) -> float:
 
 
 def _check_prediction(mean: Any, std: Any, target: Any, *, positive: bool) -> None:
-    check_tensor(mean, "mean")
-    check_tensor(std, "std")
-    check_tensor(target, "target")
+    check_tensor(mean, "mean", dtype=REAL)
+    check_tensor(std, "std", dtype=REAL)
+    check_tensor(target, "target", dtype=REAL)
     if mean.shape != target.shape:
         raise ValueError(f"mean and target must have the same shape, got {tuple(mean.shape)} and {tuple(target.shape)}")
     try:
@@ -151,8 +152,8 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
     Tensor
         Shape: ``()``, float64.
     """
-    check_tensor(a, "a")
-    check_tensor(b, "b")
+    check_tensor(a, "a", dtype=REAL)
+    check_tensor(b, "b", dtype=REAL)
     if a.numel() != b.numel() or a.numel() < 2:
         raise ValueError(f"a and b must have the same number (>= 2) of elements, got {a.numel()} and {b.numel()}")
     ra = _ranks(a.detach().flatten().to(torch.float64))
@@ -183,8 +184,8 @@ def fit_std_scale(std: Tensor, error: Tensor) -> float:
     -------
     float
     """
-    check_tensor(std, "std")
-    check_tensor(error, "error", real=False)
+    check_tensor(std, "std", dtype=REAL)
+    check_tensor(error, "error", dtype=REAL_OR_COMPLEX)
     try:
         torch.broadcast_shapes(std.shape, error.shape)
     except RuntimeError as exc:

@@ -19,10 +19,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..geometry._validate import positive_int
-from ._common import Wrapper, check_model, check_tensor, is_heteroscedastic, model_config
+from .._validate import REAL, REAL_OR_COMPLEX, check_model, check_tensor, positive_int
+from ._common import Wrapper, model_config
 
 REDUCTIONS = ("mean", "sum", "none")
+
+
+def is_heteroscedastic(output: Any) -> bool:
+    """Whether a model output is a ``(mean, log_variance)`` pair (as a
+    :class:`HeteroscedasticHead` returns) rather than one image.
+
+    Shape: a pair of tensors ``(*batch, *image)`` each, or one such tensor.
+    """
+    return isinstance(output, tuple) and len(output) == 2
 
 
 def gaussian_nll(
@@ -47,9 +56,9 @@ def gaussian_nll(
     Tensor
         Shape: ``()`` for ``"mean"`` / ``"sum"``, else the broadcast shape.
     """
-    check_tensor(mean, "mean", real=False)
-    check_tensor(target, "target", real=False)
-    check_tensor(log_var, "log_var")
+    check_tensor(mean, "mean", dtype=REAL_OR_COMPLEX)
+    check_tensor(target, "target", dtype=REAL_OR_COMPLEX)
+    check_tensor(log_var, "log_var", dtype=REAL)
     if mean.shape != target.shape:
         raise ValueError(f"mean and target must have the same shape, got {tuple(mean.shape)} and {tuple(target.shape)}")
     if reduction not in REDUCTIONS:
@@ -147,7 +156,7 @@ class HeteroscedasticHead(Wrapper):
 
     def log_variance(self, mean: Tensor) -> Tensor:
         """The head alone: log-variance of a given mean image. Shape: ``(*batch, *image)``."""
-        check_tensor(mean, "mean", real=False)
+        check_tensor(mean, "mean", dtype=REAL_OR_COMPLEX)
         if mean.is_complex() != self.complex_valued:
             raise TypeError(
                 f"the model returns {'complex' if mean.is_complex() else 'real'} images but the head was built "

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..geometry._validate import finite_float, positive_int
+from .._validate import finite_float, positive_int
 from ..operators import LinearOperator
 
 METHODS = ("auto", "rows", "columns")

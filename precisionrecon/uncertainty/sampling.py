@@ -23,8 +23,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
-from ..geometry._validate import finite_float, positive_int
-from ._common import Wrapper, check_model, is_heteroscedastic, model_config
+from .._validate import check_model, finite_float, positive_int
+from ._common import Wrapper, model_config
+from .heads import is_heteroscedastic
 
 # hidden non-linearities after which MCDropout drops activations by default
 ACTIVATIONS: tuple[type[nn.Module], ...] = (
