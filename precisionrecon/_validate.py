@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from .operators.base import LinearOperator
 
 # ----------------------------------------------------------------------------- scalars
 
@@ -274,7 +277,7 @@ def check_model(model: Any, name: str = "model") -> nn.Module:
     return model
 
 
-def check_operator(op: Any, name: str) -> Any:
+def check_operator(op: Any, name: str) -> LinearOperator:
     """``op`` if it is a precisionrecon ``LinearOperator``, else a ``TypeError`` naming it."""
     from .operators.base import LinearOperator  # a higher floor: imported on use only
 

@@ -1,9 +1,8 @@
-"""Shared plumbing of the iterative algorithms: validation, batched inner products,
+"""Shared plumbing of the iterative algorithms: data and start checks, batched inner products,
 per-problem freezing, history, progress bar and callback."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +10,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .._validate import batch_shape, check_tensor
 from ..operators.base import LinearOperator
 from .result import Result
 
@@ -18,28 +18,6 @@ Callback = Callable[[int, Tensor, dict[str, Tensor]], Any]
 
 # Power iteration approaches ||A|| from below; step sizes use a slightly larger bound.
 NORM_SAFETY = 1.01
-
-
-def check_operator(op: Any, name: str) -> LinearOperator:
-    if not isinstance(op, LinearOperator):
-        raise TypeError(f"{name} must be a precisionrecon LinearOperator, got {type(op).__name__}")
-    return op
-
-
-def check_tensor(t: Any, name: str) -> Tensor:
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if not (t.dtype.is_floating_point or t.dtype.is_complex):
-        raise TypeError(f"{name} must be a real or complex floating-point tensor, got {t.dtype}")
-    return t
-
-
-def batch_shape(t: Tensor, trailing: tuple[int, ...], name: str) -> tuple[int, ...]:
-    """Leading (batch) shape of ``t``, checking that it ends with ``trailing``."""
-    trailing = tuple(trailing)
-    if t.dim() < len(trailing) or tuple(t.shape[t.dim() - len(trailing) :]) != trailing:
-        raise ValueError(f"{name} must have shape (*batch, {', '.join(map(str, trailing))}), got {tuple(t.shape)}")
-    return tuple(t.shape[: t.dim() - len(trailing)])
 
 
 def check_data(A: LinearOperator, y: Any, name: str = "y") -> tuple[int, ...]:
@@ -61,27 +39,6 @@ def initial_x(x0: Any, domain_shape: tuple[int, ...], batch: tuple[int, ...], li
     if x0_batch not in ((), batch):
         raise ValueError(f"{name} must have shape {tuple(domain_shape)} or {shape}, got {tuple(x0.shape)}")
     return x0.to(device=like.device, dtype=like.dtype).expand(shape).clone()
-
-
-def check_n_iter(n_iter: Any) -> int:
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int):
-        raise TypeError(f"n_iter must be an int, got {type(n_iter).__name__}")
-    if n_iter < 0:
-        raise ValueError(f"n_iter must be >= 0, got {n_iter}")
-    return n_iter
-
-
-def check_real(value: Any, name: str, *, minimum: float | None = 0.0, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {out}")
-    if positive and out <= 0.0:
-        raise ValueError(f"{name} must be positive, got {out}")
-    if minimum is not None and out < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {out}")
-    return out
 
 
 def _dims(ndim: int) -> tuple[int, ...]:

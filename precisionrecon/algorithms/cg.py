@@ -7,19 +7,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .._validate import batch_shape, check_int, check_tensor, finite_float
 from ..operators.base import LinearOperator
-from ._common import (
-    Callback,
-    Monitor,
-    batch_shape,
-    check_n_iter,
-    check_real,
-    check_tensor,
-    col,
-    dot,
-    initial_x,
-    sqnorm,
-)
+from ._common import Callback, Monitor, col, dot, initial_x, sqnorm
 from .result import Result
 
 
@@ -83,8 +73,8 @@ def cg(
     ``<p, M p>`` is not positive (breakdown, or ``M`` not positive definite) stops there.
     """
     check_tensor(rhs, "rhs")
-    n_iter = check_n_iter(n_iter)
-    tol = check_real(tol, "tol")
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
+    tol = finite_float(tol, "tol", minimum=0.0)
     if isinstance(normal_op, LinearOperator):
         if tuple(normal_op.domain_shape) != tuple(normal_op.range_shape):
             raise ValueError(

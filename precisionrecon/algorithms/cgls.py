@@ -5,18 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._validate import check_int, check_operator, finite_float
 from ..operators.base import LinearOperator
-from ._common import (
-    Callback,
-    Monitor,
-    check_data,
-    check_n_iter,
-    check_operator,
-    check_real,
-    col,
-    initial_x,
-    sqnorm,
-)
+from ._common import Callback, Monitor, check_data, col, initial_x, sqnorm
 from .result import Result
 
 
@@ -78,9 +69,9 @@ def cgls(
     """
     A = check_operator(A, "A")
     batch = check_data(A, y)
-    n_iter = check_n_iter(n_iter)
-    damp2 = check_real(damp, "damp") ** 2
-    tol = check_real(tol, "tol")
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
+    damp2 = finite_float(damp, "damp", minimum=0.0) ** 2
+    tol = finite_float(tol, "tol", minimum=0.0)
     ndx, ndy = len(A.domain_shape), len(A.range_shape)
 
     x = initial_x(x0, tuple(A.domain_shape), batch, y)

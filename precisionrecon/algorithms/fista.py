@@ -8,20 +8,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .._validate import check_int, check_operator, finite_float, positive_float
 from ..operators.base import LinearOperator
-from ._common import (
-    NORM_SAFETY,
-    Callback,
-    Monitor,
-    check_data,
-    check_n_iter,
-    check_operator,
-    check_real,
-    initial_x,
-    keep,
-    relative_change,
-    sqnorm,
-)
+from ._common import NORM_SAFETY, Callback, Monitor, check_data, initial_x, keep, relative_change, sqnorm
 from .prox import ProxOperator
 from .result import Result
 
@@ -96,9 +85,9 @@ def fista(
     """
     A = check_operator(A, "A")
     batch = check_data(A, y)
-    n_iter = check_n_iter(n_iter)
-    lam = check_real(lam, "lam")
-    tol = check_real(tol, "tol")
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
+    lam = finite_float(lam, "lam", minimum=0.0)
+    tol = finite_float(tol, "tol", minimum=0.0)
     if not isinstance(monotone, bool):
         raise TypeError(f"monotone must be a bool, got {type(monotone).__name__}")
     if prox is not None and not callable(prox):
@@ -109,7 +98,7 @@ def fista(
     if step is None:
         step = 1.0 / (NORM_SAFETY * A.norm(dtype=y.dtype)) ** 2
     else:
-        step = check_real(step, "step", positive=True)
+        step = positive_float(step, "step")
     ndx, ndy = len(A.domain_shape), len(A.range_shape)
 
     def objective(x: Tensor, Ax: Tensor) -> Tensor:

@@ -8,23 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._validate import batch_shape, check_int, check_operator, check_tensor, finite_float, positive_float
 from ..operators.base import LinearOperator, power_norm
 from ..operators.differences import FiniteDifferences
-from ._common import (
-    NORM_SAFETY,
-    Callback,
-    Monitor,
-    batch_shape,
-    check_data,
-    check_n_iter,
-    check_operator,
-    check_real,
-    check_tensor,
-    initial_x,
-    keep,
-    relative_change,
-    sqnorm,
-)
+from ._common import NORM_SAFETY, Callback, Monitor, check_data, initial_x, keep, relative_change, sqnorm
 from .result import Result
 
 Duals = Tensor | list[Tensor]
@@ -130,13 +117,13 @@ def pdhg(
     check_tensor(x0, "x0")
     domain = tuple(ops[0].domain_shape)
     batch = batch_shape(x0, domain, "x0")
-    n_iter = check_n_iter(n_iter)
-    tau = check_real(tau, "tau", positive=True)
-    sigma = check_real(sigma, "sigma", positive=True)
-    theta = check_real(theta, "theta")
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
+    tau = positive_float(tau, "tau")
+    sigma = positive_float(sigma, "sigma")
+    theta = finite_float(theta, "theta", minimum=0.0)
     if theta > 1.0:
         raise ValueError(f"theta must be in [0, 1], got {theta}")
-    tol = check_real(tol, "tol")
+    tol = finite_float(tol, "tol", minimum=0.0)
     nd = len(domain)
     nds = [len(op.range_shape) for op in ops]
 
@@ -260,7 +247,7 @@ def pdhg_tv(
     """
     A = check_operator(A, "A")
     batch = check_data(A, y)
-    lam = check_real(lam, "lam")
+    lam = finite_float(lam, "lam", minimum=0.0)
     if not isinstance(nonneg, bool):
         raise TypeError(f"nonneg must be a bool, got {type(nonneg).__name__}")
     if nonneg and y.is_complex():
@@ -282,7 +269,7 @@ def pdhg_tv(
     if op_norm is None:
         op_norm = stacked_norm(A, Dc, dtype=y.dtype)
     else:
-        op_norm = check_real(op_norm, "op_norm", positive=True)
+        op_norm = positive_float(op_norm, "op_norm")
     tau = sigma = 1.0 / (NORM_SAFETY * op_norm)
     radius = lam / c
     nd = len(domain)

@@ -18,13 +18,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._validate import check_tensor, finite_float
 from ..operators.base import LinearOperator
 from ..operators.differences import FiniteDifferences
-from ._common import check_real, check_tensor
 
 
 def _check_t(t: Any) -> float:
-    return check_real(t, "t")
+    return finite_float(t, "t", minimum=0.0)
 
 
 def _sum_last(t: Tensor, ndim: int) -> Tensor:

@@ -5,20 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._validate import check_int, check_operator, finite_float, positive_float
 from ..operators.base import LinearOperator
-from ._common import (
-    Callback,
-    Monitor,
-    check_data,
-    check_n_iter,
-    check_operator,
-    check_real,
-    dot,
-    initial_x,
-    keep,
-    relative_change,
-    sqnorm,
-)
+from ._common import Callback, Monitor, check_data, dot, initial_x, keep, relative_change, sqnorm
 from .result import Result
 
 
@@ -109,11 +98,11 @@ def sirt(
     batch = check_data(A, y)
     if y.is_complex():
         raise TypeError("sirt needs real data: its weights 1 / (A 1) assume a non-negative operator; use cgls")
-    n_iter = check_n_iter(n_iter)
-    relax = check_real(relax, "relax", positive=True)
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
+    relax = positive_float(relax, "relax")
     if relax >= 2.0:
         raise ValueError(f"relax must be in (0, 2), got {relax}")
-    tol = check_real(tol, "tol")
+    tol = finite_float(tol, "tol", minimum=0.0)
     ndx, ndy = len(A.domain_shape), len(A.range_shape)
     R, C = sirt_weights(A, y.dtype, y.device)
 

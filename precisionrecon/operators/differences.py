@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._validate import per_axis, positive_int
+from .._validate import REAL_OR_COMPLEX, check_tensor, per_axis, positive_int
 from .base import LinearOperator
 
 
@@ -81,17 +81,9 @@ class FiniteDifferences(LinearOperator):
     def range_shape(self) -> tuple[int, ...]:  # type: ignore[override]
         return (len(self.dims), *self.shape)
 
-    def _check(self, t: Any, name: str, trailing: tuple[int, ...]) -> None:
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not (t.dtype.is_floating_point or t.dtype.is_complex):
-            raise TypeError(f"{name} must be a real or complex floating-point tensor, got {t.dtype}")
-        if t.dim() < len(trailing) or tuple(t.shape[t.dim() - len(trailing) :]) != trailing:
-            raise ValueError(f"{name} must have shape (*batch, {', '.join(map(str, trailing))}), got {tuple(t.shape)}")
-
     def apply(self, x: Tensor) -> Tensor:
         """Gradient. Shape: ``(*batch, *shape) -> (*batch, len(dims), *shape)``."""
-        self._check(x, "x", self.shape)
+        check_tensor(x, "x", dtype=REAL_OR_COMPLEX, shape_suffix=self.shape)
         lead = x.dim() - len(self.shape)
         comps = []
         for a in self.dims:
@@ -103,7 +95,7 @@ class FiniteDifferences(LinearOperator):
 
     def adjoint_apply(self, y: Tensor) -> Tensor:
         """Minus the divergence. Shape: ``(*batch, len(dims), *shape) -> (*batch, *shape)``."""
-        self._check(y, "y", self.range_shape)
+        check_tensor(y, "y", dtype=REAL_OR_COMPLEX, shape_suffix=self.range_shape)
         lead = y.dim() - len(self.shape) - 1
         out = None
         for j, a in enumerate(self.dims):

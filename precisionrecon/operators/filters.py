@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._validate import REAL, as_shape, check_tensor, choice, positive_float
 from .base import LinearOperator
 
 WINDOWS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
@@ -34,12 +35,10 @@ def ramp_response(n_det: int, det_spacing: float, window: str = "ram-lak", cutof
 
     Shape: ``(fft_length(n_det) // 2 + 1,)``, float64, in 1/mm.
     """
-    if window not in WINDOWS:
-        raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+    choice(window, "window", WINDOWS)
     if not (0.0 < cutoff <= 1.0):
         raise ValueError(f"cutoff must be in (0, 1] (a fraction of the Nyquist frequency), got {cutoff}")
-    if not (det_spacing > 0.0 and math.isfinite(det_spacing)):
-        raise ValueError(f"det_spacing must be positive and finite, got {det_spacing}")
+    det_spacing = positive_float(det_spacing, "det_spacing")
     n = fft_length(n_det)
     k = torch.arange(n, dtype=torch.float64)
     dist = torch.minimum(k, n - k)  # circular distance, so the kernel is even
@@ -110,9 +109,7 @@ class RampFilter(LinearOperator):
     response: Tensor | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
-        if not self.shape or min(self.shape) <= 0:
-            raise ValueError(f"shape must be a non-empty tuple of positive ints, got {self.shape}")
+        object.__setattr__(self, "shape", as_shape(self.shape))
         # validates window, cutoff and spacing; kept as the `designed_response` value
         designed = ramp_response(self.shape[-1], float(self.det_spacing), self.window, float(self.cutoff))
         self.__dict__["designed_response"] = designed
@@ -140,12 +137,7 @@ class RampFilter(LinearOperator):
 
     def apply(self, x: Tensor) -> Tensor:
         """Filter along the last axis. Shape: ``(*batch, *shape) -> (*batch, *shape)``."""
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if not x.dtype.is_floating_point:
-            raise TypeError(f"x must be a real floating-point tensor, got {x.dtype}")
-        if x.dim() < len(self.shape) or tuple(x.shape[x.dim() - len(self.shape) :]) != self.shape:
-            raise ValueError(f"x must have shape (*batch, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}")
+        check_tensor(x, "x", dtype=REAL, shape_suffix=self.shape)
         n_det = self.shape[-1]
         n = fft_length(n_det)
         response = self.designed_response if self.response is None else self.response

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import _validate
 from .._kernels.geometry import parametric_projection
 from .._validate import choice
 from ..geometry import VectorGeometry, Volume
@@ -62,15 +63,11 @@ class ParametricXRayTransform:
         self._geometry = (n, sp, off, list(shape), 0 if self.beam == "parallel" else 1, int(self.detector == "curved"))
 
     def _check_vectors(self, vectors: Any) -> Tensor:
-        if not isinstance(vectors, Tensor):
-            raise TypeError(f"vectors must be a torch.Tensor, got {type(vectors).__name__}")
+        _validate.check_tensor(vectors, "vectors", dtype=_validate.REAL)
         width = 6 if self.volume.ndim == 2 else 12
         if vectors.dim() != 2 or vectors.shape[1] != width or vectors.shape[0] < 1:
             raise ValueError(f"vectors must have shape (n_views, {width}), got {tuple(vectors.shape)}")
-        if not vectors.is_floating_point():
-            raise TypeError(f"vectors must be a floating-point tensor, got {vectors.dtype}")
-        if not bool(torch.isfinite(vectors.detach()).all()):
-            raise ValueError("vectors must be finite")
+        _validate.check_tensor(vectors, "vectors", finite=True)
         return vectors.to(device=self.device, dtype=torch.float64)
 
     def __call__(self, x: Tensor, vectors: Tensor) -> Tensor:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._validate import REAL, angles_tuple, as_shape, check_tensor
 from ..geometry import ConeBeam3D, FanBeam2D, Geometry, ParallelBeam2D, ParallelBeam3D
 from .base import LinearOperator
 
@@ -36,12 +37,7 @@ _SAME_VIEW = 1e-9
 
 def _angles(angles: Any) -> Tensor:
     """Angles as a 1-D float64 tensor of finite values."""
-    a = torch.as_tensor(angles, dtype=torch.float64).detach().cpu()
-    if a.dim() != 1 or a.numel() == 0:
-        raise ValueError(f"angles must be a non-empty 1-D sequence, got shape {tuple(a.shape)}")
-    if not bool(torch.isfinite(a).all()):
-        raise ValueError("angles must be finite")
-    return a
+    return torch.tensor(angles_tuple(angles), dtype=torch.float64)
 
 
 def _circular_geometry(geometry: Any, name: str = "geometry") -> Geometry:
@@ -373,13 +369,8 @@ class ProjectionWeighting(LinearOperator):
     weights: Tensor
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
-        if not self.shape or min(self.shape) <= 0:
-            raise ValueError(f"shape must be a non-empty tuple of positive ints, got {self.shape}")
-        if not isinstance(self.weights, Tensor):
-            raise TypeError(f"weights must be a torch.Tensor, got {type(self.weights).__name__}")
-        if self.weights.is_complex() or not self.weights.dtype.is_floating_point:
-            raise TypeError(f"weights must be a real floating-point tensor, got {self.weights.dtype}")
+        object.__setattr__(self, "shape", as_shape(self.shape))
+        check_tensor(self.weights, "weights", dtype=REAL)
         w = tuple(self.weights.shape)
         ok = len(w) <= len(self.shape) and all(
             a in (1, b) for a, b in zip(reversed(w), reversed(self.shape), strict=False)
@@ -430,12 +421,7 @@ class ProjectionWeighting(LinearOperator):
 
     def apply(self, x: Tensor) -> Tensor:
         """``w * x``. Shape: ``(*batch, *shape) -> (*batch, *shape)``."""
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if not x.dtype.is_floating_point:
-            raise TypeError(f"x must be a real floating-point tensor, got {x.dtype}")
-        if x.dim() < len(self.shape) or tuple(x.shape[x.dim() - len(self.shape) :]) != self.shape:
-            raise ValueError(f"x must have shape (*batch, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}")
+        check_tensor(x, "x", dtype=REAL, shape_suffix=self.shape)
         return x * self.weights.to(device=x.device, dtype=x.dtype)
 
     def adjoint_apply(self, y: Tensor) -> Tensor:
