@@ -207,7 +207,7 @@ def check_tensor(
     x: Any,
     name: str,
     *,
-    dtype: str | Sequence[torch.dtype] = REAL_OR_COMPLEX,
+    dtype: str | Sequence[torch.dtype] | None = REAL_OR_COMPLEX,
     shape_suffix: Sequence[int] | None = None,
     ndim_min: int = 0,
     device: torch.device | None = None,
@@ -221,9 +221,10 @@ def check_tensor(
         The value to check.
     name : str
         The argument's name, used in the error messages.
-    dtype : str or sequence of torch.dtype
+    dtype : str, sequence of torch.dtype or None
         ``"real"`` (real floating point), ``"real_or_complex"`` (real or complex floating
-        point) or the allowed dtypes, e.g. ``(torch.float32, torch.float64)``.
+        point), the allowed dtypes, e.g. ``(torch.float32, torch.float64)``, or None for
+        any dtype.
     shape_suffix : sequence of int, optional
         The trailing shape: ``x`` must be ``(*batch, *shape_suffix)``.
     ndim_min : int
@@ -254,7 +255,7 @@ def check_tensor(
         ok = x.dtype.is_floating_point or (dtype == REAL_OR_COMPLEX and x.dtype.is_complex)
         if not ok:
             raise TypeError(f"{name} must be {_KIND_TEXT[dtype]}, got {x.dtype}")
-    elif x.dtype not in tuple(dtype):
+    elif dtype is not None and x.dtype not in tuple(dtype):
         raise TypeError(f"{name} must be {' or '.join(dtype_name(d) for d in dtype)}, got {x.dtype}")
     if x.dim() < ndim_min:
         raise ValueError(f"{name} must have at least {ndim_min} dimensions, got shape {tuple(x.shape)}")

@@ -11,17 +11,15 @@ import torch
 from torch import Tensor
 from torch.nn import functional
 
+from .._validate import REAL_OR_COMPLEX, as_shape, batch_shape, check_tensor
 from ..operators.base import LinearOperator, cached
-from ._common import as_complex, as_shape, check_trailing
+from ._common import as_complex
 from .fft import FFT, fftc, ifftc
 from .sampling import Sampling
 
 
 def _check_maps(maps: Tensor, name: str = "maps") -> None:
-    if not isinstance(maps, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(maps).__name__}")
-    if not (maps.is_complex() or maps.dtype.is_floating_point):
-        raise TypeError(f"{name} must be a complex or real floating-point tensor, got {maps.dtype}")
+    check_tensor(maps, name, dtype=REAL_OR_COMPLEX)
     if maps.dim() not in (3, 4):
         raise ValueError(
             f"{name} must have shape (n_coils, ny, nx) or (n_coils, nz, ny, nx), got {tuple(maps.shape)}"
@@ -68,13 +66,13 @@ class Coils(LinearOperator):
     def apply(self, x: Tensor) -> Tensor:
         """Coil images. Shape: ``(*batch, *image) -> (*batch, n_coils, *image)``."""
         x = as_complex(x)
-        check_trailing(x, self.domain_shape)
+        batch_shape(x, self.domain_shape, "x")
         return x.unsqueeze(-len(self.domain_shape) - 1) * self._maps(x)
 
     def adjoint_apply(self, y: Tensor) -> Tensor:
         """Conjugate-weighted coil sum. Shape: ``(*batch, n_coils, *image) -> (*batch, *image)``."""
         y = as_complex(y, "y")
-        check_trailing(y, self.range_shape, "y")
+        batch_shape(y, self.range_shape, "y")
         return (self._maps(y).conj() * y).sum(dim=-len(self.range_shape))
 
     def _example_dtype(self) -> torch.dtype:
@@ -156,8 +154,7 @@ def rss(x: Tensor, dim: int = -3) -> Tensor:
     Shape: ``(*batch, n_coils, *image) -> (*batch, *image)`` for the default ``dim=-3``
     (2-D images); pass ``dim=-4`` for 3-D volumes. Real output.
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    check_tensor(x, "x", dtype=None)
     return torch.sqrt((x.abs() ** 2).sum(dim=dim))
 
 
@@ -255,8 +252,7 @@ def acs_region(mask: Tensor, shape: Sequence[int] | None = None) -> tuple[slice,
     tuple of slice
         One slice per axis of ``shape``.
     """
-    if not isinstance(mask, Tensor):
-        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+    check_tensor(mask, "mask", dtype=None)
     shape = tuple(mask.shape) if shape is None else as_shape(shape)
     m = torch.broadcast_to(mask.detach().cpu() != 0, shape)
     centre = tuple(n // 2 for n in shape)
@@ -415,7 +411,7 @@ def simulate_kspace(image: Tensor, maps: Tensor) -> Tensor:
     """
     _check_maps(maps)
     x = as_complex(image, "image")
-    check_trailing(x, tuple(maps.shape[1:]), "image")
+    batch_shape(x, tuple(maps.shape[1:]), "image")
     return fftc(x.unsqueeze(-maps.dim()) * maps.to(x.device, x.dtype), maps.dim() - 1)
 
 

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ._common import as_shape, prod
+from .._validate import as_shape, check_tensor, positive_float, positive_int
+from ._common import prod
 from .nufft import NUFFT
 
 
@@ -60,12 +61,9 @@ def pipe_menon_density(
     Tensor
         Weights, shape ``traj_shape``, float64.
     """
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
-        raise ValueError(f"n_iter must be a positive int, got {n_iter!r}")
-    if not (kernel_width > 0 and math.isfinite(kernel_width)):
-        raise ValueError(f"kernel_width must be positive and finite, got {kernel_width}")
-    if not isinstance(traj, Tensor):
-        raise TypeError(f"traj must be a torch.Tensor, got {type(traj).__name__}")
+    positive_int(n_iter, "n_iter")
+    kernel_width = positive_float(kernel_width, "kernel_width")
+    check_tensor(traj, "traj", dtype=None)
     d = traj.shape[-1] if traj.dim() >= 2 else 0
     grid = as_shape(image_shape, "image_shape")[-d:] if d else ()
     op = NUFFT(traj, tuple(2 * n for n in grid), eps=eps, ortho=False)  # validates traj
@@ -109,8 +107,7 @@ def radial_density(traj: Tensor, image_shape: Sequence[int]) -> Tensor:
     Tensor
         Weights, shape ``(n_spokes, n_readout)``, float64.
     """
-    if not isinstance(traj, Tensor):
-        raise TypeError(f"traj must be a torch.Tensor, got {type(traj).__name__}")
+    check_tensor(traj, "traj", dtype=None)
     if traj.dim() != 3 or traj.shape[-1] != 2 or traj.shape[1] < 2:
         raise ValueError(f"traj must have shape (n_spokes, n_readout >= 2, 2), got {tuple(traj.shape)}")
     ny, nx = as_shape(image_shape, "image_shape")[-2:]

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._validate import as_shape, batch_shape
 from ..operators.base import LinearOperator
-from ._common import as_complex, as_shape, check_trailing
+from ._common import as_complex
 
 
 def fftc(x: Tensor, dims: int = 2) -> Tensor:
@@ -82,13 +83,13 @@ class FFT(LinearOperator):
     def apply(self, x: Tensor) -> Tensor:
         """Image -> centred k-space. Shape: ``(*batch, *shape) -> (*batch, *shape)``."""
         x = as_complex(x)
-        check_trailing(x, self.shape)
+        batch_shape(x, self.shape, "x")
         return fftc(x, self.dims)  # type: ignore[arg-type]
 
     def adjoint_apply(self, y: Tensor) -> Tensor:
         """Centred k-space -> image (the inverse). Shape: ``(*batch, *shape) -> (*batch, *shape)``."""
         y = as_complex(y, "y")
-        check_trailing(y, self.shape, "y")
+        batch_shape(y, self.shape, "y")
         return ifftc(y, self.dims)  # type: ignore[arg-type]
 
     def norm(self, **kwargs: object) -> float:

@@ -11,7 +11,7 @@ import torch
 from scipy import ndimage
 from torch import Tensor
 
-from ._common import as_shape
+from .._validate import as_shape
 
 _RADIUS_JITTER = 0.25  # Poisson disc: radii scaled by a random factor in [0.875, 1.125)
 

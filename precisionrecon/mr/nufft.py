@@ -12,8 +12,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._validate import REAL, as_shape, batch_shape, check_tensor
 from ..operators.base import LinearOperator
-from ._common import as_complex, as_shape, check_trailing, prod, real_dtype
+from ._common import as_complex, prod, real_dtype
 
 _MAX_PLANS = 8  # plans cached per operator (one per batch size, precision, device, thread count)
 _MIN_THREADED_WORK = 1 << 15  # points + grid cells (times the batch) below which finufft runs on one thread
@@ -192,10 +193,7 @@ class NUFFT(LinearOperator):
 
     def __post_init__(self) -> None:
         t = self.traj
-        if not isinstance(t, Tensor):
-            raise TypeError(f"traj must be a torch.Tensor, got {type(t).__name__}")
-        if not t.dtype.is_floating_point:
-            raise TypeError(f"traj must be a real floating-point tensor, got {t.dtype}")
+        check_tensor(t, "traj", dtype=REAL)
         if t.requires_grad:
             raise ValueError("traj requires grad; gradients with respect to the trajectory are not supported")
         if t.dim() < 2 or t.shape[-1] not in (1, 2, 3) or t.numel() == 0:
@@ -264,14 +262,14 @@ class NUFFT(LinearOperator):
     def apply(self, x: Tensor) -> Tensor:
         """Image -> k-space samples. Shape: ``(*batch, *image_shape) -> (*batch, *range_shape)``."""
         x = as_complex(x)
-        batch = check_trailing(x, self.image_shape)
+        batch = batch_shape(x, self.image_shape, "x")
         y = _Forward.apply(x.reshape(-1, *self.grid), self)
         return y.reshape(*batch, *self.range_shape)
 
     def adjoint_apply(self, y: Tensor) -> Tensor:
         """k-space samples -> image. Shape: ``(*batch, *range_shape) -> (*batch, *image_shape)``."""
         y = as_complex(y, "y")
-        batch = check_trailing(y, self.range_shape, "y")
+        batch = batch_shape(y, self.range_shape, "y")
         x = _Adjoint.apply(y.reshape(-1, prod(self.traj_shape)), self)
         return x.reshape(*batch, *self.image_shape)
 
@@ -383,8 +381,7 @@ class ToeplitzNormal(LinearOperator):
             raise TypeError(f"nufft must be a NUFFT, got {type(self.nufft).__name__}")
         w = self.weights
         if w is not None:
-            if not isinstance(w, Tensor) or w.is_complex() or not w.dtype.is_floating_point:
-                raise TypeError("weights must be a real floating-point tensor")
+            check_tensor(w, "weights", dtype=REAL)
             if tuple(w.shape) != self.nufft.traj_shape:
                 raise ValueError(f"weights must have shape {self.nufft.traj_shape}, got {tuple(w.shape)}")
         self.__dict__["_kernels"] = {}
@@ -425,7 +422,7 @@ class ToeplitzNormal(LinearOperator):
 
     def _convolve(self, x: Tensor, conj: bool) -> Tensor:
         x = as_complex(x)
-        check_trailing(x, self.domain_shape)
+        batch_shape(x, self.domain_shape, "x")
         grid = self.nufft.grid
         d = len(grid)
         axes = tuple(range(-d, 0))

@@ -7,23 +7,17 @@ from typing import Any
 
 from torch import Tensor
 
+from .._validate import REAL, check_operator, check_tensor, finite_float
 from ..algorithms import Result, cg, pdhg_tv
 from ..operators.base import IdentityOperator, LinearOperator
 from .sampling import Sampling
-
-
-def _check_op(A: Any) -> LinearOperator:
-    if not isinstance(A, LinearOperator):
-        raise TypeError(f"A must be a precisionrecon LinearOperator, got {type(A).__name__}")
-    return A
 
 
 def _weighting(A: LinearOperator, weights: Tensor | None) -> LinearOperator | None:
     """Diagonal real weights on the data space of ``A`` (e.g. density compensation)."""
     if weights is None:
         return None
-    if not isinstance(weights, Tensor) or weights.is_complex() or not weights.dtype.is_floating_point:
-        raise TypeError("weights must be a real floating-point tensor")
+    check_tensor(weights, "weights", dtype=REAL)
     return Sampling(weights, tuple(A.range_shape))
 
 
@@ -38,7 +32,7 @@ def zero_filled(A: LinearOperator, y: Tensor, *, weights: Tensor | None = None) 
 
     Shape: ``(*batch, *A.range_shape) -> (*batch, *A.domain_shape)``.
     """
-    A = _check_op(A)
+    A = check_operator(A, "A")
     W = _weighting(A, weights)
     return A.T(y if W is None else W(y))
 
@@ -92,16 +86,15 @@ def cg_sense(
     Result
         ``result.x`` of shape ``(*batch, *A.domain_shape)`` and the CG history.
     """
-    A = _check_op(A)
+    A = check_operator(A, "A")
     W = _weighting(A, weights)
     if normal is None:
         normal = A.T @ A if W is None else A.T @ W @ A
-    elif not isinstance(normal, LinearOperator):
-        raise TypeError(f"normal must be a LinearOperator, got {type(normal).__name__}")
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
-        raise ValueError(f"lam must be a number >= 0, got {lam!r}")
+    else:
+        check_operator(normal, "normal")
+    lam = finite_float(lam, "lam", minimum=0.0)
     if lam > 0:
-        normal = normal + float(lam) * IdentityOperator(tuple(A.domain_shape))
+        normal = normal + lam * IdentityOperator(tuple(A.domain_shape))
     rhs = A.T(y if W is None else W(y))
     return cg(normal, rhs, n_iter, x0=x0, tol=tol, callback=callback, progress=progress)
 
@@ -150,7 +143,7 @@ def tv_recon(
         ``result.x`` of shape ``(*batch, *A.domain_shape)``, history ``"objective"`` and
         ``"change"``.
     """
-    A = _check_op(A)
+    A = check_operator(A, "A")
     return pdhg_tv(
         A, y, lam, n_iter, x0=x0, nonneg=False, op_norm=op_norm, tol=tol, callback=callback, progress=progress
     )

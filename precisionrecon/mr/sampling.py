@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._validate import as_shape, batch_shape, check_tensor
 from ..operators.base import LinearOperator
-from ._common import as_complex, as_shape, check_trailing, real_dtype
+from ._common import as_complex, real_dtype
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,14 +40,12 @@ class Sampling(LinearOperator):
 
     def __post_init__(self) -> None:
         m = self.mask
-        if not isinstance(m, Tensor):
-            raise TypeError(f"mask must be a torch.Tensor, got {type(m).__name__}")
+        check_tensor(m, "mask", dtype=None)
         if m.is_complex() or not (m.dtype == torch.bool or m.dtype.is_floating_point):
             raise TypeError(f"mask must be a boolean or real floating-point tensor, got {m.dtype}")
         if m.dim() == 0:
             raise ValueError("mask must have at least one dimension")
-        if m.dtype.is_floating_point and not bool(torch.isfinite(m.detach()).all()):
-            raise ValueError("mask must be finite")
+        check_tensor(m, "mask", dtype=None, finite=m.dtype.is_floating_point)
         shape = tuple(m.shape) if self.shape is None else as_shape(self.shape)
         try:
             ok = torch.broadcast_shapes(tuple(m.shape), shape) == shape
@@ -74,12 +73,12 @@ class Sampling(LinearOperator):
     def apply(self, x: Tensor) -> Tensor:
         """Zero the unsampled entries. Shape: ``(*batch, *shape) -> (*batch, *shape)``."""
         x = as_complex(x)
-        check_trailing(x, self.shape)  # type: ignore[arg-type]
+        batch_shape(x, self.shape, "x")  # type: ignore[arg-type]
         return x * self._weights(x)
 
     def adjoint_apply(self, y: Tensor) -> Tensor:
         y = as_complex(y, "y")
-        check_trailing(y, self.shape, "y")  # type: ignore[arg-type]
+        batch_shape(y, self.shape, "y")  # type: ignore[arg-type]
         return y * self._weights(y)
 
     def norm(self, **kwargs: object) -> float:
@@ -99,8 +98,7 @@ class Sampling(LinearOperator):
 
 def acceleration(mask: Tensor, shape: Sequence[int] | None = None) -> float:
     """Undersampling factor ``N / (number of non-zero mask entries)`` of ``mask`` broadcast to ``shape``."""
-    if not isinstance(mask, Tensor):
-        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+    check_tensor(mask, "mask", dtype=None)
     full = mask.detach() if shape is None else torch.broadcast_to(mask.detach(), tuple(shape))
     n = int((full != 0).sum())
     return float("inf") if n == 0 else full.numel() / n
