@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._validate import check_tensor, finite_float
+from .._validate import check_operator, check_tensor, finite_float
 from ..operators.base import LinearOperator
 from ..operators.differences import FiniteDifferences
 
@@ -96,8 +96,7 @@ class TransformL1(ProxOperator):
     W: LinearOperator
 
     def __post_init__(self) -> None:
-        if not isinstance(self.W, LinearOperator):
-            raise TypeError(f"W must be a precisionrecon LinearOperator, got {type(self.W).__name__}")
+        check_operator(self.W, "W")
 
     def __call__(self, v: Tensor, t: float) -> Tensor:
         check_tensor(v, "v")

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._validate import dtype_name, parse_dtype
+from .._validate import REAL_OR_COMPLEX, batch_shape, check_operator, check_tensor, dtype_name, parse_dtype
 from ..operators.base import AdjointOperator, LinearOperator
 from .serialize import operator_from_dict, operator_to_dict
 
@@ -105,9 +105,7 @@ class ReconModel(nn.Module):
 
     def __init__(self, operator: LinearOperator) -> None:
         super().__init__()
-        if not isinstance(operator, LinearOperator):
-            raise TypeError(f"operator must be a precisionrecon LinearOperator, got {type(operator).__name__}")
-        self._operator = operator
+        self._operator = check_operator(operator, "operator")
         self._parts: dict[str, dict[str, Any]] = {}
         self._config_kwargs: dict[str, Any] = {}
 
@@ -253,14 +251,11 @@ class ReconModel(nn.Module):
 
     def check_data(self, y: Any) -> tuple[Tensor, tuple[int, ...]]:
         """Validate ``y`` and fold its batch dims: returns ``(y of shape (N, *range), batch)``."""
-        if not isinstance(y, Tensor):
-            raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
         shape = tuple(self._operator.range_shape)
-        if y.dim() < len(shape) or tuple(y.shape[y.dim() - len(shape) :]) != shape:
-            raise ValueError(f"y must have shape (*batch, {', '.join(map(str, shape))}), got {tuple(y.shape)}")
+        check_tensor(y, "y", dtype=None)
+        batch = batch_shape(y, shape, "y")
         if self.is_complex:
-            if not (y.is_complex() or y.dtype.is_floating_point):
-                raise TypeError(f"y must be a complex (or real floating-point) tensor, got {y.dtype}")
+            check_tensor(y, "y", dtype=REAL_OR_COMPLEX)
             if not y.is_complex():
                 y = y.to(torch.complex128 if y.dtype == torch.float64 else torch.complex64)
             real = y.real.dtype
@@ -274,7 +269,6 @@ class ReconModel(nn.Module):
                 f"y has precision {real} but the model's parameters are {expected}; convert y or call "
                 f"model.to({expected if real == torch.float32 else 'torch.float64'})"
             )
-        batch = tuple(y.shape[: y.dim() - len(shape)])
         return y.reshape(-1, *shape), batch
 
     def unfold(self, x: Tensor, batch: tuple[int, ...]) -> Tensor:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._validate import finite_float, positive_int
+from .._validate import check_operator, choice, finite_float, positive_int
 from ..operators import LinearOperator
 
 METHODS = ("auto", "rows", "columns")
@@ -125,10 +125,8 @@ def propagate_variance(
     Tensor
         Shape: ``(*batch, *L.range_shape)``, real.
     """
-    if not isinstance(L, LinearOperator):
-        raise TypeError(f"L must be a precisionrecon LinearOperator, got {type(L).__name__}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_operator(L, "L")
+    choice(method, "method", METHODS)
     chunk = positive_int(batch_size, "batch_size")
     var, work = _variance_input(noise_var, L, dtype)
     domain, image = tuple(L.domain_shape), tuple(L.range_shape)
