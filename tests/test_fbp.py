@@ -23,6 +23,7 @@ from precisionrecon.operators.fbp import (
     arc_ramp_response,
     build_backprojector,
     design_filter,
+    design_weights,
     fbp_scale,
     resolve_backprojector,
 )
@@ -383,7 +384,7 @@ def test_fbp_is_a_linear_operator_with_exact_adjoint(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_fbp_is_built_from_its_named_steps(name: str) -> None:
-    """resolve_backprojector, design_filter, fbp_scale and build_backprojector give FBP's parts."""
+    """resolve_backprojector, design_filter, design_weights and build_backprojector give FBP's parts."""
     fbp = _tiny(name)
     A, kw = fbp.A, TINY[name][1]
     vol, geom = A.volume, A.geometry
@@ -394,7 +395,9 @@ def test_fbp_is_built_from_its_named_steps(name: str) -> None:
     tau, response = design_filter(geom, window, cutoff)
     assert tau == fbp.ramp.det_spacing
     assert torch.equal(response, fbp.designed_response)
-    view, det = redundancy_weights(geom), pr.operators.cosine_weights(geom) * fbp_scale(vol, geom, kind)
+    view, det = design_weights(vol, geom, kind)
+    assert torch.equal(view, redundancy_weights(geom))
+    assert torch.equal(det, pr.operators.cosine_weights(geom) * fbp_scale(vol, geom, kind))
     assert torch.equal(fbp.designed_weights, view * det)
     y = torch.randn(2, *geom.proj_shape, dtype=torch.float64)
     assert torch.equal(build_backprojector(kind, A, tau)(y), fbp.backprojection(y))

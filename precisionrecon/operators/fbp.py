@@ -37,6 +37,16 @@ from the continuous inversion formulas and the discrete back-projectors:
 * FDK (Feldkamp, Davis & Kress 1984): the flat fan-beam formula per detector row, with
   the cone-beam cosine ``D_sd / sqrt(D_sd^2 + u^2 + v^2)``; cylindrical detectors use
   the arc formula per row with ``cos gamma D_sd / sqrt(D_sd^2 + v^2)``.
+* limited angle: parallel beams covering less than ``pi`` keep the quadrature weights of
+  the open arc; fan and cone beams covering less than ``pi`` plus the fan angle take, with
+  ``parker="extended"``, Parker's weights continued to the short arc, so that every
+  measured line counts once (see :func:`~.weights.redundancy_weights`). The filter and
+  the back-projector do not depend on the angles.
+
+:class:`FBP` builds its parts in named steps: :func:`resolve_backprojector` (what
+``"auto"`` stands for, decided once and kept as :attr:`FBP.backprojector_used`),
+:func:`design_filter`, the weights (:func:`~.weights.redundancy_weights`,
+:func:`~.weights.cosine_weights`, :func:`fbp_scale`) and :func:`build_backprojector`.
 """
 
 from __future__ import annotations
@@ -206,6 +216,20 @@ def fbp_scale(vol: Volume, geom: Any, backprojector: str) -> float:
     return 1.0
 
 
+def design_weights(
+    vol: Volume, geom: Any, backprojector: str, *, short_scan: bool | str = "auto", parker: bool | str = True
+) -> tuple[Tensor, Tensor]:
+    """FBP's designed pre-weights as a view factor (quadrature and redundancy,
+    :func:`~.weights.redundancy_weights`) and a detector factor (:func:`~.weights.cosine_weights`
+    times :func:`fbp_scale` for the resolved ``backprojector``); their product is
+    :attr:`FBP.designed_weights`.
+
+    Shape: each broadcasts against ``geom.proj_shape``, float64.
+    """
+    view_weights = redundancy_weights(geom, short_scan=short_scan, parker=parker)
+    return view_weights, cosine_weights(geom) * fbp_scale(vol, geom, backprojector)
+
+
 def build_backprojector(backprojector: str, A: XRayTransform, tau: float) -> LinearOperator:
     """FBP's back-projector ``B`` on ``A``'s volume and geometry for a resolved ``backprojector``
     (``tau``: the filter pitch, for the footprint's interpolation compensation).
@@ -323,25 +347,27 @@ class FBP(LinearOperator):
 
     def __post_init__(self) -> None:
         self._validate()
-        geom, vol = self.A.geometry, self.A.volume
-        kind = resolve_backprojector(self.backprojector, vol, geom, self.filter, float(self.cutoff))
+        geom = self.A.geometry
+        kind = resolve_backprojector(self.backprojector, self.A.volume, geom, self.filter, float(self.cutoff))
         tau, designed_response = design_filter(geom, self.filter, float(self.cutoff))
         response = designed_response if self.response is None else self.response
         ramp = RampFilter(geom.proj_shape, det_spacing=tau, window=self.filter, cutoff=self.cutoff, response=response)
-        # two small factors instead of their product, which can be as large as the projections
-        view_weights = redundancy_weights(geom, short_scan=self.short_scan, parker=self.parker)
-        det_weights = cosine_weights(geom) * fbp_scale(vol, geom, kind)
-        if self.weights is None:
-            shape = geom.proj_shape
-            pre: LinearOperator = ProjectionWeighting(shape, view_weights) @ ProjectionWeighting(shape, det_weights)
-        else:
-            pre = ProjectionWeighting(geom.proj_shape, self.weights)
+        factors = design_weights(self.A.volume, geom, kind, short_scan=self.short_scan, parker=self.parker)
+        pre = self._pre_weighting(*factors)
         back = build_backprojector(kind, self.A, tau)
         d = self.__dict__
         d["backprojector_used"] = kind
-        d["designed_response"], d["_weight_factors"] = designed_response, (view_weights, det_weights)
+        d["designed_response"], d["_weight_factors"] = designed_response, factors
         d["ramp"], d["pre"], d["backprojection"] = ramp, pre, back
         d["_op"] = back @ ramp @ pre
+
+    def _pre_weighting(self, view_weights: Tensor, det_weights: Tensor) -> LinearOperator:
+        """``P``: ``weights`` if given, else the designed view and detector factors applied one after
+        the other (two small factors instead of their product, which can be as large as the projections)."""
+        shape = self.A.geometry.proj_shape
+        if self.weights is not None:
+            return ProjectionWeighting(shape, self.weights)
+        return ProjectionWeighting(shape, view_weights) @ ProjectionWeighting(shape, det_weights)
 
     def _validate(self) -> None:
         """Check the fields that the design steps below do not check themselves (``response`` and
