@@ -18,7 +18,15 @@ from scipy.ndimage import binary_erosion
 
 import precisionrecon as pr
 from precisionrecon.operators import ramp_response
-from precisionrecon.operators.fbp import FBP, arc_ramp_response
+from precisionrecon.operators.fbp import (
+    FBP,
+    arc_ramp_response,
+    build_backprojector,
+    design_filter,
+    design_weights,
+    fbp_scale,
+    resolve_backprojector,
+)
 from precisionrecon.operators.weights import redundancy_weights
 from precisionrecon.testing import adjoint_error
 
@@ -169,6 +177,28 @@ def test_short_scan_without_parker_weights_is_worse(phantoms) -> None:
     with_parker = _rel(FBP(A)(sino).numpy(), ref)
     without = _rel(FBP(A, parker=False)(sino).numpy(), ref)
     assert with_parker < 0.003 and without > 20 * with_parker  # measured 0.0010 and 0.25
+
+
+@pytest.mark.parametrize("detector", ["flat", "arc"])
+def test_limited_angle_fan_fbp_with_extended_parker_weights(phantoms, detector: str) -> None:
+    """A scan shorter than pi plus the detector's fan angle (limited angle), but longer than pi
+    plus the fan angle of the object: the extended Parker weights are Parker's weights for the
+    rays through the object, so it is reconstructed as well as from a short scan."""
+    short = _fan(detector, "short")
+    g = short.geometry
+    arc = math.pi + g.fan_angle - 0.3  # the phantom (radius 0.45 N) subtends about 24 of the 42 degrees
+    A = pr.XRayTransform(short.volume, g.replace(angles=pr.angles(g.n_views, arc=arc, start=0.3)))
+    assert pr.geometry.scan_type(A.geometry) == "limited"
+    with pytest.raises(ValueError, match="parker='extended'"):
+        FBP(A)
+    smooth, ref = phantoms["smooth"]
+    fbp = FBP(A, parker="extended")
+    torch.testing.assert_close(fbp.designed_weights, redundancy_weights(A.geometry, parker="extended")
+                               * pr.operators.cosine_weights(A.geometry), rtol=1e-15, atol=0)
+    assert _rel(fbp(_sino(smooth, A.geometry)).numpy(), ref) < 0.001  # measured 0.00023 (flat), as the short scan
+    # shorter than pi plus the object's fan angle: the missing wedge shows
+    cut = A.replace(geometry=g.replace(angles=pr.angles(g.n_views, arc=math.pi + g.fan_angle - 0.6, start=0.3)))
+    assert _rel(FBP(cut, parker="extended")(_sino(smooth, cut.geometry)).numpy(), ref) > 0.01  # measured 0.035
 
 
 def test_arc_detector_needs_the_modified_kernel(phantoms) -> None:
@@ -350,6 +380,27 @@ def test_fbp_is_a_linear_operator_with_exact_adjoint(name: str) -> None:
     torch.testing.assert_close(fbp(2.0 * y1 - 3.0 * y2), 2.0 * fbp(y1) - 3.0 * fbp(y2))
     # the documented composition B @ H @ P
     torch.testing.assert_close(fbp(y1), fbp.backprojection(fbp.ramp(fbp.pre(y1))))
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_fbp_is_built_from_its_named_steps(name: str) -> None:
+    """resolve_backprojector, design_filter, design_weights and build_backprojector give FBP's parts."""
+    fbp = _tiny(name)
+    A, kw = fbp.A, TINY[name][1]
+    vol, geom = A.volume, A.geometry
+    window, cutoff = kw.get("filter", "ram-lak"), kw.get("cutoff", 1.0)
+    kind = resolve_backprojector(kw.get("backprojector", "auto"), vol, geom, window, cutoff)
+    assert kind == fbp.backprojector_used != "auto"
+    assert resolve_backprojector("auto", vol, geom, window, cutoff) == FBP(A, window, cutoff=cutoff).backprojector_used
+    tau, response = design_filter(geom, window, cutoff)
+    assert tau == fbp.ramp.det_spacing
+    assert torch.equal(response, fbp.designed_response)
+    view, det = design_weights(vol, geom, kind)
+    assert torch.equal(view, redundancy_weights(geom))
+    assert torch.equal(det, pr.operators.cosine_weights(geom) * fbp_scale(vol, geom, kind))
+    assert torch.equal(fbp.designed_weights, view * det)
+    y = torch.randn(2, *geom.proj_shape, dtype=torch.float64)
+    assert torch.equal(build_backprojector(kind, A, tau)(y), fbp.backprojection(y))
 
 
 @pytest.mark.parametrize(

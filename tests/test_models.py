@@ -15,10 +15,9 @@ from safetensors.torch import load_file, save_file
 
 import precisionrecon as pr
 from precisionrecon import models
-from precisionrecon.models.learned_fbp import extended_parker_weights, limited_angle_fbp_parts
+from precisionrecon.geometry import scan_type
 from precisionrecon.models.varnet import _RBF, FieldsOfExperts, RBFActivation
 from precisionrecon.operators.fbp import FBP
-from precisionrecon.operators.weights import fan_angles, parker_weights, scan_arc, scan_type
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -266,68 +265,79 @@ def test_learned_fbp_from_geometry_and_volume() -> None:
     assert torch.equal(models.LearnedFBP(A.geometry, A.volume)(y), models.LearnedFBP(A)(y))
 
 
-@pytest.mark.parametrize("make", [_fan, lambda: _fan(detector="arc", det_offset=0.7, arc=math.pi + 1.2)])
-def test_extended_parker_weights_are_parker_weights_on_short_scans(make: Callable[[], pr.XRayTransform]) -> None:
-    geom = make().geometry
-    assert scan_type(geom) == "short"
-    torch.testing.assert_close(extended_parker_weights(geom), parker_weights(geom), rtol=0, atol=1e-14)
-    cone = pr.ConeBeam3D(angles=geom.angles, det_shape=(3, geom.det_count), det_spacing=(1.0, geom.det_spacing),
-                         src_iso=geom.src_iso, src_det=geom.src_det)
-    torch.testing.assert_close(extended_parker_weights(cone), parker_weights(cone), rtol=0, atol=1e-14)
+LIMITED_CASES = {
+    "fan-flat": lambda: _fan(arc=math.radians(160)),
+    "fan-arc-offset": lambda: _fan(arc=math.radians(160), detector="arc", det_offset=0.8),
+    "cone": lambda: _cone().replace(geometry=_cone().geometry.replace(angles=pr.angles(8, arc=math.radians(160)))),
+}
 
 
-def test_extended_parker_weights_normalise_limited_angle_redundancy() -> None:
-    geom = _fan(arc=math.radians(160)).geometry.replace(angles=pr.angles(400, arc=math.radians(160)))
-    assert scan_type(geom) == "limited"
-    angles = torch.tensor(geom.angles, dtype=torch.float64)
-    start, arc = scan_arc(angles)
-    w = extended_parker_weights(geom)
-    gamma = fan_angles(geom)
-    beta = torch.remainder(angles - start, 2 * math.pi)
-    n = geom.det_count
-    assert w.min() >= 0 and w.max() <= 1
-    checked = 0
-    for k in (0, 5, n // 2 + 3, n - 1):
-        # conjugate rays of column k: angle beta + pi - 2 gamma_k, mirrored column n - 1 - k (gamma -> -gamma)
-        conj = geom.replace(angles=(start + beta + math.pi - 2 * gamma[k]).tolist())
-        wc = extended_parker_weights(conj, start=start, arc=arc)[:, n - 1 - k]
-        twice = beta + math.pi - 2 * gamma[k] <= arc  # the conjugate ray is measured too
-        torch.testing.assert_close(w[twice, k] + wc[twice], torch.ones_like(wc[twice]), rtol=0, atol=1e-12)
-        once = ~twice & (beta - math.pi - 2 * gamma[k] < 0)  # nor the conjugate on the other side: measured once
-        torch.testing.assert_close(w[once, k], torch.ones_like(w[once, k]), rtol=0, atol=0)
-        checked += int(twice.sum()) + int(once.sum())
-    assert checked > 100
+@pytest.mark.parametrize("case", sorted(LIMITED_CASES))
+def test_untrained_limited_angle_learned_fbp_is_fbp_with_extended_parker_weights(case: str) -> None:
+    A = LIMITED_CASES[case]()
+    assert scan_type(A.geometry) == "limited"
+    fbp = FBP(A, parker="extended")
+    model = models.LearnedFBP(A, dtype=torch.float64)
+    assert torch.equal(model.fbp.designed_weights, fbp.designed_weights.expand(A.geometry.proj_shape))
+    assert torch.equal(model.fbp.weights.detach(), model.fbp.designed_weights)
+    assert torch.equal(model.fbp.designed_response, fbp.designed_response)
+    y = _data(A, (2,), torch.float64)
+    ref = fbp(y)
+    with torch.no_grad():
+        x = model(y)
+    # the model applies the product of FBP's two weight factors: equal up to rounding
+    assert float((x - ref).norm() / ref.norm()) < 1e-14
+    with pytest.raises(ValueError, match="extended Parker weights"):
+        models.LearnedFBP(A, parker=False)
+    with pytest.raises(ValueError, match="short_scan=False"):
+        models.LearnedFBP(A, short_scan=False)
 
 
 @pytest.mark.parametrize(
     ("det_spacing", "window", "backprojector"),
     [(1.5, "ram-lak", "footprint"), (0.8, "hann", "voxel"), (0.8, "ram-lak", "footprint")],
 )
-def test_limited_angle_parts_equal_fbp_on_a_short_scan(det_spacing: float, window: str, backprojector: str) -> None:
-    geom = _fan(detector="arc", det_offset=0.8, arc=math.pi + 1.2).geometry.replace(det_spacing=det_spacing)
+def test_limited_angle_auto_backprojector_is_the_full_scan_choice(
+    det_spacing: float, window: str, backprojector: str
+) -> None:
+    """FBP's "auto" does not depend on the angles: a limited-angle scan gets the full circle's choice."""
+    geom = _fan(detector="arc", det_offset=0.8, arc=math.radians(160)).geometry.replace(det_spacing=det_spacing)
     A = pr.XRayTransform(pr.Volume((16, 16)), geom)
-    fbp = FBP(A, window)
-    assert fbp.backprojector_used == backprojector  # "auto"
-    response, weights, ramp, back = limited_angle_fbp_parts(A, window)
-    torch.testing.assert_close(response, fbp.designed_response, rtol=0, atol=0)
-    torch.testing.assert_close(weights, fbp.designed_weights.expand(A.geometry.proj_shape), rtol=1e-14, atol=0)
+    full = pr.XRayTransform(A.volume, geom.replace(angles=pr.angles(geom.n_views, arc=2 * math.pi)))
+    assert FBP(full, window).backprojector_used == backprojector
+    model = models.LearnedFBP(A, filter=window, dtype=torch.float64)
+    assert model.config()["kwargs"]["backprojector"] == backprojector
     y = _data(A, (2,), torch.float64)
-    x = back(ramp(y * weights))
-    ref = fbp(y)
-    assert float((x - ref).norm() / ref.norm()) < 1e-13
+    ref = FBP(A, window, parker="extended", backprojector=backprojector)(y)
+    with torch.no_grad():
+        assert float((model(y) - ref).norm() / ref.norm()) < 1e-14
 
 
-def test_limited_angle_fan_learned_fbp() -> None:
-    A = _fan(arc=math.radians(160))
-    assert scan_type(A.geometry) == "limited"
-    model = models.LearnedFBP(A, dtype=torch.float64)
-    _, weights, _, _ = limited_angle_fbp_parts(A)
-    assert torch.equal(model.fbp.weights.detach(), weights)
-    assert torch.equal(model.fbp.designed_weights, weights)
-    x = model(_data(A, (2,), torch.float64))
-    assert x.shape == (2, 16, 16) and torch.isfinite(x).all()
-    with pytest.raises(ValueError, match="extended Parker weights"):
-        models.LearnedFBP(A, parker=False)
+@pytest.mark.parametrize("case", ["fan-limited", "fan-full"])
+def test_fbp_layer_builds_each_fbp_once(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One FBP with the designed values, one with the parameters; none on another geometry, none per call."""
+    A = _fan(arc=math.radians(160) if case == "fan-limited" else 2 * math.pi)
+    built: list[FBP] = []
+    post_init = FBP.__post_init__
+
+    def counting(self: FBP) -> None:
+        built.append(self)
+        post_init(self)
+
+    monkeypatch.setattr(FBP, "__post_init__", counting)
+    model = models.LearnedFBP(A)
+    assert len(built) == 2
+    assert all(f.A is A for f in built)
+    assert built[0].weights is None and built[1].weights is model.fbp.weights
+    assert built[1].response is model.fbp.response
+    y = _data(A)
+    model(y)
+    model(y)
+    assert len(built) == 2
+    with torch.no_grad():
+        model.fbp.response.mul_(1.1)  # in place: the same parameter, no rebuild
+    model(y)
+    assert len(built) == 2
 
 
 # ----------------------------------------------------------------------------- the unrolled models
@@ -523,8 +533,10 @@ def test_compile(name: str) -> None:
 
 def test_learned_fbp_config_records_the_resolved_backprojector() -> None:
     """A saved config names the back-projector "auto" chose, so it rebuilds the same model."""
-    A = _fan(arc=math.radians(160))  # limited angle: decided on the full circle
+    A = _fan(arc=math.radians(160))  # limited angle
     model = models.LearnedFBP(A, dtype=torch.float64)
-    chosen = FBP(A.replace(geometry=A.geometry.replace(angles=pr.angles(A.geometry.n_views, arc=2 * math.pi))))
+    chosen = FBP(A, parker="extended")
     assert model.config()["kwargs"]["backprojector"] == chosen.backprojector_used != "auto"
+    rebuilt = models.build(model.config())
+    assert rebuilt.config() == model.config()
     assert models.LearnedFBP(A, backprojector="voxel").config()["kwargs"]["backprojector"] == "voxel"

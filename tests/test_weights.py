@@ -1,4 +1,5 @@
-"""Redundancy and pre-weights of FBP: quadrature, Parker, cosine, full scan; the diagonal operator."""
+"""Redundancy and pre-weights of FBP: quadrature, Parker (also extended to limited angles), cosine,
+full scan; the diagonal operator; the geometry facts they rest on."""
 
 from __future__ import annotations
 
@@ -10,17 +11,17 @@ import pytest
 import torch
 
 import precisionrecon as pr
+from precisionrecon import operators
+from precisionrecon.geometry import fan_angles, scan_arc, scan_type
 from precisionrecon.operators.weights import (
     ProjectionWeighting,
     angular_weights,
     cosine_weights,
-    fan_angles,
+    extended_parker_weights,
     full_scan_weights,
     parker_weight,
     parker_weights,
     redundancy_weights,
-    scan_arc,
-    scan_type,
 )
 from precisionrecon.testing import adjoint_error
 
@@ -226,6 +227,70 @@ def test_redundancy_weights_of_short_scans() -> None:
         redundancy_weights(_fan(math.pi + 0.1), parker=False)
     with pytest.raises(ValueError, match="short_scan must be"):
         redundancy_weights(g, short_scan="yes")
+    with pytest.raises(ValueError, match="parker must be"):
+        redundancy_weights(g, parker="yes")
+    with pytest.raises(TypeError, match="parker must be"):
+        redundancy_weights(g, parker=1)  # type: ignore[arg-type]
+
+
+# --- extended Parker weights (limited angle) ----------------------------------------------
+
+
+@pytest.mark.parametrize(("detector", "det_offset"), [("flat", 0.0), ("arc", 0.7)])
+def test_extended_parker_weights_are_parker_weights_on_short_scans(detector: str, det_offset: float) -> None:
+    geom = _fan(math.pi + _fan(math.pi).fan_angle + 0.1, detector, det_offset=det_offset)
+    assert scan_type(geom) == "short"
+    torch.testing.assert_close(extended_parker_weights(geom), parker_weights(geom), rtol=0, atol=1e-14)
+    cone = pr.ConeBeam3D(angles=geom.angles, det_shape=(3, geom.det_count), det_spacing=(1.0, geom.det_spacing),
+                         src_iso=geom.src_iso, src_det=geom.src_det)
+    torch.testing.assert_close(extended_parker_weights(cone), parker_weights(cone), rtol=0, atol=1e-14)
+    # "extended" is Parker's own weights wherever they apply, not a rounding of them
+    assert torch.equal(redundancy_weights(geom, parker="extended"), redundancy_weights(geom))
+    full = _fan(2 * math.pi)
+    assert torch.equal(redundancy_weights(full, parker="extended"), redundancy_weights(full))
+
+
+def test_extended_parker_weights_normalise_limited_angle_redundancy() -> None:
+    geom = _fan(math.radians(160), n_views=400)
+    assert scan_type(geom) == "limited"
+    angles = torch.tensor(geom.angles, dtype=torch.float64)
+    start, arc = scan_arc(angles)
+    w = extended_parker_weights(geom)
+    gamma = fan_angles(geom)
+    beta = torch.remainder(angles - start, 2 * math.pi)
+    n = geom.det_count
+    assert w.min() >= 0 and w.max() <= 1
+    checked = 0
+    for k in (0, 5, n // 2 + 3, n - 1):
+        # conjugate rays of column k: angle beta + pi - 2 gamma_k, mirrored column n - 1 - k (gamma -> -gamma)
+        conj = geom.replace(angles=(start + beta + math.pi - 2 * gamma[k]).tolist())
+        wc = extended_parker_weights(conj, start=start, arc=arc)[:, n - 1 - k]
+        twice = beta + math.pi - 2 * gamma[k] <= arc  # the conjugate ray is measured too
+        torch.testing.assert_close(w[twice, k] + wc[twice], torch.ones_like(wc[twice]), rtol=0, atol=1e-12)
+        once = ~twice & (beta - math.pi - 2 * gamma[k] < 0)  # nor the conjugate on the other side: measured once
+        torch.testing.assert_close(w[once, k], torch.ones_like(w[once, k]), rtol=0, atol=0)
+        checked += int(twice.sum()) + int(once.sum())
+    assert checked > 100
+
+
+def test_redundancy_weights_of_limited_angle_scans_need_parker_extended() -> None:
+    fan, cone = _fan(math.radians(160)), _cone(math.radians(160))
+    for g in (fan, cone):
+        assert scan_type(g) == "limited"
+        trailing = (1,) * (len(g.proj_shape) - 1)
+        expected = angular_weights(g.angles).reshape(-1, *trailing) * extended_parker_weights(g)
+        assert torch.equal(redundancy_weights(g, parker="extended"), expected)
+        with pytest.raises(ValueError, match=r"pi \+ fan angle .*parker='extended'"):
+            redundancy_weights(g)
+    torch.testing.assert_close(ProjectionWeighting.extended_parker(cone).weights, extended_parker_weights(cone))
+    with pytest.raises(ValueError, match="data are incomplete"):
+        redundancy_weights(fan, parker=False)
+    with pytest.raises(ValueError, match="short_scan=False needs views around the full circle"):
+        redundancy_weights(fan, short_scan=False, parker="extended")
+    with pytest.raises(TypeError, match="FanBeam2D or ConeBeam3D"):
+        extended_parker_weights(pr.ParallelBeam2D(angles=pr.angles(4), det_count=3))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="both start and arc"):
+        extended_parker_weights(fan, start=0.0)
 
 
 # --- the operator ------------------------------------------------------------------------
@@ -280,5 +345,18 @@ def test_bad_input() -> None:
         angular_weights([0.0, 1.0], period=-1.0)
     with pytest.raises(ValueError, match="at least two views"):
         scan_arc([0.0])
+    with pytest.raises(TypeError, match="FanBeam2D or ConeBeam3D"):
+        pr.geometry.detector_uv(pr.ParallelBeam2D(angles=[0.0], det_count=3))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="finite"):
         angular_weights([0.0, float("nan")])
+
+
+def test_geometry_facts_keep_their_old_import_paths() -> None:
+    """The geometry facts live in precisionrecon.geometry; precisionrecon.operators still exports them."""
+    assert operators.scan_arc is pr.geometry.scan_arc is pr.geometry.facts.scan_arc
+    assert operators.scan_type is pr.geometry.scan_type and operators.fan_angles is pr.geometry.fan_angles
+    assert pr.geometry.CIRCULAR == (pr.ParallelBeam2D, pr.ParallelBeam3D, pr.FanBeam2D, pr.ConeBeam3D)
+    assert pr.models.extended_parker_weights is operators.extended_parker_weights
+    with pytest.raises(TypeError, match="scan must be a ParallelBeam2D"):
+        pr.geometry.check_circular(pr.VectorGeometry(vectors=[[0, 1, 0, -1, 1, 0]], det_shape=4, beam="parallel"),
+                                   "scan")

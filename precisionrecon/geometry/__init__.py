@@ -1,8 +1,10 @@
-"""Volumes and projection geometries; every geometry reduces to per-view vectors."""
+"""Volumes and projection geometries; every geometry reduces to per-view vectors. Facts about
+circular scans (scan arc, full/short/limited scan, fan angles) are in :mod:`.facts`."""
 
 from ._circular import circular_vectors, parallel_vectors
 from .base import Geometry, angles
 from .cone import ConeBeam3D
+from .facts import CIRCULAR, FULL_SCAN_TOL, as_angles, check_circular, detector_uv, fan_angles, scan_arc, scan_type
 from .fan import FanBeam2D
 from .parallel import ParallelBeam2D, ParallelBeam3D
 from .serialize import from_dict, to_dict
@@ -10,6 +12,8 @@ from .vectors import VectorGeometry
 from .volume import Volume
 
 __all__ = [
+    "CIRCULAR",
+    "FULL_SCAN_TOL",
     "ConeBeam3D",
     "FanBeam2D",
     "Geometry",
@@ -18,8 +22,14 @@ __all__ = [
     "VectorGeometry",
     "Volume",
     "angles",
+    "as_angles",
+    "check_circular",
     "circular_vectors",
+    "detector_uv",
+    "fan_angles",
     "from_dict",
     "parallel_vectors",
+    "scan_arc",
+    "scan_type",
     "to_dict",
 ]

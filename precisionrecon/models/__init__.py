@@ -6,11 +6,12 @@ construction (``model.operator``), known-operator parts that can be frozen or fr
 ``model.config()`` -> :func:`build` to rebuild a model without the training code.
 """
 
+from ..operators.weights import extended_parker_weights  # its old import path
 from .base import ReconModel, build, registered_models
 from .blocks import ConvPReLUStack, UNet
 from .fbpconvnet import FBPConvNet
 from .initial import InitialReconstruction
-from .learned_fbp import FBPLayer, LearnedFBP, extended_parker_weights
+from .learned_fbp import FBPLayer, LearnedFBP
 from .primal_dual import LearnedPrimalDual
 from .serialize import operator_from_dict, operator_to_dict
 from .varnet import FieldsOfExperts, RBFActivation, VariationalNetwork

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..geometry import CIRCULAR
 from ..operators.base import LinearOperator
-from ..operators.weights import CIRCULAR
 from ..operators.xray import XRayTransform
 from .base import ReconModel
 from .learned_fbp import FBPLayer

@@ -1,5 +1,6 @@
 """Linear operators: the algebra and the known operators of CT."""
 
+from ..geometry.facts import fan_angles, scan_arc, scan_type  # their old import path (now geometry facts)
 from .backprojection import VoxelBackprojection
 from .base import (
     AdjointOperator,
@@ -18,13 +19,11 @@ from .weights import (
     ProjectionWeighting,
     angular_weights,
     cosine_weights,
-    fan_angles,
+    extended_parker_weights,
     full_scan_weights,
     parker_weight,
     parker_weights,
     redundancy_weights,
-    scan_arc,
-    scan_type,
 )
 from .xray import XRayTransform
 
@@ -45,6 +44,7 @@ __all__ = [
     "angular_weights",
     "arc_ramp_response",
     "cosine_weights",
+    "extended_parker_weights",
     "fan_angles",
     "fft_length",
     "full_scan_weights",

@@ -37,6 +37,16 @@ from the continuous inversion formulas and the discrete back-projectors:
 * FDK (Feldkamp, Davis & Kress 1984): the flat fan-beam formula per detector row, with
   the cone-beam cosine ``D_sd / sqrt(D_sd^2 + u^2 + v^2)``; cylindrical detectors use
   the arc formula per row with ``cos gamma D_sd / sqrt(D_sd^2 + v^2)``.
+* limited angle: parallel beams covering less than ``pi`` keep the quadrature weights of
+  the open arc; fan and cone beams covering less than ``pi`` plus the fan angle take, with
+  ``parker="extended"``, Parker's weights continued to the short arc, so that every
+  measured line counts once (see :func:`~.weights.redundancy_weights`). The filter and
+  the back-projector do not depend on the angles.
+
+:class:`FBP` builds its parts in named steps: :func:`resolve_backprojector` (what
+``"auto"`` stands for, decided once and kept as :attr:`FBP.backprojector_used`),
+:func:`design_filter`, the weights (:func:`~.weights.redundancy_weights`,
+:func:`~.weights.cosine_weights`, :func:`fbp_scale`) and :func:`build_backprojector`.
 """
 
 from __future__ import annotations
@@ -49,10 +59,11 @@ import torch
 from torch import Tensor
 
 from ..geometry import FanBeam2D, Volume
+from ..geometry.facts import CIRCULAR
 from .backprojection import VoxelBackprojection
 from .base import LinearOperator
 from .filters import WINDOWS, RampFilter, fft_length, interpolation_compensation, ramp_response
-from .weights import CIRCULAR, ProjectionWeighting, cosine_weights, redundancy_weights
+from .weights import ProjectionWeighting, cosine_weights, redundancy_weights
 from .xray import XRayTransform, check_tensor
 
 BACKPROJECTORS = ("auto", "voxel", "voxel-mean", "footprint", "adjoint")
@@ -149,16 +160,113 @@ def _window_gain(n_det: int, tau: float, window: str, cutoff: float, h: float) -
     return float(ramp_response(n_det, tau, window, cutoff)[k] / ramp[k])
 
 
+def filter_pitch(geom: Any) -> float:
+    """The detector pitch (mm) at which FBP filters: the column pitch of a parallel beam, the
+    column pitch scaled to the isocentre (``du D / D_sd``) for a fan or cone beam."""
+    if geom.beam == "parallel":
+        du = geom.det_spacing if isinstance(geom.det_spacing, float) else geom.det_spacing[-1]
+        return float(du)
+    du = geom.det_spacing if isinstance(geom, FanBeam2D) else geom.det_spacing[1]
+    return float(du) * geom.src_iso / geom.src_det
+
+
+def resolve_backprojector(backprojector: str, vol: Volume, geom: Any, filter: str, cutoff: float) -> str:
+    """The back-projector ``"auto"`` stands for (see :class:`FBP`); any other name is returned as it is.
+
+    Decided on the designed filter, so a learned response never switches the back-projector,
+    and independent of the angles. 3-D: ``"voxel"``; 2-D: ``"footprint"``, except with a
+    detector finer than the pixels and a window that passes less than
+    :data:`AUTO_MEAN_MIN_GAIN` of the ramp just above the image's Nyquist frequency.
+    """
+    if backprojector != "auto":
+        return backprojector
+    if vol.ndim != 2:
+        return "voxel"
+    if max(_sub_voxels(vol, geom)) >= 2:  # a detector finer than the pixels
+        gain = _window_gain(geom.det_shape[-1], filter_pitch(geom), filter, cutoff, max(vol.spacing))
+        return "footprint" if gain >= AUTO_MEAN_MIN_GAIN else "voxel"
+    return "footprint"
+
+
+def design_filter(geom: Any, filter: str, cutoff: float) -> tuple[float, Tensor]:
+    """The filter pitch (:func:`filter_pitch`) and the designed ramp response of ``geom``:
+    :func:`ramp_response` at that pitch, or :func:`arc_ramp_response` for an arc or
+    cylindrical detector.
+
+    Shape: response ``(fft_length(n_det) // 2 + 1,)``, float64, 1/mm.
+    """
+    tau = filter_pitch(geom)
+    n_det = geom.det_shape[-1]
+    if geom.beam != "parallel" and geom.curved:
+        du = geom.det_spacing if isinstance(geom, FanBeam2D) else geom.det_spacing[1]
+        return tau, arc_ramp_response(n_det, du / geom.src_det, tau, filter, cutoff)
+    return tau, ramp_response(n_det, tau, filter, cutoff)
+
+
+def fbp_scale(vol: Volume, geom: Any, backprojector: str) -> float:
+    """The constant factor of FBP's pre-weights for a resolved ``backprojector`` (see the module
+    docstring): ``tau / area`` (3-D ``tau_u tau_v / volume``) for ``"adjoint"``, ``1 / cos^2 b``
+    for a curved detector with angular offset ``b`` (the back-projector's ``D_w = D cos b``), else 1."""
+    if backprojector == "adjoint":
+        pitch = filter_pitch(geom) if isinstance(geom.det_spacing, float) else math.prod(geom.det_spacing)
+        return pitch / math.prod(vol.spacing)
+    if geom.beam != "parallel" and geom.curved:
+        offset_u = geom.det_offset if isinstance(geom, FanBeam2D) else geom.det_offset[1]
+        return 1.0 / math.cos(offset_u / geom.src_det) ** 2
+    return 1.0
+
+
+def design_weights(
+    vol: Volume, geom: Any, backprojector: str, *, short_scan: bool | str = "auto", parker: bool | str = True
+) -> tuple[Tensor, Tensor]:
+    """FBP's designed pre-weights as a view factor (quadrature and redundancy,
+    :func:`~.weights.redundancy_weights`) and a detector factor (:func:`~.weights.cosine_weights`
+    times :func:`fbp_scale` for the resolved ``backprojector``); their product is
+    :attr:`FBP.designed_weights`.
+
+    Shape: each broadcasts against ``geom.proj_shape``, float64.
+    """
+    view_weights = redundancy_weights(geom, short_scan=short_scan, parker=parker)
+    return view_weights, cosine_weights(geom) * fbp_scale(vol, geom, backprojector)
+
+
+def build_backprojector(backprojector: str, A: XRayTransform, tau: float) -> LinearOperator:
+    """FBP's back-projector ``B`` on ``A``'s volume and geometry for a resolved ``backprojector``
+    (``tau``: the filter pitch, for the footprint's interpolation compensation).
+
+    Shape: ``(*batch, *proj_shape) -> (*batch, *volume.shape)``.
+    """
+    vol, geom, device = A.volume, A.geometry, A.device
+    divergent = geom.beam != "parallel"
+    if backprojector == "adjoint":
+        return A.T
+    if backprojector == "footprint":
+        n_det = geom.det_shape[-1]
+        prefilter = RampFilter(geom.proj_shape, det_spacing=tau, response=interpolation_compensation(n_det))
+        return VoxelBackprojection(vol, geom, distance_weight=divergent, footprint=True, device=device) @ prefilter
+    sub = _sub_voxels(vol, geom)
+    if backprojector == "voxel-mean" and max(sub) > 1:
+        fine_vol = Volume(
+            tuple(n * s for n, s in zip(vol.shape, sub, strict=True)),
+            tuple(h / s for h, s in zip(vol.spacing, sub, strict=True)),
+            vol.center,
+        )
+        fine = VoxelBackprojection(fine_vol, geom, distance_weight=divergent, device=device)
+        return _VoxelMean(vol.shape, sub, device) @ fine
+    return VoxelBackprojection(vol, geom, distance_weight=divergent, device=device)
+
+
 @dataclass(frozen=True, eq=False)
 class FBP(LinearOperator):
     r"""Filtered back-projection / FDK of a circular scan, as a linear operator
     ``projections -> volume`` (see the module docstring for the formulas and the scale).
 
     ``FBP = B @ H @ P``: ``P`` (:attr:`pre`) weights the projections by quadrature,
-    redundancy (full scan ``1/2``, Parker short-scan weights, parallel-beam ``pi``
-    periodicity) and cosine weights times the scale; ``H`` (:attr:`ramp`) is the ramp
-    filter along the detector rows; ``B`` (:attr:`backprojection`) back-projects, with the
-    ``U^-2`` distance weight for divergent beams.
+    redundancy (full scan ``1/2``, Parker short-scan weights, extended Parker weights of
+    limited-angle scans, parallel-beam ``pi`` periodicity) and cosine weights times the
+    scale; ``H`` (:attr:`ramp`) is the ramp filter along the detector rows; ``B``
+    (:attr:`backprojection`) back-projects, with the ``U^-2`` distance weight for
+    divergent beams.
 
     Parameters
     ----------
@@ -174,9 +282,13 @@ class FBP(LinearOperator):
         Fan/cone beam only: ``"auto"`` treats views that do not go round the full circle
         as a short scan; ``True`` forces short-scan weighting. See
         :func:`~precisionrecon.operators.weights.redundancy_weights`.
-    parker : bool
+    parker : {True, False, "extended"}
         Short scans: Parker weights (``True``) or only the mean redundancy ``pi / arc``
-        (``False``, which leaves the well-known short-scan artefacts).
+        (``False``, which leaves the well-known short-scan artefacts). ``"extended"``: as
+        ``True``, and fan/cone beams covering less than ``pi`` plus the fan angle (limited
+        angle, which ``True`` refuses) take Parker's weights continued to the short arc
+        (:func:`~precisionrecon.operators.weights.extended_parker_weights`, Würfl et al.
+        2018): each measured line counts once, the missing ones stay missing.
     backprojector : {"auto", "voxel", "voxel-mean", "footprint", "adjoint"}
         ``"voxel"``: :class:`VoxelBackprojection` (with the distance weight for divergent
         beams) at the voxel centres, point samples of the FBP image. ``"voxel-mean"``: the
@@ -228,12 +340,39 @@ class FBP(LinearOperator):
     _: KW_ONLY
     cutoff: float = 1.0
     short_scan: bool | str = "auto"
-    parker: bool = True
+    parker: bool | str = True
     backprojector: str = "auto"
     response: Tensor | None = None
     weights: Tensor | None = None
 
     def __post_init__(self) -> None:
+        self._validate()
+        geom = self.A.geometry
+        kind = resolve_backprojector(self.backprojector, self.A.volume, geom, self.filter, float(self.cutoff))
+        tau, designed_response = design_filter(geom, self.filter, float(self.cutoff))
+        response = designed_response if self.response is None else self.response
+        ramp = RampFilter(geom.proj_shape, det_spacing=tau, window=self.filter, cutoff=self.cutoff, response=response)
+        factors = design_weights(self.A.volume, geom, kind, short_scan=self.short_scan, parker=self.parker)
+        pre = self._pre_weighting(*factors)
+        back = build_backprojector(kind, self.A, tau)
+        d = self.__dict__
+        d["backprojector_used"] = kind
+        d["designed_response"], d["_weight_factors"] = designed_response, factors
+        d["ramp"], d["pre"], d["backprojection"] = ramp, pre, back
+        d["_op"] = back @ ramp @ pre
+
+    def _pre_weighting(self, view_weights: Tensor, det_weights: Tensor) -> LinearOperator:
+        """``P``: ``weights`` if given, else the designed view and detector factors applied one after
+        the other (two small factors instead of their product, which can be as large as the projections)."""
+        shape = self.A.geometry.proj_shape
+        if self.weights is not None:
+            return ProjectionWeighting(shape, self.weights)
+        return ProjectionWeighting(shape, view_weights) @ ProjectionWeighting(shape, det_weights)
+
+    def _validate(self) -> None:
+        """Check the fields that the design steps below do not check themselves (``response`` and
+        ``weights`` are checked by :class:`RampFilter` and :class:`ProjectionWeighting`, ``short_scan``
+        and ``parker`` by :func:`redundancy_weights`)."""
         if not isinstance(self.A, XRayTransform):
             raise TypeError(f"A must be an XRayTransform, got {type(self.A).__name__}")
         geom, vol = self.A.geometry, self.A.volume
@@ -248,81 +387,13 @@ class FBP(LinearOperator):
             raise ValueError(f"filter must be one of {WINDOWS}, got {self.filter!r}")
         if self.backprojector not in BACKPROJECTORS:
             raise ValueError(f"backprojector must be one of {BACKPROJECTORS}, got {self.backprojector!r}")
-        parallel = geom.beam == "parallel"
-        if self.backprojector == "adjoint" and not parallel:
+        if self.backprojector == "adjoint" and geom.beam != "parallel":
             raise ValueError(
                 "backprojector='adjoint' is for parallel beams only: A.T lacks the distance weight of fan-beam "
                 "FBP and FDK; use 'voxel' or 'auto'"
             )
-
-        # ramp filter along u; divergent beams filter in the detector coordinate at the isocentre
-        if parallel:
-            du = geom.det_spacing if isinstance(geom.det_spacing, float) else geom.det_spacing[-1]
-            tau = float(du)
-        else:
-            du = geom.det_spacing if isinstance(geom, FanBeam2D) else geom.det_spacing[1]
-            tau = float(du) * geom.src_iso / geom.src_det
-        n_det = geom.det_shape[-1]
-        sub = _sub_voxels(vol, geom)
-        kind = self.backprojector
-        if kind == "auto":
-            # decided on the designed filter, so a learned response never switches the back-projector
-            if vol.ndim != 2:
-                kind = "voxel"
-            elif max(sub) >= 2:  # a detector finer than the pixels
-                gain = _window_gain(n_det, tau, self.filter, float(self.cutoff), max(vol.spacing))
-                kind = "footprint" if gain >= AUTO_MEAN_MIN_GAIN else "voxel"
-            else:
-                kind = "footprint"
-        designed_response = ramp_response(n_det, tau, self.filter, float(self.cutoff))
-        offset_u = 0.0
-        if not parallel and geom.curved:
-            designed_response = arc_ramp_response(n_det, du / geom.src_det, tau, self.filter, float(self.cutoff))
-            offset_u = geom.det_offset if isinstance(geom, FanBeam2D) else geom.det_offset[1]
-        response = designed_response if self.response is None else self.response
-        ramp = RampFilter(geom.proj_shape, det_spacing=tau, window=self.filter, cutoff=self.cutoff, response=response)
-
-        # scale: see the module docstring
-        if parallel and kind == "adjoint":
-            cell = math.prod(vol.spacing)
-            pitch = tau if isinstance(geom.det_spacing, float) else math.prod(geom.det_spacing)
-            scale = pitch / cell
-        elif not parallel and geom.curved:
-            scale = 1.0 / math.cos(offset_u / geom.src_det) ** 2  # the back-projector's D_w = D cos b
-        else:
-            scale = 1.0
-        # two small factors instead of their product, which can be as large as the projections
-        view_weights = redundancy_weights(geom, short_scan=self.short_scan, parker=self.parker)
-        det_weights = cosine_weights(geom) * scale
-        if self.weights is None:
-            shape = geom.proj_shape
-            pre: LinearOperator = ProjectionWeighting(shape, view_weights) @ ProjectionWeighting(shape, det_weights)
-        else:
-            pre = ProjectionWeighting(geom.proj_shape, self.weights)
-        if kind == "footprint" and vol.ndim != 2:
+        if self.backprojector == "footprint" and vol.ndim != 2:
             raise ValueError("backprojector='footprint' is for 2-D geometries; use 'voxel' or 'voxel-mean' in 3-D")
-        if kind == "adjoint":
-            back: LinearOperator = self.A.T
-        elif kind == "footprint":
-            prefilter = RampFilter(geom.proj_shape, det_spacing=tau, response=interpolation_compensation(n_det))
-            back = VoxelBackprojection(vol, geom, distance_weight=not parallel, footprint=True, device=self.A.device)
-            back = back @ prefilter
-        elif kind == "voxel-mean" and max(sub) > 1:
-            fine_vol = Volume(
-                tuple(n * s for n, s in zip(vol.shape, sub, strict=True)),
-                tuple(h / s for h, s in zip(vol.spacing, sub, strict=True)),
-                vol.center,
-            )
-            back = _VoxelMean(vol.shape, sub, self.A.device) @ VoxelBackprojection(
-                fine_vol, geom, distance_weight=not parallel, device=self.A.device
-            )
-        else:
-            back = VoxelBackprojection(vol, geom, distance_weight=not parallel, device=self.A.device)
-        d = self.__dict__
-        d["backprojector_used"] = kind
-        d["designed_response"], d["_weight_factors"] = designed_response, (view_weights, det_weights)
-        d["ramp"], d["pre"], d["backprojection"] = ramp, pre, back
-        d["_op"] = back @ ramp @ pre
 
     @property
     def backprojector_used(self) -> str:

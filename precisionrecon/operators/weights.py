@@ -3,16 +3,9 @@ r"""Redundancy weights and pre-weights of filtered back-projection.
 Every weight here multiplies projection data entry by entry, so each is a diagonal,
 self-adjoint :class:`ProjectionWeighting` (or the plain tensor, from the functions).
 
-Conventions (circular geometries, see :class:`FanBeam2D` / :class:`ConeBeam3D`): the
-source angle ``beta`` increases in the direction in which the source moves, which is the
-detector's +u direction; the fan angle ``gamma`` of detector column ``k`` is the angle
-between its ray and the central ray (source -> isocentre), positive towards +u:
-
-* flat detector: ``u_k = (k - (n - 1) / 2) du + offset_u``, ``gamma_k = atan(u_k / D_sd)``;
-* arc / cylindrical detector: ``gamma_k = ((k - (n - 1) / 2) du + offset_u) / D_sd``;
-
-with ``D_sd`` the source-to-detector distance. In this convention ray ``(beta, gamma)``
-is measured again as ray ``(beta + pi - 2 gamma, -gamma)``.
+The facts these weights ask of a geometry (scan arc, full/short/limited scan, fan angles
+and their sign conventions) are in :mod:`precisionrecon.geometry.facts`. In those
+conventions ray ``(beta, gamma)`` is measured again as ray ``(beta + pi - 2 gamma, -gamma)``.
 """
 
 from __future__ import annotations
@@ -24,68 +17,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._validate import REAL, angles_tuple, as_shape, check_tensor
-from ..geometry import ConeBeam3D, FanBeam2D, Geometry, ParallelBeam2D, ParallelBeam3D
+from .._validate import REAL, as_shape, check_tensor
+from ..geometry import ConeBeam3D, FanBeam2D, Geometry
+from ..geometry.facts import FULL_SCAN_TOL, as_angles, check_circular, detector_uv, fan_angles, scan_arc, scan_type
 from .base import LinearOperator
 
-CIRCULAR = (ParallelBeam2D, ParallelBeam3D, FanBeam2D, ConeBeam3D)
-# a set of views counts as a full circle when it misses less than this (radians)
-FULL_SCAN_TOL = 1e-6
-# views closer than this (radians) are the same view
-_SAME_VIEW = 1e-9
-
-
-def _angles(angles: Any) -> Tensor:
-    """Angles as a 1-D float64 tensor of finite values."""
-    return torch.tensor(angles_tuple(angles), dtype=torch.float64)
-
-
-def _circular_geometry(geometry: Any, name: str = "geometry") -> Geometry:
-    if not isinstance(geometry, CIRCULAR):
-        raise TypeError(
-            f"{name} must be a ParallelBeam2D, ParallelBeam3D, FanBeam2D or ConeBeam3D (a circular scan), "
-            f"got {type(geometry).__name__}"
-        )
-    return geometry
-
-
-def scan_arc(angles: Any) -> tuple[float, float]:
-    r"""The angular interval ``[start, start + arc]`` covered by a set of views.
-
-    Each view stands for the arc up to half-way to its neighbours (its Voronoi cell on
-    the circle); the views are taken modulo ``2 pi`` and the largest gap between
-    neighbours is the part of the circle not covered, except for a half gap at each
-    end. For ``n`` equispaced views ``start + k * arc / n`` this returns ``(start -
-    arc / (2 n), arc)``; for a full circle ``arc = 2 pi``.
-
-    Returns
-    -------
-    start, arc : float
-        Radians; ``start`` in ``[-pi, 2 pi)``, ``arc`` in ``(0, 2 pi]``.
-    """
-    a = _angles(angles)
-    if a.numel() < 2:
-        raise ValueError("angles must hold at least two views to define a scan arc")
-    two_pi = 2.0 * math.pi
-    phi, _ = torch.sort(torch.remainder(a, two_pi))
-    # repeated views (also theta and theta + 2 pi) would hide the gaps at the ends
-    keep = torch.ones_like(phi, dtype=torch.bool)
-    keep[1:] = torch.diff(phi) > _SAME_VIEW
-    keep[-1] &= bool(phi[0] + two_pi - phi[-1] > _SAME_VIEW) or len(phi) == 1
-    phi = phi[keep]
-    if phi.numel() < 2:
-        raise ValueError("angles must hold at least two distinct views to define a scan arc")
-    gaps = torch.diff(phi, append=phi[:1] + two_pi)  # gaps[i]: from phi[i] to the next view
-    i = int(torch.argmax(gaps))
-    largest = float(gaps[i])
-    first = (i + 1) % len(phi)  # the view after the largest gap opens the scan
-    g_first = float(gaps[first])
-    g_last = float(gaps[i - 1])  # gap before the view that closes the scan
-    arc = min(two_pi, two_pi - largest + 0.5 * (g_first + g_last))
-    start = float(phi[first]) - 0.5 * g_first
-    if arc >= two_pi - FULL_SCAN_TOL:
-        return start, two_pi
-    return start, arc
+# values of redundancy_weights' parker: Parker weights, mean redundancy, Parker weights continued to limited angles
+PARKER = (True, False, "extended")
 
 
 def angular_weights(angles: Any, *, period: float | None = None) -> Tensor:
@@ -106,7 +44,7 @@ def angular_weights(angles: Any, *, period: float | None = None) -> Tensor:
 
     Shape: ``(n_views,)``, float64, radians, in the order of ``angles``.
     """
-    a = _angles(angles)
+    a = as_angles(angles)
     n = a.numel()
     if period is not None:
         if not (isinstance(period, (int, float)) and math.isfinite(period) and period > 0):
@@ -132,36 +70,6 @@ def angular_weights(angles: Any, *, period: float | None = None) -> Tensor:
     return out
 
 
-def fan_angles(geometry: FanBeam2D | ConeBeam3D) -> Tensor:
-    r"""Fan angle ``gamma_k`` (radians) of every detector column's ray against the central ray.
-
-    ``atan(u_k / D_sd)`` for a flat detector, ``u_k / D_sd`` for an arc or cylindrical one,
-    with ``u_k = (k - (n - 1) / 2) du + offset_u`` and ``D_sd = src_det``; positive
-    towards the detector's +u axis (the direction in which the source moves).
-
-    Shape: ``(n_cols,)``, float64.
-    """
-    if not isinstance(geometry, (FanBeam2D, ConeBeam3D)):
-        raise TypeError(f"geometry must be a FanBeam2D or ConeBeam3D, got {type(geometry).__name__}")
-    u, _ = _detector_uv(geometry)
-    if geometry.curved:
-        return u / geometry.src_det
-    return torch.atan(u / geometry.src_det)
-
-
-def _detector_uv(geometry: FanBeam2D | ConeBeam3D) -> tuple[Tensor, Tensor]:
-    """Column coordinates u (mm along the detector, arc length if curved) and row
-    coordinates v (mm along z; zeros(1) in 2-D) of the pixel centres."""
-    if isinstance(geometry, FanBeam2D):
-        n, du, ou = geometry.det_count, geometry.det_spacing, geometry.det_offset
-        rows, dv, ov = 1, 0.0, 0.0
-    else:
-        (rows, n), (dv, du), (ov, ou) = geometry.det_shape, geometry.det_spacing, geometry.det_offset
-    u = (torch.arange(n, dtype=torch.float64) - (n - 1) / 2) * du + ou
-    v = (torch.arange(rows, dtype=torch.float64) - (rows - 1) / 2) * dv + ov
-    return u, v
-
-
 def cosine_weights(geometry: Geometry) -> Tensor:
     r"""Cosine pre-weights of fan-beam FBP and FDK: the cosine of the angle between each
     pixel's ray and the central ray.
@@ -178,10 +86,10 @@ def cosine_weights(geometry: Geometry) -> Tensor:
     Shape: ``(1, n_det)`` (fan), ``(1, rows, cols)`` (cone), ``(1, 1)`` / ``(1, 1, 1)``
     (parallel), float64; broadcasts against ``geometry.proj_shape``.
     """
-    geometry = _circular_geometry(geometry)
+    geometry = check_circular(geometry)
     if geometry.beam == "parallel":
         return torch.ones((1,) * len(geometry.proj_shape), dtype=torch.float64)
-    u, v = _detector_uv(geometry)
+    u, v = detector_uv(geometry)
     d = geometry.src_det
     if geometry.curved:
         w = torch.cos(u / d)[None, :] * (d / torch.sqrt(d * d + v * v))[:, None]
@@ -228,6 +136,19 @@ def parker_weight(beta: Tensor, gamma: Tensor, overscan: float) -> Tensor:
     return torch.where((beta < 0) | (beta > math.pi + big), torch.zeros_like(w), w)
 
 
+def _scan_interval(geometry: Any, start: float | None, arc: float | None) -> tuple[Tensor, float, float]:
+    """The angles of a fan/cone beam and the interval ``(start, arc)`` its Parker weights refer
+    to: the given one, or by default the covered interval (:func:`scan_arc`)."""
+    if not isinstance(geometry, (FanBeam2D, ConeBeam3D)):
+        raise TypeError(f"geometry must be a FanBeam2D or ConeBeam3D, got {type(geometry).__name__}")
+    a = as_angles(geometry.angles)
+    if (start is None) != (arc is None):
+        raise ValueError("pass both start and arc, or neither")
+    if start is None or arc is None:
+        start, arc = scan_arc(a)
+    return a, start, arc
+
+
 def parker_weights(geometry: FanBeam2D | ConeBeam3D, *, start: float | None = None, arc: float | None = None) -> Tensor:
     r"""Parker short-scan weights of a fan- or cone-beam geometry (:func:`parker_weight`).
 
@@ -238,13 +159,7 @@ def parker_weights(geometry: FanBeam2D | ConeBeam3D, *, start: float | None = No
 
     Shape: ``(n_views, n_det)`` (fan) or ``(n_views, 1, cols)`` (cone), float64.
     """
-    if not isinstance(geometry, (FanBeam2D, ConeBeam3D)):
-        raise TypeError(f"geometry must be a FanBeam2D or ConeBeam3D, got {type(geometry).__name__}")
-    a = _angles(geometry.angles)
-    if (start is None) != (arc is None):
-        raise ValueError("pass both start and arc, or neither")
-    if start is None or arc is None:
-        start, arc = scan_arc(a)
+    a, start, arc = _scan_interval(geometry, start, arc)
     if not (math.isfinite(start) and math.isfinite(arc)):
         raise ValueError(f"start and arc must be finite, got start={start}, arc={arc}")
     gamma = fan_angles(geometry)
@@ -260,35 +175,60 @@ def parker_weights(geometry: FanBeam2D | ConeBeam3D, *, start: float | None = No
     return w[:, None, :] if isinstance(geometry, ConeBeam3D) else w
 
 
+def extended_parker_weights(
+    geometry: FanBeam2D | ConeBeam3D, *, start: float | None = None, arc: float | None = None
+) -> Tensor:
+    r"""Parker's short-scan weights continued to any scan arc, also one shorter than
+    ``pi`` plus the fan angle (limited angle; Würfl et al. 2018).
+
+    With ``beta = (angle - start) mod 2 pi``, ``Delta = min((arc - pi) / 2, pi / 2)`` (may
+    be smaller than the half fan angle, or negative) and the fan angle ``gamma``:
+
+    .. math::
+
+        w(\beta, \gamma) = \begin{cases}
+            \sin^2\!\left(\frac{\pi}{4} \frac{\beta}{\Delta + \gamma}\right)
+                & 0 \le \beta < 2\Delta + 2\gamma \\
+            \sin^2\!\left(\frac{\pi}{4} \frac{\pi + 2\Delta - \beta}{\Delta - \gamma}\right)
+                & \pi + 2\gamma \le \beta \le \pi + 2\Delta \\
+            1 & \text{otherwise, for } 0 \le \beta \le \pi + 2\Delta
+        \end{cases}
+
+    The first case is exactly the set of rays whose conjugate ray ``(beta + pi - 2 gamma,
+    -gamma)`` is measured too (it lies in the second case), and the two weights sum to
+    ``sin^2 + cos^2 = 1``; rays measured once keep weight 1. For ``Delta`` at least the
+    half fan angle this is :func:`parker_weights` (up to rounding).
+
+    Shape: ``(n_views, n_det)`` (fan) or ``(n_views, 1, cols)`` (cone), float64.
+    """
+    a, start, arc = _scan_interval(geometry, start, arc)
+    if not (math.isfinite(start) and math.isfinite(arc) and 0.0 < arc <= 2.0 * math.pi + 1e-9):
+        raise ValueError(f"start must be finite and arc in (0, 2 pi], got start={start}, arc={arc}")
+    delta = min(0.5 * (arc - math.pi), 0.5 * math.pi)
+    beta = torch.remainder(a - start, 2.0 * math.pi)[:, None]
+    gamma = fan_angles(geometry)[None, :]
+    lo, hi = delta + gamma, delta - gamma  # half widths of the ramps (<= 0: no ramp)
+    up = torch.sin(0.25 * math.pi * beta / torch.where(lo > 0, lo, 1.0)) ** 2
+    down = torch.sin(0.25 * math.pi * (math.pi + 2.0 * delta - beta) / torch.where(hi > 0, hi, 1.0)) ** 2
+    w = torch.where(beta < 2.0 * lo, up, torch.ones_like(up))
+    w = torch.where(beta >= math.pi + 2.0 * gamma, down, w)
+    w = torch.where(beta > math.pi + 2.0 * delta, torch.zeros_like(w), w)
+    return w[:, None, :] if isinstance(geometry, ConeBeam3D) else w
+
+
 def full_scan_weights(geometry: Geometry) -> Tensor:
     r"""The redundancy weight ``1/2`` of a full ``2 pi`` scan of a fan or cone beam (every
     line is measured twice, Kak & Slaney eq. 3.72).
 
     Shape: ``(n_views, 1)`` or ``(n_views, 1, 1)``, float64.
     """
-    geometry = _circular_geometry(geometry)
+    geometry = check_circular(geometry)
     return torch.full((geometry.n_views,) + (1,) * (len(geometry.proj_shape) - 1), 0.5, dtype=torch.float64)
 
 
-def scan_type(geometry: Geometry) -> str:
-    """``"full"`` when the views of a fan/cone beam cover the whole circle (parallel beam:
-    half of it), else ``"short"`` (or ``"limited"`` when a parallel beam covers less than
-    ``pi`` / a fan beam less than ``pi`` plus the fan angle)."""
-    geometry = _circular_geometry(geometry)
-    if geometry.n_views < 2:
-        return "limited"
-    a = _angles(geometry.angles)
-    if geometry.beam == "parallel":
-        _, arc = scan_arc(2.0 * a)  # lines repeat after pi: double the angles to go round once
-        return "full" if arc >= 2.0 * math.pi - FULL_SCAN_TOL else "limited"
-    _, arc = scan_arc(a)
-    if arc >= 2.0 * math.pi:
-        return "full"
-    delta = float(fan_angles(geometry).abs().max())  # type: ignore[arg-type]
-    return "short" if arc >= math.pi + 2.0 * delta - 1e-12 else "limited"
-
-
-def redundancy_weights(geometry: Geometry, *, short_scan: bool | str = "auto", parker: bool = True) -> Tensor:
+def redundancy_weights(
+    geometry: Geometry, *, short_scan: bool | str = "auto", parker: bool | str = True
+) -> Tensor:
     r"""Angular quadrature times redundancy weight of every ray: the weights ``w(beta, gamma)
     dbeta`` of the angular integral of FBP / FDK.
 
@@ -297,9 +237,13 @@ def redundancy_weights(geometry: Geometry, *, short_scan: bool | str = "auto", p
     * parallel beam covering less (limited angle): open-arc :func:`angular_weights`;
     * fan/cone beam, full scan: ``1/2`` times :func:`angular_weights` modulo ``2 pi``;
     * fan/cone beam, short scan: open-arc :func:`angular_weights` times
-      :func:`parker_weights` (``parker=True``), or times the mean redundancy ``pi / arc``
-      (``parker=False``: right on average, wrong where lines are measured once or twice,
-      kept to show what Parker weights correct).
+      :func:`parker_weights` (``parker=True`` or ``"extended"``), or times the mean
+      redundancy ``pi / arc`` (``parker=False``: right on average, wrong where lines are
+      measured once or twice, kept to show what Parker weights correct);
+    * fan/cone beam, limited angle (less than ``pi`` plus the fan angle): open-arc
+      :func:`angular_weights` times :func:`extended_parker_weights`, only with
+      ``parker="extended"`` (the data are incomplete: each measured line counts once, the
+      missing ones stay missing); otherwise a ``ValueError``.
 
     ``short_scan="auto"`` decides from the angles (:func:`scan_type`); ``True`` forces
     Parker weights (also on a full circle), ``False`` requires a full scan. Both are for
@@ -308,13 +252,15 @@ def redundancy_weights(geometry: Geometry, *, short_scan: bool | str = "auto", p
     Shape: ``(n_views, 1)``, ``(n_views, n_det)``, ``(n_views, 1, 1)`` or
     ``(n_views, 1, cols)``, float64; broadcasts against ``geometry.proj_shape``.
     """
-    geometry = _circular_geometry(geometry)
+    geometry = check_circular(geometry)
     if short_scan not in ("auto", True, False):
         raise ValueError(f"short_scan must be 'auto', True or False, got {short_scan!r}")
-    if not isinstance(parker, bool):
-        raise TypeError(f"parker must be a bool, got {type(parker).__name__}")
+    if not isinstance(parker, (bool, str)):
+        raise TypeError(f"parker must be True, False or 'extended', got {type(parker).__name__}")
+    if parker not in PARKER:
+        raise ValueError(f"parker must be True, False or 'extended', got {parker!r}")
     trailing = (1,) * (len(geometry.proj_shape) - 1)
-    a = _angles(geometry.angles)
+    a = as_angles(geometry.angles)
     kind = scan_type(geometry)
     if geometry.beam == "parallel":
         if short_scan is not True and short_scan is not False:
@@ -332,14 +278,18 @@ def redundancy_weights(geometry: Geometry, *, short_scan: bool | str = "auto", p
         return (0.5 * angular_weights(a, period=2.0 * math.pi)).reshape(-1, *trailing)
     start, arc = scan_arc(a)
     dbeta = angular_weights(a) if arc < 2.0 * math.pi else angular_weights(a, period=2.0 * math.pi)
-    if parker:
-        return dbeta.reshape(-1, *trailing) * parker_weights(geometry, start=start, arc=arc)  # type: ignore[arg-type]
+    if kind == "limited" and parker == "extended":
+        redundancy = extended_parker_weights(geometry, start=start, arc=arc)  # type: ignore[arg-type]
+        return dbeta.reshape(-1, *trailing) * redundancy
     if kind == "limited":
         delta = float(fan_angles(geometry).abs().max())  # type: ignore[arg-type]
         raise ValueError(
-            f"the views cover {arc:.6g} rad, less than pi + fan angle = {math.pi + 2 * delta:.6g}: "
-            "the data are incomplete"
+            f"the views cover {arc:.6g} rad, less than pi + fan angle = {math.pi + 2 * delta:.6g} (limited angle): "
+            f"the data are incomplete and parker={parker!r} does not apply; parker='extended' takes the extended "
+            "Parker weights (extended_parker_weights)"
         )
+    if parker:
+        return dbeta.reshape(-1, *trailing) * parker_weights(geometry, start=start, arc=arc)  # type: ignore[arg-type]
     return (dbeta * (math.pi / arc)).reshape(-1, *trailing)
 
 
@@ -392,9 +342,16 @@ class ProjectionWeighting(LinearOperator):
         return cls(geometry.proj_shape, parker_weights(geometry, start=start, arc=arc))
 
     @classmethod
+    def extended_parker(
+        cls, geometry: FanBeam2D | ConeBeam3D, *, start: float | None = None, arc: float | None = None
+    ) -> ProjectionWeighting:
+        """Parker weights continued to limited-angle scans (:func:`extended_parker_weights`)."""
+        return cls(geometry.proj_shape, extended_parker_weights(geometry, start=start, arc=arc))
+
+    @classmethod
     def angular(cls, geometry: Geometry, *, period: float | None = None) -> ProjectionWeighting:
         """Angular quadrature weights per view (:func:`angular_weights`)."""
-        geometry = _circular_geometry(geometry)
+        geometry = check_circular(geometry)
         w = angular_weights(geometry.angles, period=period)
         return cls(geometry.proj_shape, w.reshape(-1, *(1,) * (len(geometry.proj_shape) - 1)))
 
@@ -405,7 +362,7 @@ class ProjectionWeighting(LinearOperator):
 
     @classmethod
     def redundancy(
-        cls, geometry: Geometry, *, short_scan: bool | str = "auto", parker: bool = True
+        cls, geometry: Geometry, *, short_scan: bool | str = "auto", parker: bool | str = True
     ) -> ProjectionWeighting:
         """Quadrature times redundancy weights (:func:`redundancy_weights`)."""
         return cls(geometry.proj_shape, redundancy_weights(geometry, short_scan=short_scan, parker=parker))
