@@ -562,7 +562,7 @@ def _lattice_fields(rng: np.random.Generator, ndim: int) -> tuple[np.ndarray, np
         np.exp(-((k * 0.015 * 2 * math.pi) ** 2) / 2),
     ):
         white = rng.standard_normal((n,) * ndim)
-        field = np.fft.irfftn(np.fft.rfftn(white) * spectrum[..., : n // 2 + 1], s=white.shape)
+        field = np.fft.irfftn(np.fft.rfftn(white) * spectrum[..., : n // 2 + 1], s=white.shape, axes=range(ndim))
         out.append(field / max(float(field.std()), 1e-12))
     coarse, fine = out
     return coarse, np.tanh(1.5 * fine)  # saturated: spongy trabeculae
