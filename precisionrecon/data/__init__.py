@@ -1,6 +1,7 @@
-"""Simulated data: analytic phantoms and their exact projections, noise models."""
+"""Simulated data: analytic and anatomy-like phantoms, their projections, noise models."""
 
 from .analytic import Ellipsoid, analytic_projection, ellipse, ellipsoid, rasterize, with_power
+from .anatomy import anatomy_images, anatomy_phantom
 from .loaders import (
     LODOPAB_I0,
     LODOPAB_MU_MAX,
@@ -13,6 +14,7 @@ from .loaders import (
 )
 from .noise import gaussian_noise, poisson_noise
 from .phantoms import random_ellipse_images, random_ellipses, shepp_logan_2d, shepp_logan_3d, shepp_logan_image
+from .simulate import bin_detector, fine_projection, refine_geometry, refine_volume
 
 __all__ = [
     "LODOPAB_I0",
@@ -21,8 +23,12 @@ __all__ = [
     "Ellipsoid",
     "LoDoPaB",
     "analytic_projection",
+    "anatomy_images",
+    "anatomy_phantom",
+    "bin_detector",
     "ellipse",
     "ellipsoid",
+    "fine_projection",
     "gaussian_noise",
     "lodopab_geometry",
     "poisson_noise",
@@ -31,6 +37,8 @@ __all__ = [
     "rasterize",
     "read_dicom_ct",
     "read_dicom_mr",
+    "refine_geometry",
+    "refine_volume",
     "shepp_logan_2d",
     "shepp_logan_3d",
     "shepp_logan_image",

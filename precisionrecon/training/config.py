@@ -16,6 +16,8 @@ NOISE_MODELS = ("gaussian", "poisson", "none")
 SCHEDULES = ("cosine", "constant")
 LOSSES = ("auto", "mse", "nll")
 DTYPES = ("float32", "float64")
+PHANTOMS = ("ellipses", "anatomy", "mix")
+ANATOMY_KINDS = ("random", "body", "head")
 
 
 def _int(value: Any, name: str, minimum: int) -> int:
@@ -76,6 +78,22 @@ class DataConfig:
         Images in the fixed validation set.
     val_seed : int
         Seed of the validation set (it never overlaps the training phantoms).
+    phantom : {"ellipses", "anatomy", "mix"}
+        ``"ellipses"``: the random ellipses above; ``"anatomy"``: procedural anatomy-like
+        phantoms (:func:`precisionrecon.data.anatomy_phantom`, ``units="unit"``, i.e.
+        ``mu / (3 mu_water)``: soft tissue about 0.35); ``"mix"``: each sample is anatomy
+        with probability ``anatomy_fraction``, else ellipses.
+    anatomy_fraction : float
+        ``"mix"`` only: expected share of anatomy phantoms, in [0, 1].
+    anatomy_kind : {"random", "body", "head"}
+        Which anatomy (``"random"``: body or head per sample).
+    oversample : int
+        Fine-grid factor of the simulation. 1: images on the task grid (ellipses sampled at
+        voxel centres, anatomy with 2x2 sub-samples) and ``y = A x``; ``f > 1``, CT: the
+        phantom is rendered on a grid ``f`` times finer, projected onto a detector with
+        ``f`` times finer cells and binned back (no inverse crime,
+        :func:`precisionrecon.data.fine_projection`), and ``x`` is the fine image averaged
+        to the task grid; MR: ``x`` with ``f^D`` sub-samples per pixel, ``y = A x``.
     """
 
     kind: str = "auto"
@@ -89,6 +107,10 @@ class DataConfig:
     train_size: int | None = None
     val_size: int = 8
     val_seed: int = 0
+    phantom: str = "ellipses"
+    anatomy_fraction: float = 0.5
+    anatomy_kind: str = "random"
+    oversample: int = 1
 
     def __post_init__(self) -> None:
         choice(self.kind, "data.kind", DATA_KINDS)
@@ -104,6 +126,12 @@ class DataConfig:
             _int(self.train_size, "data.train_size", 1)
         _int(self.val_size, "data.val_size", 0)
         _int(self.val_seed, "data.val_seed", 0)
+        choice(self.phantom, "data.phantom", PHANTOMS)
+        self.anatomy_fraction = _float(self.anatomy_fraction, "data.anatomy_fraction")
+        if self.anatomy_fraction > 1:
+            raise ValueError(f"data.anatomy_fraction must be in [0, 1], got {self.anatomy_fraction!r}")
+        choice(self.anatomy_kind, "data.anatomy_kind", ANATOMY_KINDS)
+        _int(self.oversample, "data.oversample", 1)
 
 
 @dataclass

@@ -16,13 +16,24 @@ import torch
 from torch import Tensor
 
 from .._validate import parse_dtype
-from ..data import gaussian_noise, poisson_noise, random_ellipse_images
+from ..data import (
+    anatomy_phantom,
+    bin_detector,
+    gaussian_noise,
+    poisson_noise,
+    random_ellipses,
+    rasterize,
+    refine_geometry,
+    refine_volume,
+)
 from ..geometry import Volume
-from ..operators import LinearOperator
+from ..operators import LinearOperator, XRayTransform
 from .config import DataConfig
 
 # independent random streams of one seed
 _PHANTOM, _NOISE, _ORDER, _VAL_PHANTOM, _VAL_NOISE, _STEP = range(6)
+# sub-streams of a phantom's seed (the ellipses draw from the seed itself, as they always did)
+_MIX, _ANATOMY = range(2)
 
 
 def derive_seed(seed: int, *key: int) -> int:
@@ -37,14 +48,16 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 class SimulatedData:
-    """Random-ellipse training pairs ``(y, x)`` for an operator, and a fixed validation set.
+    """Simulated training pairs ``(y, x)`` for an operator, and a fixed validation set.
 
     Parameters
     ----------
     operator : LinearOperator
         The model's forward operator (image -> data). CT: its ``volume`` (or a unit-spaced
-        volume of its domain shape) is filled with random ellipses; MR: the same images
-        times a smooth random phase.
+        volume of its domain shape) is filled with random ellipses and/or anatomy-like
+        phantoms (``config.phantom``); MR: the same images times a smooth random phase.
+        CT with ``config.oversample > 1`` needs an :class:`~precisionrecon.XRayTransform`
+        (the data are projected on a finer grid and detector).
     config : DataConfig
     seed : int
         The run's seed.
@@ -77,24 +90,66 @@ class SimulatedData:
         self.volume = volume if isinstance(volume, Volume) else Volume(shape)
         if tuple(self.volume.shape) != shape:
             raise ValueError(f"the operator's volume {self.volume.shape} differs from its domain {shape}")
-        self._pool: dict[int, Tensor] = {}
+        self._fine_op: XRayTransform | None = None
+        if kind == "ct" and config.oversample > 1:
+            if not isinstance(operator, XRayTransform):
+                raise ValueError(
+                    f"data.oversample > 1 projects on a finer grid and needs an XRayTransform as the model's "
+                    f"operator, got {type(operator).__name__}; use data.oversample = 1"
+                )
+            f = config.oversample
+            self._fine_op = XRayTransform(
+                refine_volume(self.volume, f), refine_geometry(operator.geometry, f), device=operator.device
+            )
+        self._pool: dict[int, tuple[Tensor, Tensor | None]] = {}
         self._orders: dict[int, Tensor] = {}
 
     # -- images -------------------------------------------------------------------------------
-    def _phantom(self, seed: int) -> Tensor:
+    def _is_anatomy(self, seed: int) -> bool:
+        c = self.config
+        if c.phantom != "mix":
+            return c.phantom == "anatomy"
+        return bool(np.random.default_rng(derive_seed(seed, _MIX)).random() < c.anatomy_fraction)
+
+    def _render(self, seed: int, volume: Volume, oversample: int, g: torch.Generator) -> Tensor:
+        """The phantom of ``seed`` on ``volume`` (float64); ellipses draw from ``g``."""
+        c = self.config
+        if self._is_anatomy(seed):
+            return anatomy_phantom(
+                volume,
+                seed=derive_seed(seed, _ANATOMY),
+                kind=c.anatomy_kind,
+                oversample=oversample,
+                dtype=torch.float64,
+            )
+        # the draws of random_ellipse_images(self.volume, 1, generator=g): today's data, bit for bit
+        ellipses = random_ellipses(c.n_ellipses, volume=self.volume, generator=g, interior=c.interior)
+        return rasterize(ellipses, volume, oversample=oversample, dtype=torch.float64)
+
+    def _phantom(self, seed: int) -> tuple[Tensor, Tensor | None]:
+        """Image ``x`` of ``seed`` and, on a finer grid (CT, ``oversample > 1``), its clean
+        data; ``None`` means ``y = A x``."""
         g = torch.Generator().manual_seed(seed)
         c = self.config
-        image = random_ellipse_images(
-            self.volume, 1, generator=g, n_ellipses=c.n_ellipses, interior=c.interior, dtype=torch.float64
-        )[0]
+        f = c.oversample
+        if self._fine_op is not None:
+            fine = self._render(seed, self._fine_op.volume, 1, g)
+            split = [k for n in self.volume.shape for k in (n, f)]
+            image = fine.reshape(split).mean(tuple(range(1, 2 * self.volume.ndim, 2)))
+            with torch.no_grad():
+                y = self._fine_op(fine.to(self.real).to(self._fine_op.device))
+            return image.to(self.dtype), bin_detector(y, f, self.volume.ndim).to(self.device)
+        # anatomy always gets >= 2x2 sub-samples per pixel (anti-aliasing)
+        sub = max(f, 2) if self._is_anatomy(seed) else f
+        image = self._render(seed, self.volume, sub, g)
         if self.kind == "mr":
             from ..mr import smooth_phase
 
             a = (2 * float(torch.rand((), generator=g, dtype=torch.float64)) - 1) * c.phase_amplitude
             image = torch.polar(image, a * smooth_phase(image.shape, 1.0))
-        return image.to(self.dtype)
+        return image.to(self.dtype), None
 
-    def _train_image(self, index: int) -> Tensor:
+    def _train_image(self, index: int) -> tuple[Tensor, Tensor | None]:
         """Training sample number ``index`` (counting over steps): a fresh phantom, or one of
         the fixed set in the order of its epoch."""
         size = self.config.train_size
@@ -110,11 +165,11 @@ class SimulatedData:
         return self._pool[k]
 
     # -- measurements -------------------------------------------------------------------------
-    def measure(self, x: Tensor, noise_seeds: list[int]) -> Tensor:
+    def measure(self, x: Tensor, noise_seeds: list[int], clean: Tensor | None = None) -> Tensor:
         """Data of the images ``x`` (on :attr:`device`) with the configured noise, item ``i``
-        seeded by ``noise_seeds[i]``."""
+        seeded by ``noise_seeds[i]``; ``clean`` replaces ``A x`` when given (same shape)."""
         with torch.no_grad():
-            y = self.operator(x)
+            y = self.operator(x) if clean is None else clean
             c = self.config
             if c.noise == "none":
                 return y
@@ -134,9 +189,15 @@ class SimulatedData:
     def batch(self, step: int, items: range, batch_size: int) -> tuple[Tensor, Tensor]:
         """Items ``items`` (indices into the global batch of size ``batch_size``) of step ``step``:
         ``(y, x)`` of shapes ``(len(items), *range_shape)`` and ``(len(items), *domain_shape)``."""
-        x = torch.stack([self._train_image(step * batch_size + i) for i in items]).to(self.device)
-        y = self.measure(x, [derive_seed(self.seed, _NOISE, step, i) for i in items])
+        x, clean = self._stack([self._train_image(step * batch_size + i) for i in items])
+        y = self.measure(x, [derive_seed(self.seed, _NOISE, step, i) for i in items], clean)
         return y, x
+
+    def _stack(self, samples: list[tuple[Tensor, Tensor | None]]) -> tuple[Tensor, Tensor | None]:
+        x = torch.stack([s[0] for s in samples]).to(self.device)
+        if samples[0][1] is None:
+            return x, None
+        return x, torch.stack([s[1] for s in samples]).to(self.device)
 
     def validation_set(self) -> tuple[Tensor, Tensor] | None:
         """The fixed validation pairs ``(y, x)`` (``val_size`` items), the same for every run
@@ -144,8 +205,8 @@ class SimulatedData:
         n, s = self.config.val_size, self.config.val_seed
         if n == 0:
             return None
-        x = torch.stack([self._phantom(derive_seed(s, _VAL_PHANTOM, k)) for k in range(n)]).to(self.device)
-        return self.measure(x, [derive_seed(s, _VAL_NOISE, k) for k in range(n)]), x
+        x, clean = self._stack([self._phantom(derive_seed(s, _VAL_PHANTOM, k)) for k in range(n)])
+        return self.measure(x, [derive_seed(s, _VAL_NOISE, k) for k in range(n)], clean), x
 
 
 def shard(batch_size: int, rank: int, world_size: int) -> range:
