@@ -54,24 +54,3 @@ def test_opcheck(name: str) -> None:
         torch.library.opcheck(ops.xray_forward, (sample, vec, *args))
     for sample in (y, y_nc):
         torch.library.opcheck(ops.xray_adjoint, (sample, vec, *args))
-
-
-def test_gradient_of_loss_is_backprojection() -> None:
-    op = TINY["parallel2d"]()
-    x = torch.randn(*op.domain_shape, dtype=torch.float64, requires_grad=True)
-    target = torch.randn(*op.range_shape, dtype=torch.float64)
-    loss = 0.5 * (op(x) - target).pow(2).sum()
-    (grad,) = torch.autograd.grad(loss, x)
-    torch.testing.assert_close(grad, op.T(op(x.detach()) - target), rtol=1e-12, atol=1e-12)
-
-
-def test_torch_compile_fullgraph() -> None:
-    op = TINY["fan-arc"]()
-
-    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return x - 0.01 * op.T(op(x) - y)
-
-    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
-    x = torch.rand(2, *op.domain_shape)
-    y = torch.rand(2, *op.range_shape)
-    torch.testing.assert_close(compiled(x, y), step(x, y))

@@ -3,59 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import pytest
 import torch
+from registry import VBP_GEOMETRIES
 
 import precisionrecon as pr
 from precisionrecon._kernels import ops, reference
 from precisionrecon._kernels.ops import _geometry_args
 from precisionrecon.operators import VoxelBackprojection
-from precisionrecon.testing import adjoint_error
 
-GEOMETRIES: dict[str, Callable[[], tuple[pr.Volume, pr.Geometry]]] = {
-    "parallel2d": lambda: (
-        pr.Volume((13, 16), spacing=(0.9, 1.1), center=(0.5, -0.3)),
-        pr.ParallelBeam2D(angles=pr.angles(9), det_count=23, det_spacing=1.1, det_offset=0.4),
-    ),
-    "fan-flat": lambda: (
-        pr.Volume((14, 15)),
-        pr.FanBeam2D(angles=pr.angles(8, arc=2 * math.pi), det_count=29, det_spacing=1.5, src_iso=30, src_det=55,
-                     det_offset=0.7),
-    ),
-    "fan-arc": lambda: (
-        pr.Volume((15, 14)),
-        pr.FanBeam2D(angles=pr.angles(7, arc=2 * math.pi), det_count=27, det_spacing=1.6, src_iso=30, src_det=52,
-                     detector="arc"),
-    ),
-    "parallel3d": lambda: (
-        pr.Volume((6, 8, 9)), pr.ParallelBeam3D(angles=pr.angles(5), det_shape=(8, 13), det_offset=(0.3, -0.6))
-    ),
-    "cone-flat": lambda: (
-        pr.Volume((7, 9, 8), spacing=(1.1, 1.0, 0.9)),
-        pr.ConeBeam3D(angles=pr.angles(5, arc=2 * math.pi), det_shape=(12, 16), det_spacing=(1.4, 1.5), src_iso=30,
-                      src_det=50, det_offset=(0.5, -0.8)),
-    ),
-    "cone-cylindrical": lambda: (
-        pr.Volume((7, 9, 8)),
-        pr.ConeBeam3D(angles=pr.angles(4, arc=2 * math.pi), det_shape=(11, 15), det_spacing=(1.5, 1.6), src_iso=28,
-                      src_det=48, detector="cylindrical", det_offset=(0.7, 1.3)),
-    ),
-}
+GEOMETRIES = VBP_GEOMETRIES  # shared with the registry of the generic suite (test_operators.py)
 CASES = [(name, w) for name in sorted(GEOMETRIES) for w in (False, True)]
 
 
 def _op(name: str, weighted: bool) -> VoxelBackprojection:
     vol, geom = GEOMETRIES[name]()
     return VoxelBackprojection(vol, geom, distance_weight=weighted)
-
-
-@pytest.mark.parametrize(("name", "weighted"), CASES)
-@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-def test_transpose_is_exact(name: str, weighted: bool, dtype: torch.dtype, tol: float) -> None:
-    op = _op(name, weighted)
-    assert adjoint_error(op, dtype=dtype, batch_shape=(2,)) < tol
 
 
 @pytest.mark.parametrize(("name", "weighted"), CASES)
@@ -110,14 +74,6 @@ def test_parallel_beam_ignores_distance_weight() -> None:
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_batch_items_are_independent() -> None:
-    op = _op("cone-flat", True)
-    q = torch.randn(2, 3, *op.domain_shape)
-    out = op(q)
-    assert out.shape == (2, 3, *op.range_shape)
-    torch.testing.assert_close(out[1, 2], op(q[1, 2]), rtol=1e-6, atol=1e-6)
-
-
 @pytest.mark.parametrize("name", ["fan-arc", "cone-flat"])
 def test_gradcheck_and_opcheck(name: str) -> None:
     vol, geom = GEOMETRIES[name]()
@@ -157,12 +113,6 @@ def _footprint(name: str, weighted: bool, pitch: float | None = None) -> VoxelBa
     if pitch is not None:  # a detector finer than the pixels, covering the same width
         geom = geom.replace(det_spacing=pitch, det_count=math.ceil(geom.det_count * geom.det_spacing / pitch))
     return VoxelBackprojection(vol, geom, distance_weight=weighted, footprint=True)
-
-
-@pytest.mark.parametrize(("name", "weighted"), FOOTPRINT_CASES)
-@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-def test_footprint_transpose_is_exact(name: str, weighted: bool, dtype: torch.dtype, tol: float) -> None:
-    assert adjoint_error(_footprint(name, weighted, pitch=0.5), dtype=dtype, batch_shape=(2,)) < tol
 
 
 @pytest.mark.parametrize(("name", "weighted"), FOOTPRINT_CASES)

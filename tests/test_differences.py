@@ -1,4 +1,4 @@
-"""FiniteDifferences: values, exact adjoint, closed-form norm, layout and bad input."""
+"""FiniteDifferences: values, closed-form norm, layout and bad input (adjoint: test_operators.py)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,12 @@ import math
 
 import pytest
 import torch
+from registry import DIFF_CASES
 
-import precisionrecon as pr
 from precisionrecon.operators.base import power_norm
 from precisionrecon.operators.differences import FiniteDifferences
 
-CASES = {
-    "2d": ((7, 9), None, None),
-    "2d-aniso": ((6, 5), None, (0.7, 1.9)),
-    "3d": ((4, 5, 6), None, (1.0, 2.0, 0.5)),
-    "3d-inplane": ((4, 5, 6), (-2, -1), None),
-    "3d-z-only": ((5, 3, 4), (0,), 1.5),
-    "singleton-axis": ((1, 6), None, None),
-}
+CASES = DIFF_CASES  # shared with the registry of the generic suite (test_operators.py)
 
 
 def _dense(op: FiniteDifferences, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -26,31 +19,6 @@ def _dense(op: FiniteDifferences, dtype: torch.dtype = torch.float64) -> torch.T
     n = math.prod(op.domain_shape)
     basis = torch.eye(n, dtype=dtype).reshape(n, *op.domain_shape)
     return op(basis).reshape(n, -1).T
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
-def test_adjoint_float64(name: str, dtype: torch.dtype) -> None:
-    shape, dims, spacing = CASES[name]
-    op = FiniteDifferences(shape, dims=dims, spacing=spacing)
-    assert pr.testing.adjoint_error(op, dtype=dtype) < 1e-12
-    assert pr.testing.adjoint_error(op, dtype=dtype, batch_shape=(2, 3), seed=1) < 1e-12
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
-def test_adjoint_float32(dtype: torch.dtype) -> None:
-    op = FiniteDifferences((5, 6, 7), spacing=(1.0, 0.5, 2.0))
-    assert pr.testing.adjoint_error(op, dtype=dtype, batch_shape=(2,)) < 1e-5
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_adjoint_is_transposed_matrix(name: str) -> None:
-    shape, dims, spacing = CASES[name]
-    op = FiniteDifferences(shape, dims=dims, spacing=spacing)
-    m = _dense(op)
-    n_out = m.shape[0]
-    m_adj = op.T(torch.eye(n_out, dtype=torch.float64).reshape(n_out, *op.range_shape)).reshape(n_out, -1)
-    torch.testing.assert_close(m_adj, m, rtol=0, atol=1e-15)  # rows of A^T e_i are the rows of A
 
 
 def test_values_forward_differences_neumann() -> None:
@@ -113,14 +81,6 @@ def test_norm_exact_and_bounded(name: str) -> None:
     assert op.norm() <= math.sqrt(4 * ndim) / min(op.spacing[a] for a in op.dims)
 
 
-def test_gradcheck() -> None:
-    op = FiniteDifferences((3, 4))
-    x = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(op, (x,))
-    g = torch.randn(2, 2, 3, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(op.T, (g,))
-
-
 def test_repr_and_algebra() -> None:
     op = FiniteDifferences((5, 6), spacing=0.5)
     assert "FiniteDifferences(shape=(5, 6)" in repr(op)
@@ -128,9 +88,6 @@ def test_repr_and_algebra() -> None:
     assert (rebuilt.shape, rebuilt.dims, rebuilt.spacing) == (op.shape, op.dims, op.spacing)
     changed = op.replace(spacing=2.0)
     assert changed.spacing == (2.0, 2.0) and op.spacing == (0.5, 0.5)
-    assert op.T.T is op
-    lap = op.T @ op  # the Neumann Laplacian (negated), self-adjoint
-    assert pr.testing.adjoint_error(lap) < 1e-12
 
 
 def test_bad_input() -> None:

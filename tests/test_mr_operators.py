@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
+from registry import random_maps, random_mask
 
 import precisionrecon as pr
 from precisionrecon import mr
@@ -21,71 +22,6 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def _maps(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
-    """Random smooth-ish complex maps (any values: the operators must not assume unit RSS)."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(shape, dtype=torch.complex128, generator=gen)
-
-
-def _mask(shape: tuple[int, ...], seed: int = 0, weighted: bool = False) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    m = torch.rand(shape, generator=gen, dtype=torch.float64)
-    return m if weighted else m > 0.5
-
-
-MR_OPERATORS: dict[str, Callable[[], pr.LinearOperator]] = {
-    "fft2d-even": lambda: mr.FFT((8, 6)),
-    "fft2d-odd": lambda: mr.FFT((7, 9)),
-    "fft3d": lambda: mr.FFT((5, 4, 6)),
-    "fft2d-coils": lambda: mr.FFT((3, 7, 8), dims=2),
-    "fft1d": lambda: mr.FFT((11,)),
-    "sampling-bool": lambda: mr.Sampling(_mask((7, 8))),
-    "sampling-weighted-broadcast": lambda: mr.Sampling(_mask((1, 8), weighted=True), (3, 5, 8)),
-    "coils2d": lambda: mr.Coils(_maps((4, 7, 6))),
-    "coils3d": lambda: mr.Coils(_maps((3, 4, 5, 6))),
-    "sense2d": lambda: mr.SENSE(_mask((7, 8)), _maps((4, 7, 8))),
-    "sense2d-lines": lambda: mr.SENSE(mr.equispaced_lines((9, 8), 2, center_lines=2, seed=1), _maps((3, 9, 8))),
-    "sense3d": lambda: mr.SENSE(_mask((4, 5, 6), weighted=True), _maps((2, 4, 5, 6))),
-}
-
-
-@pytest.fixture(params=sorted(MR_OPERATORS))
-def mr_op(request: pytest.FixtureRequest) -> pr.LinearOperator:
-    return MR_OPERATORS[request.param]()
-
-
-@pytest.mark.parametrize("batch_shape", [(), (2,), (2, 1)])
-def test_adjoint_complex128(mr_op: pr.LinearOperator, batch_shape: tuple[int, ...]) -> None:
-    assert pr.testing.adjoint_error(mr_op, dtype=torch.complex128, batch_shape=batch_shape) < 1e-12
-
-
-def test_adjoint_complex64(mr_op: pr.LinearOperator) -> None:
-    assert pr.testing.adjoint_error(mr_op, dtype=torch.complex64, batch_shape=(2,)) < 1e-5
-
-
-def test_adjoint_cached_and_shapes(mr_op: pr.LinearOperator) -> None:
-    assert mr_op.T.T is mr_op
-    x = torch.randn((2, *mr_op.domain_shape), dtype=torch.complex64)
-    y = mr_op(x)
-    assert y.shape == (2, *mr_op.range_shape) and y.dtype == torch.complex64
-    assert mr_op.T(y).shape == x.shape
-
-
-def test_gradcheck(mr_op: pr.LinearOperator) -> None:
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(mr_op.domain_shape, dtype=torch.complex128, generator=gen, requires_grad=True)
-    y = torch.randn(mr_op.range_shape, dtype=torch.complex128, generator=gen, requires_grad=True)
-    assert torch.autograd.gradcheck(mr_op.apply, (x,))
-    assert torch.autograd.gradcheck(mr_op.adjoint_apply, (y,))
-
-
-def test_linearity(mr_op: pr.LinearOperator) -> None:
-    gen = torch.Generator().manual_seed(2)
-    x1, x2 = (torch.randn(mr_op.domain_shape, dtype=torch.complex128, generator=gen) for _ in range(2))
-    a, b = 0.3 - 1.2j, 2.0 + 0.5j
-    torch.testing.assert_close(mr_op(a * x1 + b * x2), a * mr_op(x1) + b * mr_op(x2), rtol=1e-12, atol=1e-12)
 
 
 def test_norm_of_sense_with_unit_rss_maps_is_one() -> None:
@@ -147,7 +83,7 @@ def test_sense_full_sampling_unit_maps_is_identity() -> None:
 
 
 def test_sense_is_the_composition() -> None:
-    mask, maps = _mask((7, 8)), _maps((3, 7, 8))
+    mask, maps = random_mask((7, 8)), random_maps((3, 7, 8))
     A = mr.SENSE(mask, maps)
     x = torch.randn(7, 8, dtype=torch.complex128)
     expected = mask * mr.fftc(maps * x)
@@ -158,8 +94,8 @@ def test_sense_is_the_composition() -> None:
 
 
 def test_sense_replace_mask() -> None:
-    maps = _maps((2, 6, 6))
-    A = mr.SENSE(_mask((6, 6)), maps)
+    maps = random_maps((2, 6, 6))
+    A = mr.SENSE(random_mask((6, 6)), maps)
     m2 = torch.ones(6, 6, dtype=torch.bool)
     B = A.replace(mask=m2)
     assert B.mask is m2 and B.maps is maps and A.mask is not m2
@@ -168,7 +104,7 @@ def test_sense_replace_mask() -> None:
 
 
 def test_coils_gradient_reaches_maps() -> None:
-    maps = _maps((3, 5, 4)).requires_grad_(True)
+    maps = random_maps((3, 5, 4)).requires_grad_(True)
     x = torch.randn(5, 4, dtype=torch.complex128)
     assert torch.autograd.gradcheck(lambda m: mr.Coils(m)(x), (maps,))
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from registry import build, random_points
 
-import precisionrecon as pr
 from precisionrecon import mr
 from precisionrecon.mr import nufft as nufft_module
 
@@ -30,53 +30,12 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def _points(n: int, d: int, seed: int = 0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, d, generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
-
-
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
 
 
-NUFFTS = {
-    "radial-even": lambda: mr.NUFFT(mr.radial(9, 16), (8, 8), eps=1e-12),
-    "spiral-odd": lambda: mr.NUFFT(mr.spiral(3, 40, n_turns=2.5), (7, 9), eps=1e-12),
-    "random3d": lambda: mr.NUFFT(_points(60, 3), (4, 5, 6), eps=1e-12),
-    "coils-channels": lambda: mr.NUFFT(_points(30, 2), (3, 6, 5), eps=1e-12),
-    "toeplitz": lambda: mr.NUFFT(mr.radial(7, 12), (6, 7), eps=1e-12).toeplitz(),
-    "toeplitz-weighted-3d": lambda: mr.NUFFT(_points(40, 3), (4, 5, 4), eps=1e-12).toeplitz(
-        torch.rand(40, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    ),
-    "nonCartesian-sense": lambda: mr.NUFFT(mr.radial(6, 14), (4, 7, 7), eps=1e-12)
-    @ mr.Coils(mr.birdcage_maps((4, 7, 7), dtype=torch.complex128)),
-}
-
-
-@pytest.fixture(params=sorted(NUFFTS))
-def nufft_op(request: pytest.FixtureRequest) -> pr.LinearOperator:
-    return NUFFTS[request.param]()
-
-
-@pytest.mark.parametrize("batch_shape", [(), (2,), (2, 1)])
-def test_adjoint_complex128(nufft_op: pr.LinearOperator, batch_shape: tuple[int, ...]) -> None:
-    assert pr.testing.adjoint_error(nufft_op, dtype=torch.complex128, batch_shape=batch_shape) < 1e-12
-
-
-def test_adjoint_complex64(nufft_op: pr.LinearOperator) -> None:
-    assert pr.testing.adjoint_error(nufft_op, dtype=torch.complex64, batch_shape=(2,)) < 1e-5
-
-
-def test_gradcheck(nufft_op: pr.LinearOperator) -> None:
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(nufft_op.domain_shape, dtype=torch.complex128, generator=gen, requires_grad=True)
-    y = torch.randn(nufft_op.range_shape, dtype=torch.complex128, generator=gen, requires_grad=True)
-    assert torch.autograd.gradcheck(nufft_op.apply, (x,))
-    assert torch.autograd.gradcheck(nufft_op.adjoint_apply, (y,))
-
-
 def test_gradgradcheck() -> None:
-    A = NUFFTS["spiral-odd"]()
+    A = build("nufft-spiral-odd")
     x = torch.randn(A.domain_shape, dtype=torch.complex128, requires_grad=True)
     y = torch.randn(A.range_shape, dtype=torch.complex128, requires_grad=True)
     assert torch.autograd.gradgradcheck(A.apply, (x,))
@@ -89,7 +48,7 @@ def test_gradgradcheck() -> None:
 @pytest.mark.parametrize("shape", [(12, 10), (9, 11), (5, 6, 7), (13,)])
 @pytest.mark.parametrize("eps", [1e-3, 1e-6, 1e-9, 1e-12])
 def test_matches_direct_nudft_to_requested_tolerance(shape: tuple[int, ...], eps: float) -> None:
-    traj = _points(150, len(shape), seed=len(shape))
+    traj = random_points(150, len(shape), seed=len(shape))
     A = mr.NUFFT(traj, shape, eps=eps)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3, *shape, dtype=torch.complex128, generator=gen)
@@ -99,7 +58,7 @@ def test_matches_direct_nudft_to_requested_tolerance(shape: tuple[int, ...], eps
 
 
 def test_complex64_accuracy() -> None:
-    traj, shape = _points(200, 2), (16, 12)
+    traj, shape = random_points(200, 2), (16, 12)
     x = torch.randn(2, *shape, dtype=torch.complex128)
     ref = mr.nudft(x, traj)
     assert _rel(mr.NUFFT(traj, shape, eps=1e-3)(x.to(torch.complex64)).to(torch.complex128), ref) <= 1e-3
@@ -128,7 +87,7 @@ def test_cartesian_trajectory_is_the_fft(shape: tuple[int, ...]) -> None:
 
 def test_matches_torchkbnufft() -> None:
     tkbn = pytest.importorskip("torchkbnufft")
-    for shape, traj in (((16, 16), mr.radial(20, 32)), ((15, 17), _points(300, 2))):
+    for shape, traj in (((16, 16), mr.radial(20, 32)), ((15, 17), random_points(300, 2))):
         A = mr.NUFFT(traj, shape, eps=1e-12, ortho=False)
         x = torch.randn(1, 1, *shape, dtype=torch.complex128)
         ktraj = traj.reshape(-1, 2).T.contiguous()  # torchkbnufft: (d, M), same axis order and units
@@ -167,7 +126,7 @@ def test_threaded_plan_matches_single_thread() -> None:
 
 
 def test_fallback_without_finufft(monkeypatch: pytest.MonkeyPatch) -> None:
-    traj, shape = _points(40, 2), (6, 5)
+    traj, shape = random_points(40, 2), (6, 5)
     x = torch.randn(2, *shape, dtype=torch.complex128)
     y = torch.randn(2, 40, dtype=torch.complex128)
     fast = mr.NUFFT(traj, shape, eps=1e-12)
@@ -221,7 +180,7 @@ def test_cuda_matches_cpu() -> None:
 
 @pytest.mark.parametrize(
     ("traj", "shape"),
-    [(mr.radial(10, 20), (10, 10)), (mr.spiral(3, 50, n_turns=3), (9, 7)), (_points(80, 3), (5, 6, 4))],
+    [(mr.radial(10, 20), (10, 10)), (mr.spiral(3, 50, n_turns=3), (9, 7)), (random_points(80, 3), (5, 6, 4))],
 )
 def test_toeplitz_matches_normal_operator(traj: torch.Tensor, shape: tuple[int, ...]) -> None:
     A = mr.NUFFT(traj, (2, *shape), eps=1e-12)
