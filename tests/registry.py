@@ -272,6 +272,11 @@ _FBP_A: dict[str, Callable[[], pr.XRayTransform]] = {
         angles=pr.angles(3, arc=2 * math.pi), det_shape=(4, 8), det_spacing=1.5, src_iso=25, src_det=45)),
     "cone-fine": lambda: pr.XRayTransform(pr.Volume((3, 4, 5), spacing=(1.0, 1.5, 1.5)), pr.ConeBeam3D(
         angles=pr.angles(3, arc=2 * math.pi), det_shape=(8, 16), det_spacing=0.75, src_iso=25, src_det=45)),
+    "fan-arc-limited": lambda: pr.XRayTransform(pr.Volume((6, 7)), pr.FanBeam2D(
+        angles=pr.angles(6, arc=2.2, start=0.4), det_count=11, det_spacing=1.5, src_iso=25, src_det=45,
+        detector="arc")),
+    "cone-flat-limited": lambda: pr.XRayTransform(pr.Volume((3, 4, 5)), pr.ConeBeam3D(
+        angles=pr.angles(5, arc=2.0), det_shape=(4, 8), det_spacing=1.5, src_iso=25, src_det=45)),
     "cone-cylindrical-short": lambda: pr.XRayTransform(pr.Volume((3, 4, 5)), pr.ConeBeam3D(
         angles=pr.angles(5, arc=math.pi + 1.0), det_shape=(4, 8), det_spacing=1.5, src_iso=25, src_det=45,
         detector="cylindrical")),
@@ -360,6 +365,9 @@ REGISTRY: dict[str, Case] = {
     "fbp-fan-arc-offset-hann": Case(_fbp(_FBP_A["fan-arc-offset"], filter="hann"), cuda=True,
                                     norm_rtol=SLOW_POWER),
     "fdk-cone-flat": Case(_fbp(_FBP_A["cone-flat"]), cuda=True),
+    # limited-angle fan / cone: Parker weights continued below pi + fan angle
+    "fbp-fan-arc-limited-extended": Case(_fbp(_FBP_A["fan-arc-limited"], parker="extended"), cuda=True),
+    "fdk-cone-flat-limited-extended": Case(_fbp(_FBP_A["cone-flat-limited"], parker="extended"), cuda=True),
     "fdk-cone-voxel-mean": Case(_fbp(_FBP_A["cone-fine"], backprojector="voxel-mean"), cuda=True),
     "fdk-cone-cylindrical-short": Case(_fbp(_FBP_A["cone-cylindrical-short"], filter="shepp-logan", cutoff=0.8),
                                        cuda=True),
@@ -378,6 +386,8 @@ REGISTRY: dict[str, Case] = {
                                   tol32=1e-7, cuda=True),
     "weighting-parker-fan-arc": Case(lambda: pr.ProjectionWeighting.parker(_short_fan(detector="arc")), tol32=1e-7,
                                      cuda=True),
+    "weighting-extended-parker-limited": Case(
+        lambda: pr.ProjectionWeighting.extended_parker(_FBP_A["fan-arc-limited"]().geometry), tol32=1e-7, cuda=True),
     "weighting-angular-irregular": Case(lambda: pr.ProjectionWeighting.angular(pr.ParallelBeam2D(
         angles=np.sort(np.random.default_rng(2).uniform(0, math.pi, 7)), det_count=9)), tol32=1e-7, cuda=True),
     "weighting-full-scan": Case(lambda: pr.ProjectionWeighting.full_scan(_FBP_A["fan-flat-full"]().geometry),

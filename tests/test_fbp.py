@@ -359,7 +359,8 @@ def test_fbp_is_built_from_its_named_steps(name: str) -> None:
     window, cutoff = fbp.filter, fbp.cutoff
     kind = resolve_backprojector(fbp.backprojector, vol, geom, window, cutoff)
     assert kind == fbp.backprojector_used != "auto"
-    assert resolve_backprojector("auto", vol, geom, window, cutoff) == FBP(A, window, cutoff=cutoff).backprojector_used
+    auto = FBP(A, window, cutoff=cutoff, short_scan=fbp.short_scan, parker=fbp.parker).backprojector_used
+    assert resolve_backprojector("auto", vol, geom, window, cutoff) == auto
     tau, response = design_filter(geom, window, cutoff)
     assert tau == fbp.ramp.det_spacing
     assert torch.equal(response, fbp.designed_response)
