@@ -265,8 +265,8 @@ PR_HD void cross3(const double* a, const double* b, double* c) {
 PR_HD double dot3(const double* a, const double* b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
 
 // Set up the voxel-to-detector map of one view (vectors in the layout of ray_line).
-template <int DIM>
 // `flags`: bit 0 the distance weight (divergent beams), bit 1 pixel-footprint weights (2-D).
+template <int DIM>
 PR_HD void view_projection(const double* vec, const Detector& det, int flags, ViewProjection& V) {
   const int weighted = flags & 1;
   double s[3] = {0, 0, 0}, d[3] = {0, 0, 0}, u[3] = {0, 0, 0}, v[3] = {0, 0, 1};
@@ -349,15 +349,36 @@ PR_HD void view_projection(const double* vec, const Detector& det, int flags, Vi
 // Interpolation taps of voxel centre x (world mm) in one view: detector pixel (iu, iv) and
 // weights c[0..3] for (iu, iv), (iu + 1, iv), (iu, iv + 1), (iu + 1, iv + 1), each already
 // multiplied by the distance weight; taps outside the detector get weight 0 (and must not
-// be read). Returns false when no tap is on the detector.
+// be read). Filled by finish_taps / row_taps, which return false when no tap is on the
+// detector.
 struct VoxelTaps {
   int iu, iv;
   double c[4];
 };
 
+// Flat detector: the detector coordinates and distance weight of a point from its affine
+// forms (the rows of V.P and V.depth applied to (x, 1)): numerators na, nb, denominator den
+// and depth l give cu = na / den + cu0, cv = nb / den + cv0 and W = (D / l)^2 (1 unless
+// V.weighted). The one copy of this maths: project_point, row_taps and pixel_footprint each
+// evaluate the forms in their own (fixed) order and call it. False when den is 0 or NaN,
+// the point is at or behind the source (cone beam), or its depth is not positive (weighted).
+PR_HD bool flat_project(const ViewProjection& V, double na, double nb, double den, double l, double& cu, double& cv,
+                        double& W) {
+  if (!(den != 0.0)) return false;
+  if (V.cone && !(den * V.front > 0.0)) return false;  // at or behind the source
+  W = 1.0;
+  if (V.weighted) {
+    if (!(l > 0.0)) return false;
+    W = (V.D / l) * (V.D / l);
+  }
+  cu = na / den + V.cu0;
+  cv = nb / den + V.cv0;
+  return true;
+}
+
 // Continuous detector coordinates (cu, cv) of the ray through point x (world mm), and its
-// distance weight W. False when x is at or behind the source (flat detector) or on the
-// source axis (curved detector).
+// distance weight W. False when x is not projected (see flat_project) or, for a curved
+// detector, lies on the source axis.
 template <int DIM>
 PR_HD bool project_point(const ViewProjection& V, const double* x, double& cu, double& cv, double& W) {
   W = 1.0;
@@ -371,15 +392,7 @@ PR_HD bool project_point(const ViewProjection& V, const double* x, double& cu, d
       den += V.P[2][k] * xa[k];
       l += V.depth[k] * xa[k];
     }
-    if (!(den != 0.0)) return false;
-    if (V.cone && !(den * V.front > 0.0)) return false;  // at or behind the source
-    if (V.weighted) {
-      if (!(l > 0.0)) return false;
-      W = (V.D / l) * (V.D / l);
-    }
-    cu = num_a / den + V.cu0;
-    cv = num_b / den + V.cv0;
-    return true;
+    return flat_project(V, num_a, num_b, den, l, cu, cv, W);
   }
   double r[3] = {x[0] - V.s[0], x[1] - V.s[1], (DIM == 3 ? x[2] : 0.0) - V.s[2]};
   const double rv = dot3(r, V.vhat);
@@ -400,7 +413,8 @@ PR_HD void voxel_centre(const Volume& vol, int ix, int iy, int iz, double* x) {
   x[2] = (iz - vol.off[2]) * vol.sp[2];
 }
 
-// Taps of continuous detector coordinates (cu, cv) with distance weight W.
+// Taps of continuous detector coordinates (cu, cv) with distance weight W; false when no tap
+// is on the detector.
 template <int DIM>
 PR_HD bool finish_taps(double cu, double cv, double W, const Detector& det, VoxelTaps& T) {
   // Range test before the integer conversion (NaN and huge values fail it).
@@ -430,7 +444,6 @@ PR_HD bool finish_taps(double cu, double cv, double W, const Detector& det, Voxe
   T.c[3] = wu1 * wv1;
   return true;
 }
-
 
 // One row of voxels (iy, iz) in one view. For flat detectors the numerators, the
 // denominator and the depth of project_point are linear along x: value(ix) = v0 + ix * dv,
@@ -465,23 +478,15 @@ PR_HD void row_forms(const ViewProjection& V, const Volume& vol, int iy, int iz,
 }
 
 // Taps of voxel ix of a row: the voxel-driven weights, the same on CPU and CUDA and in the
-// back-projection and its transpose.
+// back-projection and its transpose. False when the voxel is not projected or no tap is on
+// the detector.
 template <int DIM>
 PR_HD bool row_taps(const ViewProjection& V, const Detector& det, const Volume& vol, const RowForms& F, int ix,
                     VoxelTaps& T) {
   double cu, cv, W;
   if (!V.curved) {
-    const double den = F.c0 + ix * F.dc;
-    if (!(den != 0.0)) return false;
-    if (V.cone && !(den * V.front > 0.0)) return false;  // at or behind the source
-    W = 1.0;
-    if (V.weighted) {
-      const double l = F.l0 + ix * F.dl;
-      if (!(l > 0.0)) return false;
-      W = (V.D / l) * (V.D / l);
-    }
-    cu = (F.a0 + ix * F.da) / den + V.cu0;
-    cv = (F.b0 + ix * F.db) / den + V.cv0;
+    if (!flat_project(V, F.a0 + ix * F.da, F.b0 + ix * F.db, F.c0 + ix * F.dc, F.l0 + ix * F.dl, cu, cv, W))
+      return false;
   } else {
     const double x[3] = {(ix - vol.off[0]) * vol.sp[0], F.y, F.z};
     if (!project_point<DIM>(V, x, cu, cv, W)) return false;
@@ -514,8 +519,6 @@ struct Footprint {
   int k0, k1;    // bins with a non-zero weight, clipped to the detector
 };
 
-// Footprint of pixel (ix, iy) in one view; false when it misses the detector or a corner is
-// at or behind the source.
 // Compare-exchange of two breakpoints (branch-free min / max; NaN is caught by the range test).
 PR_HD void sort2(double& lo, double& hi) {
   const double a = lo < hi ? lo : hi, b = lo < hi ? hi : lo;
@@ -523,44 +526,37 @@ PR_HD void sort2(double& lo, double& hi) {
   hi = b;
 }
 
+// Footprint of pixel (ix, iy) in one view; false when it misses the detector or its centre
+// or a corner is not projected (at or behind the source).
 PR_HD bool pixel_footprint(const ViewProjection& V, const Detector& det, const Volume& vol, int ix, int iy,
                            Footprint& F) {
-  double x[3], t0, t1, t2, t3, W = 1.0;
+  double x[3], cu, cv, w, W = 1.0, t[4];
   voxel_centre(vol, ix, iy, 0, x);
   const double hx = 0.5 * vol.sp[0], hy = 0.5 * vol.sp[1];
+  // corner k is (x -+ hx, y -+ hy) with + where bit 0 (x) or bit 1 (y) of k is set
   if (!V.curved) {
     // flat: numerator, denominator and depth are affine in x, so the corners are sums of the
     // centre's terms and the half-pixel steps (the denominator is constant for parallel beams)
     const double num = V.P[0][0] * x[0] + V.P[0][1] * x[1] + V.P[0][3];
     const double den = V.P[2][0] * x[0] + V.P[2][1] * x[1] + V.P[2][3];
-    if (!(den != 0.0)) return false;
-    if (V.cone && !(den * V.front > 0.0)) return false;  // at or behind the source
-    if (V.weighted) {
-      const double l = V.depth[0] * x[0] + V.depth[1] * x[1] + V.depth[3];
-      if (!(l > 0.0)) return false;
-      W = (V.D / l) * (V.D / l);
-    }
+    const double l = V.depth[0] * x[0] + V.depth[1] * x[1] + V.depth[3];
+    if (!flat_project(V, num, 0.0, den, l, cu, cv, W)) return false;  // the centre: W
     const double nx = V.P[0][0] * hx, ny = V.P[0][1] * hy, dx = V.P[2][0] * hx, dy = V.P[2][1] * hy;
-    const double d0 = den - dx - dy, d1 = den + dx - dy, d2 = den - dx + dy, d3 = den + dx + dy;
-    if (V.cone && !(d0 * V.front > 0.0 && d1 * V.front > 0.0 && d2 * V.front > 0.0 && d3 * V.front > 0.0))
-      return false;  // a corner at or behind the source
-    t0 = (num - nx - ny) / d0 + V.cu0;
-    t1 = (num + nx - ny) / d1 + V.cu0;
-    t2 = (num - nx + ny) / d2 + V.cu0;
-    t3 = (num + nx + ny) / d3 + V.cu0;
+    for (int k = 0; k < 4; ++k) {
+      // a - b == a + (-b) exactly, so these are the sums den - dx - dy, ... of the centre's terms;
+      // the corner shares the centre's depth (already tested) and its own weight is not used
+      const double nk = num + ((k & 1) ? nx : -nx) + ((k & 2) ? ny : -ny);
+      const double dk = den + ((k & 1) ? dx : -dx) + ((k & 2) ? dy : -dy);
+      if (!flat_project(V, nk, 0.0, dk, l, t[k], cv, w)) return false;  // a corner behind the source
+    }
   } else {
-    double cu, cv, w;
     if (!project_point<2>(V, x, cu, cv, W)) return false;
-    double t[4];
     for (int k = 0; k < 4; ++k) {
       const double corner[3] = {x[0] + ((k & 1) ? hx : -hx), x[1] + ((k & 2) ? hy : -hy), x[2]};
       if (!project_point<2>(V, corner, t[k], cv, w)) return false;
     }
-    t0 = t[0];
-    t1 = t[1];
-    t2 = t[2];
-    t3 = t[3];
   }
+  double t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3];
   sort2(t0, t1);  // a sorting network of five compare-exchanges
   sort2(t2, t3);
   sort2(t0, t2);

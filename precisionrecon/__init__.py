@@ -1,6 +1,11 @@
 """precisionrecon: differentiable CT and MR reconstruction built on known operators."""
 
-from . import algorithms, data, interop, metrics, models, mr, pretrained, testing, training, uncertainty
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 from .geometry import (
     ConeBeam3D,
     FanBeam2D,
@@ -23,7 +28,39 @@ from .operators import (
     XRayTransform,
 )
 
+if TYPE_CHECKING:  # static tools see the lazily imported subpackages as plain imports
+    from . import (
+        algorithms,
+        calibration,
+        data,
+        interop,
+        metrics,
+        models,
+        mr,
+        pretrained,
+        testing,
+        training,
+        uncertainty,
+    )
+
 __version__ = "0.1.0"
+
+# Subpackages imported on first attribute access (PEP 562): `import precisionrecon` loads the
+# geometry and operators only, not MR (scipy), models, training or the interop layers.
+_LAZY_SUBMODULES = frozenset(("algorithms", "calibration", "data", "interop", "metrics", "models", "mr",
+                              "pretrained", "testing", "training", "uncertainty"))
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in _LAZY_SUBMODULES:
+        # import_module also binds the subpackage in this namespace: later lookups skip this hook
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY_SUBMODULES)
+
 
 __all__ = [
     "FBP",
@@ -45,6 +82,7 @@ __all__ = [
     "__version__",
     "algorithms",
     "angles",
+    "calibration",
     "data",
     "interop",
     "metrics",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -12,6 +14,7 @@ from conftest import OPERATORS
 import precisionrecon as pr
 from precisionrecon.geometry.serialize import from_dict, to_dict
 from precisionrecon.models.serialize import (
+    operator_classes,
     operator_from_dict,
     operator_to_dict,
     tensor_from_dict,
@@ -174,3 +177,68 @@ def test_operator_bad_input() -> None:
         operator_from_dict("XRayTransform")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="JSON cannot hold"):
         operator_to_dict(float("nan") * pr.IdentityOperator((2,)))
+
+
+@pytest.fixture
+def cli_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Calls of the command line's main(), recorded instead of run; precisionrecon.__main__
+    is not imported when the test starts."""
+    calls: list[tuple] = []
+    monkeypatch.setattr("precisionrecon.cli.main", lambda *args: calls.append(args) or 0)
+    monkeypatch.delitem(sys.modules, "precisionrecon.__main__", raising=False)
+    return calls
+
+
+def _lfbp_config() -> dict:
+    return pr.models.LearnedFBP(OPERATORS["parallel2d-even"]()).config()
+
+
+@pytest.mark.parametrize("module", ["precisionrecon.__main__", "precisionrecon.cli", "os"])
+def test_model_config_imports_nothing_by_name(module: str, cli_calls: list) -> None:
+    """A config naming a module (the command line, anything) with an unregistered class raises
+    ValueError listing the registered models, and imports and runs nothing."""
+    config = {**_lfbp_config(), "class": "main", "module": module}
+    build_wrapped = pr.uncertainty.build  # the checkpoint loader's entry (imported before the snapshot)
+    loaded = set(sys.modules)
+    with pytest.raises(ValueError, match=r"registered model .*'LearnedFBP'.*got 'main'"):
+        pr.models.build(config)
+    with pytest.raises(ValueError, match=r"registered model .*got 'main'"):
+        build_wrapped(config)
+    assert set(sys.modules) - loaded == set()
+    assert cli_calls == []
+
+
+def test_model_config_module_entry_is_ignored(cli_calls: list) -> None:
+    """A registered class is built whatever module the config names (the entry is informational)."""
+    config = _lfbp_config()
+    model = pr.models.build({**config, "module": "precisionrecon.__main__"})
+    assert type(model) is pr.models.LearnedFBP and model.config() == config
+    assert "precisionrecon.__main__" not in sys.modules
+    assert cli_calls == []
+
+
+@pytest.mark.parametrize("kind", ["precisionrecon.__main__", "main", "os.system", "LinearOperator", ["FFT"]])
+def test_operator_type_outside_the_table_is_refused(kind: object, cli_calls: list) -> None:
+    loaded = set(sys.modules)
+    with pytest.raises(ValueError, match=r"operator type must be one of .*'XRayTransform'"):
+        operator_from_dict({"type": kind})
+    assert set(sys.modules) - loaded == set()
+    assert cli_calls == []
+
+
+def test_operator_table_is_explicit() -> None:
+    classes = operator_classes()
+    assert set(classes) == {
+        "XRayTransform", "VoxelBackprojection", "RampFilter", "ProjectionWeighting", "FBP", "FiniteDifferences",
+        "IdentityOperator", "ComposedOperator", "SumOperator", "ScaledOperator",
+        "FFT", "Sampling", "Coils", "SENSE", "NUFFT",
+    }  # fmt: skip
+    for name, cls in classes.items():
+        assert cls.__name__ == name and issubclass(cls, pr.LinearOperator)
+    classes.clear()  # a copy: the table itself is unchanged
+    assert "XRayTransform" in operator_classes()
+
+
+def test_importing_main_module_runs_nothing(cli_calls: list) -> None:
+    importlib.import_module("precisionrecon.__main__")
+    assert cli_calls == []

@@ -41,7 +41,8 @@ _SHEPP_LOGAN_2D = (
     (0.1, 0.0230, 0.0460, 0.0600, -0.6050, 0.0),
 )
 # 3-D extension as in ODL (shepp_logan_ellipsoids(3, modified=True)): the 2-D table with
-# z semi-axes (all centred at z = 0, rotations about z only).
+# z semi-axes (all centred at z = 0, rotations about z only). Both tables are also the source
+# of the complex MR phantom (precisionrecon.mr.phantoms).
 _SEMI_AXES_Z = (0.810, 0.780, 0.220, 0.280, 0.410, 0.050, 0.050, 0.050, 0.020, 0.020)
 
 

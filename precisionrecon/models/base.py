@@ -19,7 +19,6 @@ values (e.g. from ``safetensors.torch.load_file``).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +30,8 @@ from ..operators.base import AdjointOperator, LinearOperator
 from .serialize import operator_from_dict, operator_to_dict
 
 CONFIG_FORMAT = 1
+# class name -> class of every ReconModel subclass (they register themselves when defined, see
+# ReconModel.__init_subclass__); build() only ever looks names up here
 _REGISTRY: dict[str, type[ReconModel]] = {}
 
 
@@ -289,10 +290,12 @@ def registered_models() -> dict[str, type[ReconModel]]:
 def build(config: dict[str, Any]) -> ReconModel:
     """Rebuild a model from its :meth:`ReconModel.config` (e.g. read back from JSON).
 
-    The class is looked up by name among the registered models; a ``"module"`` inside the
-    ``precisionrecon`` package is imported first, so models defined there (also later,
-    e.g. uncertainty wrappers) register themselves. The model is untrained and on the CPU:
-    load its ``state_dict`` and move it with ``.to(device)``.
+    The class is looked up by name among the registered models (:func:`registered_models`:
+    every :class:`ReconModel` subclass defined so far, which includes all models of
+    :mod:`precisionrecon.models`). Nothing is imported by a name from the config: its
+    ``"module"`` entry is informational and ignored here, so a config cannot make this call
+    run code (define, i.e. import, a model of your own before building it). The model is
+    untrained and on the CPU: load its ``state_dict`` and move it with ``.to(device)``.
 
     Raises
     ------
@@ -306,10 +309,7 @@ def build(config: dict[str, Any]) -> ReconModel:
     if config.get("format") != CONFIG_FORMAT:
         raise ValueError(f"config['format'] must be {CONFIG_FORMAT}, got {config.get('format')!r}")
     name = config.get("class")
-    module = config.get("module")
-    if name not in _REGISTRY and isinstance(module, str) and module.split(".")[0] == "precisionrecon":
-        importlib.import_module(module)
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"config['class'] must name a registered model {sorted(_REGISTRY)}, got {name!r}")
     for key in ("operator", "kwargs"):
         if not isinstance(config.get(key), dict):

@@ -8,15 +8,16 @@ sums, adjoints) recursively, and tensor fields (MR masks, coil maps, trajectorie
 so the description alone rebuilds the operator exactly. Devices are not recorded: an
 operator is rebuilt on the CPU (move it, or the model holding it, with ``.to(device)``).
 
-Only the operator classes of :data:`OPERATOR_TYPES` are built (no class or module named by
-the data is imported).
+Only the operator classes of :func:`operator_classes` are built: an explicit table of
+classes, so a description names a class by its key and no module is imported by a name
+that comes from the data.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import importlib
+import functools
 import math
 import sys
 from typing import Any
@@ -25,29 +26,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import operators as ops
 from .._validate import dtype_name, parse_dtype
 from ..geometry import Geometry, Volume
 from ..geometry import serialize as geometry_serialize
 from ..operators.base import AdjointOperator, LinearOperator
 
-# class name -> module of the operator classes that can be described
-OPERATOR_TYPES: dict[str, str] = {
-    "XRayTransform": "precisionrecon.operators.xray",
-    "VoxelBackprojection": "precisionrecon.operators.backprojection",
-    "RampFilter": "precisionrecon.operators.filters",
-    "ProjectionWeighting": "precisionrecon.operators.weights",
-    "FBP": "precisionrecon.operators.fbp",
-    "FiniteDifferences": "precisionrecon.operators.differences",
-    "IdentityOperator": "precisionrecon.operators.base",
-    "ComposedOperator": "precisionrecon.operators.base",
-    "SumOperator": "precisionrecon.operators.base",
-    "ScaledOperator": "precisionrecon.operators.base",
-    "FFT": "precisionrecon.mr.fft",
-    "Sampling": "precisionrecon.mr.sampling",
-    "Coils": "precisionrecon.mr.coils",
-    "SENSE": "precisionrecon.mr.coils",
-    "NUFFT": "precisionrecon.mr.nufft",
-}
 _ADJOINT = "AdjointOperator"
 _TENSOR = "__tensor__"
 _COMPLEX = "__complex__"
@@ -81,8 +65,26 @@ def tensor_from_dict(d: dict[str, Any]) -> Tensor:
     return torch.from_numpy(arr.reshape(shape))
 
 
-def _class(name: str) -> type:
-    return getattr(importlib.import_module(OPERATOR_TYPES[name]), name)
+@functools.cache
+def _operator_classes() -> dict[str, type[LinearOperator]]:
+    # MR operators imported at the first (de)serialisation, not when models or training are imported
+    from ..mr.coils import SENSE, Coils
+    from ..mr.fft import FFT
+    from ..mr.nufft import NUFFT
+    from ..mr.sampling import Sampling
+
+    classes: tuple[type[LinearOperator], ...] = (
+        ops.XRayTransform, ops.VoxelBackprojection, ops.RampFilter, ops.ProjectionWeighting, ops.FBP,
+        ops.FiniteDifferences, ops.IdentityOperator, ops.ComposedOperator, ops.SumOperator, ops.ScaledOperator,
+        FFT, Sampling, Coils, SENSE, NUFFT,
+    )  # fmt: skip
+    return {cls.__name__: cls for cls in classes}
+
+
+def operator_classes() -> dict[str, type[LinearOperator]]:
+    """Class name -> class of every operator that a description may name (besides
+    ``"AdjointOperator"``, the adjoint of one of them); no other class is ever built."""
+    return dict(_operator_classes())
 
 
 def _encode(value: Any, where: str) -> Any:
@@ -128,14 +130,15 @@ def operator_to_dict(op: LinearOperator) -> dict[str, Any]:
     Raises
     ------
     TypeError
-        ``op`` is not one of the operator classes of :data:`OPERATOR_TYPES` (or an adjoint
-        of one), or holds a value that cannot be described.
+        ``op`` is not one of the operator classes of :func:`operator_classes` (or an
+        adjoint of one), or holds a value that cannot be described.
     """
     if isinstance(op, AdjointOperator):
         return {"type": _ADJOINT, "op": operator_to_dict(op.op)}
     name = type(op).__name__
-    if name not in OPERATOR_TYPES or _class(name) is not type(op):
-        raise TypeError(f"op must be one of the operators {sorted(OPERATOR_TYPES)} (or an adjoint), got {name}")
+    classes = _operator_classes()
+    if classes.get(name) is not type(op):
+        raise TypeError(f"op must be one of the operators {sorted(classes)} (or an adjoint), got {name}")
     out: dict[str, Any] = {"type": name}
     for f in dataclasses.fields(op):  # type: ignore[arg-type]
         if f.name in _SKIPPED_FIELDS:
@@ -145,7 +148,16 @@ def operator_to_dict(op: LinearOperator) -> dict[str, Any]:
 
 
 def operator_from_dict(d: dict[str, Any]) -> LinearOperator:
-    """Rebuild the operator described by ``d`` (see :func:`operator_to_dict`), on the CPU."""
+    """Rebuild the operator described by ``d`` (see :func:`operator_to_dict`), on the CPU.
+
+    Raises
+    ------
+    TypeError
+        ``d`` is not a dict.
+    ValueError
+        ``d["type"]`` is not a key of :func:`operator_classes` (nor ``"AdjointOperator"``),
+        or the description has unexpected fields.
+    """
     if not isinstance(d, dict):
         raise TypeError(f"an operator description must be a dict, got {type(d).__name__}")
     name = d.get("type")
@@ -153,9 +165,10 @@ def operator_from_dict(d: dict[str, Any]) -> LinearOperator:
         if set(d) != {"type", "op"}:
             raise ValueError(f"an AdjointOperator description has the keys 'type' and 'op', got {sorted(d)}")
         return operator_from_dict(d["op"]).T
-    if name not in OPERATOR_TYPES:
-        raise ValueError(f"operator type must be one of {sorted(OPERATOR_TYPES)} or {_ADJOINT!r}, got {name!r}")
-    cls = _class(name)
+    classes = _operator_classes()
+    if not isinstance(name, str) or name not in classes:
+        raise ValueError(f"operator type must be one of {sorted(classes)} or {_ADJOINT!r}, got {name!r}")
+    cls = classes[name]
     fields = {f.name for f in dataclasses.fields(cls) if f.name not in _SKIPPED_FIELDS}
     given = set(d) - {"type"}
     if not given <= fields:

@@ -10,9 +10,6 @@ from torch import Tensor
 
 from .._validate import REAL_OR_COMPLEX, check_tensor
 
-# mr.phantoms (edited by another branch) still imports as_shape from here
-from .._validate import as_shape as as_shape
-
 _COMPLEX_OF = {
     torch.float16: torch.complex64,
     torch.bfloat16: torch.complex64,

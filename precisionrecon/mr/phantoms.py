@@ -8,35 +8,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ._common import as_complex, as_shape
+from .._validate import as_shape
+from ..data.phantoms import _SEMI_AXES_Z, _SHEPP_LOGAN_2D
+from ._common import as_complex
 
-# Modified Shepp-Logan (Toft): value, semi-axes (a, b), centre (x0, y0), angle in degrees
-_SHEPP_LOGAN_2D: tuple[tuple[float, float, float, float, float, float], ...] = (
-    (1.0, 0.69, 0.92, 0.0, 0.0, 0.0),
-    (-0.8, 0.6624, 0.8740, 0.0, -0.0184, 0.0),
-    (-0.2, 0.1100, 0.3100, 0.22, 0.0, -18.0),
-    (-0.2, 0.1600, 0.4100, -0.22, 0.0, 18.0),
-    (0.1, 0.2100, 0.2500, 0.0, 0.35, 0.0),
-    (0.1, 0.0460, 0.0460, 0.0, 0.1, 0.0),
-    (0.1, 0.0460, 0.0460, 0.0, -0.1, 0.0),
-    (0.1, 0.0460, 0.0230, -0.08, -0.605, 0.0),
-    (0.1, 0.0230, 0.0230, 0.0, -0.606, 0.0),
-    (0.1, 0.0230, 0.0460, 0.06, -0.605, 0.0),
-)
-
-# 3-D modified Shepp-Logan: value, semi-axes (a, b, c), centre (x0, y0, z0), angle about z (deg)
-_SHEPP_LOGAN_3D: tuple[tuple[float, ...], ...] = (
-    (1.0, 0.6900, 0.920, 0.810, 0.0, 0.0, 0.0, 0.0),
-    (-0.8, 0.6624, 0.874, 0.780, 0.0, -0.0184, 0.0, 0.0),
-    (-0.2, 0.1100, 0.310, 0.220, 0.22, 0.0, 0.0, -18.0),
-    (-0.2, 0.1600, 0.410, 0.280, -0.22, 0.0, 0.0, 18.0),
-    (0.1, 0.2100, 0.250, 0.410, 0.0, 0.35, -0.15, 0.0),
-    (0.1, 0.0460, 0.046, 0.050, 0.0, 0.1, 0.25, 0.0),
-    (0.1, 0.0460, 0.046, 0.050, 0.0, -0.1, 0.25, 0.0),
-    (0.1, 0.0460, 0.023, 0.050, -0.08, -0.605, 0.0, 0.0),
-    (0.1, 0.0230, 0.023, 0.020, 0.0, -0.606, 0.0, 0.0),
-    (0.1, 0.0230, 0.046, 0.020, 0.06, -0.605, 0.0, 0.0),
-)
+# The modified Shepp-Logan table and its z semi-axes live in data.phantoms (the lower floor).
+# The 3-D MR phantom offsets three small ellipsoids along z (Kak & Slaney's head); the CT
+# phantom keeps every centre at z = 0.
+_CENTRES_Z = (0.0, 0.0, 0.0, 0.0, -0.15, 0.25, 0.25, 0.0, 0.0, 0.0)
 
 
 def _coordinates(shape: tuple[int, ...]) -> list[Tensor]:
@@ -111,7 +90,7 @@ def shepp_logan(
             yr = -(c[0] - x0) * math.sin(t) + (c[1] - y0) * math.cos(t)
             mag += value * ((xr / a) ** 2 + (yr / b) ** 2 <= 1.0)
     else:
-        for value, a, b, cc, x0, y0, z0, deg in _SHEPP_LOGAN_3D:
+        for (value, a, b, x0, y0, deg), cc, z0 in zip(_SHEPP_LOGAN_2D, _SEMI_AXES_Z, _CENTRES_Z, strict=True):
             t = math.radians(deg)
             xr = (c[0] - x0) * math.cos(t) + (c[1] - y0) * math.sin(t)
             yr = -(c[0] - x0) * math.sin(t) + (c[1] - y0) * math.cos(t)
