@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._validate import choice
+from .._validate import check_int, choice, finite_float, positive_float
 from ._io import atomic_write_bytes, atomic_write_json, read_json
 
 DATA_KINDS = ("auto", "ct", "mr")
@@ -18,21 +18,6 @@ LOSSES = ("auto", "mse", "nll")
 DTYPES = ("float32", "float64")
 PHANTOMS = ("ellipses", "anatomy", "mix")
 ANATOMY_KINDS = ("random", "body", "head")
-
-
-def _int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
-def _float(value: Any, name: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    out = float(value)
-    if not math.isfinite(out) or out < 0 or (positive and out == 0):
-        raise ValueError(f"{name} must be finite and {'> 0' if positive else '>= 0'}, got {value!r}")
-    return out
 
 
 def _from_dict(cls: type, d: Any, where: str) -> dict[str, Any]:
@@ -115,23 +100,23 @@ class DataConfig:
     def __post_init__(self) -> None:
         choice(self.kind, "data.kind", DATA_KINDS)
         choice(self.noise, "data.noise", NOISE_MODELS)
-        self.noise_level = _float(self.noise_level, "data.noise_level")
-        self.i0 = _float(self.i0, "data.i0", positive=True)
-        self.mu_scale = _float(self.mu_scale, "data.mu_scale", positive=True)
-        self.n_ellipses = _float(self.n_ellipses, "data.n_ellipses")
-        self.phase_amplitude = _float(self.phase_amplitude, "data.phase_amplitude")
+        self.noise_level = finite_float(self.noise_level, "data.noise_level", minimum=0.0)
+        self.i0 = positive_float(self.i0, "data.i0")
+        self.mu_scale = positive_float(self.mu_scale, "data.mu_scale")
+        self.n_ellipses = finite_float(self.n_ellipses, "data.n_ellipses", minimum=0.0)
+        self.phase_amplitude = finite_float(self.phase_amplitude, "data.phase_amplitude", minimum=0.0)
         if not isinstance(self.interior, bool):
             raise ValueError(f"data.interior must be a bool, got {self.interior!r}")
         if self.train_size is not None:
-            _int(self.train_size, "data.train_size", 1)
-        _int(self.val_size, "data.val_size", 0)
-        _int(self.val_seed, "data.val_seed", 0)
+            check_int(self.train_size, "data.train_size", minimum=1)
+        check_int(self.val_size, "data.val_size", minimum=0)
+        check_int(self.val_seed, "data.val_seed", minimum=0)
         choice(self.phantom, "data.phantom", PHANTOMS)
-        self.anatomy_fraction = _float(self.anatomy_fraction, "data.anatomy_fraction")
+        self.anatomy_fraction = finite_float(self.anatomy_fraction, "data.anatomy_fraction", minimum=0.0)
         if self.anatomy_fraction > 1:
             raise ValueError(f"data.anatomy_fraction must be in [0, 1], got {self.anatomy_fraction!r}")
         choice(self.anatomy_kind, "data.anatomy_kind", ANATOMY_KINDS)
-        _int(self.oversample, "data.oversample", 1)
+        check_int(self.oversample, "data.oversample", minimum=1)
 
 
 @dataclass
@@ -223,30 +208,30 @@ class TrainingConfig:
             raise ValueError(f"output_dir must be a path, got {self.output_dir!r}")
         if self.output_dir is not None:
             self.output_dir = str(self.output_dir)
-        _int(self.steps, "steps", 0)
-        _int(self.batch_size, "batch_size", 1)
-        self.lr = _float(self.lr, "lr", positive=True)
-        self.min_lr = _float(self.min_lr, "min_lr")
+        check_int(self.steps, "steps", minimum=0)
+        check_int(self.batch_size, "batch_size", minimum=1)
+        self.lr = positive_float(self.lr, "lr")
+        self.min_lr = finite_float(self.min_lr, "min_lr", minimum=0.0)
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
         choice(self.schedule, "schedule", SCHEDULES)
-        _int(self.warmup_steps, "warmup_steps", 0)
+        check_int(self.warmup_steps, "warmup_steps", minimum=0)
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else ()
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         self.betas = (float(betas[0]), float(betas[1]))
-        self.weight_decay = _float(self.weight_decay, "weight_decay")
+        self.weight_decay = finite_float(self.weight_decay, "weight_decay", minimum=0.0)
         if self.grad_clip is not None:
-            self.grad_clip = _float(self.grad_clip, "grad_clip", positive=True)
+            self.grad_clip = positive_float(self.grad_clip, "grad_clip")
         choice(self.loss, "loss", LOSSES)
-        _int(self.seed, "seed", 0)
+        check_int(self.seed, "seed", minimum=0)
         choice(self.dtype, "dtype", DTYPES)
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
-        _int(self.val_every, "val_every", 0)
-        self.data_range = _float(self.data_range, "data_range", positive=True)
-        _int(self.checkpoint_every, "checkpoint_every", 0)
-        _int(self.keep_checkpoints, "keep_checkpoints", 1)
+        check_int(self.val_every, "val_every", minimum=0)
+        self.data_range = positive_float(self.data_range, "data_range")
+        check_int(self.checkpoint_every, "checkpoint_every", minimum=0)
+        check_int(self.keep_checkpoints, "keep_checkpoints", minimum=1)
         if not isinstance(self.resume, (bool, str, Path)):
             raise ValueError(f"resume must be a bool or a checkpoint path, got {self.resume!r}")
         if isinstance(self.resume, Path):
@@ -254,7 +239,7 @@ class TrainingConfig:
         if not isinstance(self.progress, bool):
             raise ValueError(f"progress must be a bool, got {self.progress!r}")
         if self.num_threads is not None:
-            _int(self.num_threads, "num_threads", 1)
+            check_int(self.num_threads, "num_threads", minimum=1)
         if isinstance(self.data, dict):
             self.data = DataConfig(**_from_dict(DataConfig, self.data, "data"))
         if not isinstance(self.data, DataConfig):
