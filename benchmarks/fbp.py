@@ -68,7 +68,6 @@ import datetime as dt
 import io
 import json
 import math
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,11 +76,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from projectors import busy_warning, fmt_ms, machine_info, time_interleaved, write_atomic
+from projectors import busy_warning, time_interleaved, write_atomic
 from scipy.ndimage import binary_erosion
 
 import precisionrecon as pr
 from precisionrecon._io import atomic_write_bytes
+from precisionrecon.bench import format_ms, load_average, machine_info
 from precisionrecon.interop import to_astra, to_odl
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -391,7 +391,7 @@ def run_config(
                 print(
                     f"  {det.name:5s} {filt[0]:7s} {m.label:38s} PSNR {rows[-1]['psnr_db']:6.2f} dB  "
                     f"SSIM {rows[-1]['ssim']:.4f}  level {rows[-1]['level']:.4f}  "
-                    f"{fmt_ms(timing[m.key]['median_ms'])} ms",
+                    f"{format_ms(timing[m.key]['median_ms'])} ms",
                     flush=True,
                 )
         finally:
@@ -440,7 +440,7 @@ def results_table(cfg: dict[str, Any]) -> str:
             ms = r["time"]["median_ms"]
             lines.append(
                 f"| {filt} | {r['label']} | {r['psnr_db']:.2f} | {r['ssim']:.4f} | {r['level']:.4f} "
-                f"| {fmt_ms(ms)} | {ms / ours_ms:.3g}x |"
+                f"| {format_ms(ms)} | {ms / ours_ms:.3g}x |"
             )
     return "\n".join(lines)
 
@@ -614,10 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg, imgs = run_config(det, n, views, args.repeats, peers, threads)
         configs.append(cfg)
         images[det.name] = imgs
-    try:
-        m["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        m["loadavg_at_end"] = None
+    m["loadavg_at_end"] = load_average()
     checks = done_when(configs)
     notes = [
         "Ours: precisionrecon.FBP(A, filter) (backprojector='auto'; what it chose is named), one call under "

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 
 import precisionrecon as pr
 from precisionrecon._io import atomic_write_text
+from precisionrecon.bench import machine_info
 
 
 def cases(quick: bool) -> dict:
@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         img, geo = statistics.median(times["image"]), statistics.median(times["geometry"])
         rows.append({"case": name, "image_ms": 1e3 * img, "image_and_geometry_ms": 1e3 * geo, "ratio": geo / img})
         print(rows[-1], flush=True)
-    meta = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "repeats": args.repeats}
+    machine = machine_info()
+    meta = {"machine": machine, "threads": machine["torch_num_threads"], "torch": machine["torch"],
+            "repeats": args.repeats}
     lines = ["# Cost of the geometry gradient", "",
              f"float32 image, float64 vectors; forward + backward; median of {args.repeats} interleaved runs; "
              f"{meta['threads']} threads, torch {meta['torch']}. `benchmarks/geometry_grad.py` wrote this file.", "",

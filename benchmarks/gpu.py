@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 from collections.abc import Callable
@@ -33,6 +32,7 @@ import torch
 import precisionrecon as pr
 from precisionrecon._io import atomic_write_text
 from precisionrecon._kernels import reference
+from precisionrecon.bench import machine_info
 
 # Physical limits on one H100 quoted by the issue (texture/interpolation throughput).
 H100_LIMIT_MS = {"parallel-512-b256": 46.0, "cone-512-bp": 64.0}
@@ -149,12 +149,11 @@ def machine() -> dict:
     except OSError:
         driver = "unknown"
     return {
+        **machine_info(),
         "gpu": props.name,
         "gpu_memory_gib": round(props.total_memory / 2**30, 1),
         "driver": driver,
-        "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "python": platform.python_version(),
     }
 
 

@@ -42,7 +42,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,7 @@ import torch
 
 import precisionrecon as pr
 from precisionrecon.algorithms import pdhg_tv
+from precisionrecon.bench import load_average, machine_info
 from precisionrecon.data import gaussian_noise, random_ellipse_images, shepp_logan_image
 from precisionrecon.models import FBPConvNet, LearnedFBP, LearnedPrimalDual, VariationalNetwork
 from precisionrecon.training import load_checkpoint, read_checkpoint
@@ -293,15 +293,7 @@ def tune_tv(A: pr.XRayTransform, lams: tuple[float, ...], n_iter: int, level: fl
 
 
 def hardware() -> dict[str, Any]:
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads_per_run": 1,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg": list(os.getloadavg()),
-    }
+    return {**machine_info(), "torch_threads_per_run": 1}
 
 
 # --------------------------------------------------------------------------- parts
@@ -569,7 +561,7 @@ def markdown(results: dict[str, Any], scale_name: str, scale: Scale) -> str:
         f"{results['meta']['date']}; every model trained by `python -m precisionrecon.training --config "
         "benchmarks/learned/<name>.json` (one torch thread per run, CPU only, "
         f"{results['meta']['hardware']['cpu_count']} shared cores, load average at start "
-        f"{results['meta']['hardware']['loadavg'][0]:.1f}). PSNR and SSIM with `data_range = 1`; "
+        f"{results['meta']['hardware']['loadavg_at_start'][0]:.1f}). PSNR and SSIM with `data_range = 1`; "
         "*ellipses* = mean over "
         f"{scale.n_test} held-out random-ellipse images. Step budgets are tiny CPU budgets, not the papers' "
         "(Adler & Öktem: 100k steps on a GPU); wall time includes process start-up and data simulation.",
@@ -772,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
         results["D"] = part_d(scale, runs)
     results["runs"] = runs
     meta["figures"] = figures(results, out)
-    meta["hardware"]["loadavg_end"] = list(os.getloadavg())
+    meta["hardware"]["loadavg_at_end"] = load_average()
     suffix = "" if parts == "ABCD" else "_" + parts
     write_json(out / f"learned{suffix}.json", _strip(results))
     text = markdown(results, scale_name, scale)

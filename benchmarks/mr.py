@@ -40,8 +40,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -50,12 +48,11 @@ from typing import Any
 
 import torch
 
-import precisionrecon as pr
 from precisionrecon import mr
 from precisionrecon._io import atomic_write_text
+from precisionrecon.bench import format_ms, load_average, machine_info
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
-ENV_VARS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS")
 TARGET = 3.0  # torchkbnufft time / our time, forward and adjoint
 
 
@@ -183,51 +180,6 @@ def run(n: int, spokes: int, readout: int, coils: int, eps: float, repeats: int,
 # --------------------------------------------------------------------------- reporting
 
 
-def machine_info() -> dict[str, Any]:
-    import finufft
-    import numpy
-    import torchkbnufft
-
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        affinity = None
-    return {
-        "cpu_model": model,
-        "machine": platform.machine(),
-        "os": f"{platform.system()} {platform.release()}",
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": affinity,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_num_threads": torch.get_num_threads(),
-        "finufft": finufft.__version__,
-        "torchkbnufft": torchkbnufft.__version__,
-        "numpy": numpy.__version__,
-        "precisionrecon": pr.__version__,
-        "env": {k: os.environ.get(k) for k in ENV_VARS},
-    }
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def fmt_ms(v: float) -> str:
-    return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}"
-
-
 def markdown(result: dict[str, Any], meta: dict[str, Any]) -> str:
     m, p, t = meta["machine"], result["problem"], result["timings"]
     acc = result["accuracy_rel_l2_vs_finufft_fp64_eps1e-12"]
@@ -254,7 +206,7 @@ def markdown(result: dict[str, Any], meta: dict[str, Any]) -> str:
     for d in ("forward", "adjoint"):
         r = ratios[d]
         lines.append(
-            f"| {d} | {fmt_ms(t[d]['ours']['median_ms'])} | {fmt_ms(t[d]['torchkbnufft']['median_ms'])} "
+            f"| {d} | {format_ms(t[d]['ours']['median_ms'])} | {format_ms(t[d]['torchkbnufft']['median_ms'])} "
             f"| **{r:.1f}x** | >= {TARGET:g}x | {'met' if r >= TARGET else 'NOT met'} "
             f"| {acc[d]['ours']:.1e} | {acc[d]['torchkbnufft']:.1e} |"
         )
@@ -263,15 +215,15 @@ def markdown(result: dict[str, Any], meta: dict[str, Any]) -> str:
         lines += [
             "",
             "Normal operator `A^H A` (kernel set-up excluded: ours "
-            f"{fmt_ms(tn['ours_toeplitz']['kernel_setup_ms'])} ms, torchkbnufft "
-            f"{fmt_ms(tn['torchkbnufft_toeplitz']['kernel_setup_ms'])} ms):",
+            f"{format_ms(tn['ours_toeplitz']['kernel_setup_ms'])} ms, torchkbnufft "
+            f"{format_ms(tn['torchkbnufft_toeplitz']['kernel_setup_ms'])} ms):",
             "",
             "| method | ms | rel. error |",
             "|---|---|---|",
-            f"| ours `A.T(A(x))` | {fmt_ms(tn['ours']['median_ms'])} | {an['ours']:.1e} |",
-            f"| ours Toeplitz (`A.toeplitz()`) | {fmt_ms(tn['ours_toeplitz']['median_ms'])} "
+            f"| ours `A.T(A(x))` | {format_ms(tn['ours']['median_ms'])} | {an['ours']:.1e} |",
+            f"| ours Toeplitz (`A.toeplitz()`) | {format_ms(tn['ours_toeplitz']['median_ms'])} "
             f"| {an['ours_toeplitz']:.1e} |",
-            f"| torchkbnufft `ToepNufft` | {fmt_ms(tn['torchkbnufft_toeplitz']['median_ms'])} "
+            f"| torchkbnufft `ToepNufft` | {format_ms(tn['torchkbnufft_toeplitz']['median_ms'])} "
             f"| {an['torchkbnufft_toeplitz']:.1e} |",
         ]
     lines += [
@@ -304,15 +256,15 @@ def main(argv: list[str] | None = None) -> int:
         args.image, args.spokes, args.readout, args.coils = 32, 24, 64, 2
     out = args.out or (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT)
 
-    before = loadavg()
+    before = load_average()
     result = run(args.image, args.spokes, args.readout, args.coils, args.eps, args.repeats, not args.no_normal)
     meta = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "repeats": args.repeats,
-        "machine": machine_info(),
+        "machine": machine_info(packages=("finufft", "torchkbnufft", "numpy")),
         "loadavg_before": before,
-        "loadavg_after": loadavg(),
+        "loadavg_after": load_average(),
         "note": args.note,
     }
     report = markdown(result, meta)

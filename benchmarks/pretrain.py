@@ -3,7 +3,7 @@
 For every built-in task of ``precisionrecon bench`` (default suite, 64 x 64 images) and every
 learned method of that task this script
 
-1. builds the model on the task's operator (:func:`precisionrecon.cli.task_operator`) and
+1. builds the model on the task's operator (:func:`precisionrecon.bench.task_operator`) and
    writes its training config, seed included, to
    ``precisionrecon/pretrained/configs/<task>/<method>.json``;
 2. trains it with the project's own command, ``precisionrecon train --config <that file>``,
@@ -45,13 +45,13 @@ from typing import Any
 
 import torch
 
-from precisionrecon import cli, models, uncertainty
+from precisionrecon import bench, models, uncertainty
 from precisionrecon._io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "precisionrecon" / "pretrained" / "configs"
 WEIGHTS = ROOT / "precisionrecon" / "pretrained" / "weights"
-N = cli.SUITES["default"].n
+N = bench.SUITES["default"].n
 
 # steps and batch size per method; the seeds differ per task and method
 BUDGET = {"LearnedFBP": (300, 4), "VN": (400, 2), "LPD": (1500, 2)}
@@ -60,14 +60,14 @@ SEED_BASE = 5_000
 
 def build_model(task: str, method: str) -> torch.nn.Module:
     """The untrained model of ``method`` on the operator of ``task`` (float32)."""
-    A = cli.task_operator(task, N)
+    A = bench.task_operator(task, N)
     if method == "LearnedFBP":
         # started from the Hann window: with noisy data a smooth start learns faster than Ram-Lak
         return models.LearnedFBP(A, filter="hann")
     if method == "VN":
         return models.VariationalNetwork(A, n_steps=5, n_filters=16, kernel_size=5)
     if method == "LPD":
-        complex_valued = cli.task_modality(task) == "mr"
+        complex_valued = bench.task_modality(task) == "mr"
         lpd = models.LearnedPrimalDual(A, width=16)
         return uncertainty.HeteroscedasticHead(lpd, hidden=16, depth=3, complex_valued=complex_valued,
                                                init_log_var=-6.0)
@@ -76,10 +76,10 @@ def build_model(task: str, method: str) -> torch.nn.Module:
 
 def data_config(task: str) -> dict[str, Any]:
     """The training data of a task, with the bench task's noise model."""
-    if cli.task_modality(task) == "mr":
-        return {"kind": "mr", "noise": "gaussian", "noise_level": cli.MR_NOISE["noise_level"], "val_size": 4,
+    if bench.task_modality(task) == "mr":
+        return {"kind": "mr", "noise": "gaussian", "noise_level": bench.MR_NOISE["noise_level"], "val_size": 4,
                 "val_seed": 1}
-    noise = cli.CT_NOISE[task]
+    noise = bench.CT_NOISE[task]
     if noise["noise"] == "poisson":
         return {"kind": "ct", "noise": "poisson", "i0": noise["i0"], "mu_scale": noise["mu_scale"], "val_size": 4,
                 "val_seed": 1}
@@ -88,7 +88,7 @@ def data_config(task: str) -> dict[str, Any]:
 
 def training_config(task: str, method: str, steps_scale: float) -> dict[str, Any]:
     steps, batch = BUDGET[method]
-    k = cli.TASKS.index(task) * len(BUDGET) + list(BUDGET).index(method)
+    k = bench.TASKS.index(task) * len(BUDGET) + list(BUDGET).index(method)
     return {
         "model": build_model(task, method).config(),
         "steps": max(1, round(steps * steps_scale)),
@@ -110,7 +110,7 @@ def training_config(task: str, method: str, steps_scale: float) -> dict[str, Any
 
 
 def methods_of(task: str) -> tuple[str, ...]:
-    return cli.LEARNED if cli.task_modality(task) == "ct" else tuple(m for m in cli.LEARNED if m != "LearnedFBP")
+    return tuple(m for m in bench.LEARNED if m in bench.methods_of(task))
 
 
 def train_one(task: str, method: str, steps_scale: float, configs: Path, weights: Path, work: Path) -> dict[str, Any]:
@@ -146,8 +146,8 @@ def train_one(task: str, method: str, steps_scale: float, configs: Path, weights
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--tasks", nargs="+", default=list(cli.TASKS), choices=list(cli.TASKS))
-    p.add_argument("--methods", nargs="+", default=list(cli.LEARNED), choices=list(cli.LEARNED))
+    p.add_argument("--tasks", nargs="+", default=list(bench.TASKS), choices=list(bench.TASKS))
+    p.add_argument("--methods", nargs="+", default=list(bench.LEARNED), choices=list(bench.LEARNED))
     p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every step budget (smoke runs)")
     p.add_argument("--configs", type=Path, default=CONFIGS)
     p.add_argument("--weights", type=Path, default=WEIGHTS)

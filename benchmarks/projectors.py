@@ -60,8 +60,6 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -75,13 +73,12 @@ import torch
 
 import precisionrecon as pr
 from precisionrecon._io import atomic_write_text
+from precisionrecon.bench import format_ms, load_average, machine_info
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 VIEWS = {256: 180, 512: 720}  # parallel beam view counts of the standard sizes
 QUICK_SIZE, QUICK_VIEWS = 64, 30
 BATCHES = (1, 8)
-# Environment variables that change the timings (thread counts, OpenMP wait policy, kernel choice).
-ENV_VARS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "PRECISIONRECON_KERNELS")
 
 # (geometry, image size, batch, direction, minimum ASTRA time / our time)
 TARGETS: tuple[tuple[str, int, int, str, float], ...] = (
@@ -402,7 +399,7 @@ def _progress(name: str, r: dict[str, Any], ours: dict[str, Any] | None = None) 
     parts = []
     for d in ("forward", "back"):
         m = r[d]
-        s = f"{d} {fmt_ms(m['median_ms'])} ms (n={m['repeats']})"
+        s = f"{d} {format_ms(m['median_ms'])} ms (n={m['repeats']})"
         if ours is not None:
             s += f" = {m['median_ms'] / ours[d]['median_ms']:.1f}x ours"
         parts.append(s)
@@ -412,21 +409,11 @@ def _progress(name: str, r: dict[str, Any], ours: dict[str, Any] | None = None) 
 # --------------------------------------------------------------------------- reporting
 
 
-def fmt_ms(v: float) -> str:
-    if v < 1:
-        return f"{v:.3f}"
-    if v < 10:
-        return f"{v:.2f}"
-    if v < 100:
-        return f"{v:.1f}"
-    return f"{v:.0f}"
-
-
 def _time_cell(r: dict[str, Any], direction: str, repeats: int) -> str:
     if "skipped" in r:
         return "—"
     m = r[direction]
-    cell = fmt_ms(m["median_ms"])
+    cell = format_ms(m["median_ms"])
     return cell if m["repeats"] == repeats else f"{cell} (n={m['repeats']})"
 
 
@@ -507,46 +494,6 @@ def sanity_table(sanity: list[dict[str, Any]]) -> str:
             f"| {s['forward_rel_l2']:.2e} | {s['back_rel_l2']:.2e} |"
         )
     return "\n".join(lines)
-
-
-def machine_info() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        affinity = None
-    try:
-        from precisionrecon._kernels.loader import cpu_library
-
-        found = cpu_library()
-        isa = found[1] if found is not None else "reference (pure PyTorch, no compiled library)"
-    except Exception as exc:
-        isa = f"unknown ({type(exc).__name__}: {exc})"
-    try:
-        load = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        load = None
-    return {
-        "cpu_model": model,
-        "machine": platform.machine(),
-        "os": f"{platform.system()} {platform.release()}",
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": affinity,
-        "loadavg_at_start": load,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_num_threads": torch.get_num_threads(),
-        "precisionrecon": pr.__version__,
-        "kernel_isa": isa,
-        "env": {k: os.environ.get(k) for k in ENV_VARS},
-    }
 
 
 def busy_warning(load: list[float] | None, cores: int | None) -> str | None:
@@ -688,10 +635,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    try:
-        m["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        m["loadavg_at_end"] = None
+    m["loadavg_at_end"] = load_average()
 
     fan = [c for c in cases if c.geometry == "fan" and c.batch == 1]
     notes = [

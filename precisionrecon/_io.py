@@ -6,9 +6,11 @@ reader sees the old file or the new one, never a partial one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +44,35 @@ def atomic_write_text(path: str | Path, text: str, *, mode: int | None = None) -
 def atomic_write_json(path: str | Path, obj: Any, *, mode: int | None = None) -> Path:
     """``obj`` as indented JSON, written atomically (see :func:`atomic_write_bytes`)."""
     return atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=True) + "\n", mode=mode)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, *, mode: int | None = None) -> Iterator[Path]:
+    """A temporary path for writers that need a file name (h5py, ``savefig``), in the folder of
+    ``path``: renamed over ``path`` when the block ends normally, deleted when it raises.
+    Creates the folder; ``mode`` as in :func:`atomic_write_bytes`.
+
+    Example::
+
+        with atomic_path("out.h5") as tmp, h5py.File(tmp, "w") as f:
+            f.create_dataset("image", data=image)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)  # the writer opens the file by name
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY)  # the writer closed its handle: flush what it wrote to disk
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -3,9 +3,10 @@
 Subcommands
 -----------
 ``bench``
-    The reconstruction benchmark: built-in CT and MR tasks on held-out phantoms, analytic
-    methods and (when pretrained weights exist) learned ones; prints a methods x tasks table
-    (PSNR, SSIM, time per image) and writes ``bench.json``, ``bench.md`` and ``bench.png``.
+    The reconstruction benchmark (:mod:`precisionrecon.bench`): built-in CT and MR tasks on
+    held-out phantoms, analytic methods and (when pretrained weights exist) learned ones;
+    prints a methods x tasks table (PSNR, SSIM, time per image) and writes ``bench.json``,
+    ``bench.md`` and ``bench.png``.
 ``reconstruct``
     Reconstruct a sinogram (with a geometry file) or multi-coil k-space from npy / HDF5.
 ``train``
@@ -13,42 +14,49 @@ Subcommands
 ``info``
     Versions, compiled kernels, CPU/GPU, threads, optional dependencies, pretrained weights.
 
-Errors in the input (bad paths, configs, unknown tasks or methods, missing optional
-dependencies) print ``error: ...`` and exit with status 2.
+This module only parses arguments, reads and writes the files of ``reconstruct`` and calls
+the packages. Errors in the input (bad paths, configs, unknown tasks or methods, missing
+optional dependencies) print ``error: ...`` and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import io
 import json
-import math
-import os
-import platform
 import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import Tensor
 
+from ._io import atomic_path, atomic_write_bytes
+from .algorithms import cgls, pdhg_tv, sirt
+from .bench import (
+    DATA_RANGE,
+    METHODS,
+    SUITES,
+    TASKS,
+    info,
+    png_bytes,
+    results_table,
+    run_bench,
+    select_jobs,
+    write_report,
+)
+from .geometry import Volume, from_dict
+from .mr import SENSE, cg_sense, estimate_maps, tv_recon, zero_filled
+from .operators import FBP, XRayTransform
+from .training.__main__ import add_arguments as add_train_arguments
+from .training.__main__ import run as run_training
+
 DEFAULT_BENCH_OUT = Path("benchmarks") / "results" / "bench"
-CT_TASKS = ("sparse-view-30", "sparse-view-60", "limited-angle-fan", "low-dose")
-MR_TASKS = ("mr-4x", "mr-8x")
-TASKS = CT_TASKS + MR_TASKS
-CT_METHODS = ("FBP", "SIRT", "TV", "LearnedFBP", "VN", "LPD")
-MR_METHODS = ("zero-filled", "CG-SENSE", "TV", "VN", "LPD")
-LEARNED = ("LearnedFBP", "VN", "LPD")
-DATA_RANGE = 1.0
-TEST_SEED = 880_001  # held-out test ellipses (the trainer draws its phantoms from other seed streams)
-VAL_SEED = 880_002  # the validation ellipse images on which iteration counts and TV weights are chosen
-NOISE_SEED = 880_003
+OUTPUT_MODE = 0o644  # files written for the user, readable like any file they create
 
 
 class CLIError(Exception):
@@ -56,13 +64,6 @@ class CLIError(Exception):
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    from .training._io import atomic_write_bytes
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_bytes(path, data)
 
 
 def _require(module: str, extra: str) -> Any:
@@ -94,567 +95,35 @@ def _threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
-def _png_bytes(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    return buf.getvalue()
-
-
-# --------------------------------------------------------------------------- benchmark tasks
-
-
-@dataclass(frozen=True)
-class Suite:
-    """Sizes of a benchmark run: image side ``n``, number of held-out ellipse images (plus
-    Shepp-Logan) and of validation ellipse images (on which iteration counts, FBP windows
-    and TV weights are chosen), maximal iterations of SIRT / CG-SENSE / TV, the TV weight
-    grid factors, the sub-samples per pixel and detector cell of the simulation."""
-
-    n: int
-    n_ellipses: int
-    n_val: int
-    sirt_iter: int
-    cg_iter: int
-    tv_iter: int
-    tv_grid: tuple[float, ...]
-    oversample: int
-
-
-TV_GRID = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # factors of the TV weight's base value
-SUITES = {
-    # the pretrained weights are for 64 x 64 images (the default suite)
-    "default": Suite(n=64, n_ellipses=4, n_val=3, sirt_iter=200, cg_iter=60, tv_iter=200, tv_grid=TV_GRID,
-                     oversample=4),
-    "large": Suite(n=128, n_ellipses=4, n_val=3, sirt_iter=200, cg_iter=60, tv_iter=200, tv_grid=TV_GRID,
-                   oversample=4),
-    "quick": Suite(n=32, n_ellipses=1, n_val=1, sirt_iter=20, cg_iter=8, tv_iter=20, tv_grid=(1.0,), oversample=2),
-}
-
-
-@dataclass
-class TaskData:
-    """One task's operator, test data and truth (batch: Shepp-Logan first, then ellipses),
-    plus a validation pair for parameter choices."""
-
-    name: str
-    modality: str
-    description: str
-    operator: Any
-    y: Tensor
-    truth: Tensor
-    y_val: Tensor
-    truth_val: Tensor
-    noise: dict[str, Any]
-
-
-def _ct_operator(task: str, n: int) -> Any:
-    import precisionrecon as pr
-
-    vol = pr.Volume((n, n))
-    if task == "limited-angle-fan":
-        # fan beam over 160 degrees (< 180 + fan angle: limited angle), magnification 2
-        det = 2 * math.ceil(math.sqrt(2.0) * n) + 8
-        views = max(n // 2, 16) if n < 128 else 160
-        geom = pr.FanBeam2D(angles=pr.angles(views, arc=math.radians(160.0)), det_count=det, det_spacing=1.0,
-                            src_iso=2.0 * n, src_det=4.0 * n)
-        return pr.XRayTransform(vol, geom)
-    views = {"sparse-view-30": 30, "sparse-view-60": 60, "low-dose": 180}[task]
-    det = math.ceil(math.sqrt(2.0) * n) + 2  # the detector covers the image diagonal (1 mm cells)
-    return pr.XRayTransform(vol, pr.ParallelBeam2D(angles=pr.angles(views), det_count=det))
-
-
-CT_NOISE = {
-    "sparse-view-30": {"noise": "gaussian", "noise_level": 0.05},
-    "sparse-view-60": {"noise": "gaussian", "noise_level": 0.05},
-    "limited-angle-fan": {"noise": "gaussian", "noise_level": 0.01},
-    "low-dose": {"noise": "poisson", "i0": 1e4, "mu_scale": 0.02},  # value 1 ~ water, 0.02 / mm
-}
-MR_NOISE = {"noise": "gaussian", "noise_level": 0.05, "coils": 8}
-MR_ACCELERATION = {"mr-4x": 4, "mr-8x": 8}
-DESCRIPTIONS = {
-    "sparse-view-30": "parallel beam, 30 views over 180 deg, 5 % Gaussian noise",
-    "sparse-view-60": "parallel beam, 60 views over 180 deg, 5 % Gaussian noise",
-    "limited-angle-fan": "fan beam (flat detector, magnification 2), 160 deg arc, 1 % Gaussian noise",
-    "low-dose": "parallel beam, 180 views, Poisson I0 = 1e4 photons (pre-log), mu(value 1) = 0.02 / mm",
-    "mr-4x": "8 birdcage coils, equispaced lines R = 4 (8 % centre), 5 % complex Gaussian noise",
-    "mr-8x": "8 birdcage coils, equispaced lines R = 8 (4 % centre), 5 % complex Gaussian noise",
-}
-
-
-def _phantoms(vol: Any, n_ellipses: int, seed: int, with_sl: bool) -> list[Any]:
-    import precisionrecon as pr
-
-    out = [pr.data.shepp_logan_2d(vol)] if with_sl else []
-    # only ellipses inside the image: the exact data must hold nothing outside the volume
-    out += [pr.data.random_ellipses(50, volume=vol, seed=seed + k, contained=True) for k in range(n_ellipses)]
-    return out
-
-
-def _ct_task(task: str, suite: Suite, device: torch.device) -> TaskData:
-    import precisionrecon as pr
-
-    A = _ct_operator(task, suite.n)
-    noise = CT_NOISE[task]
-
-    def simulate(phantoms: list[Any], seed: int) -> tuple[Tensor, Tensor]:
-        # exact line integrals of the ellipses, detector cells integrated: no inverse crime
-        truth = torch.stack([pr.data.rasterize(p, A.volume, oversample=suite.oversample) for p in phantoms])
-        clean = torch.stack([pr.data.analytic_projection(p, A.geometry, oversample=suite.oversample)
-                             for p in phantoms])
-        if noise["noise"] == "poisson":
-            y = torch.stack([pr.data.poisson_noise(clean[i], noise["i0"], seed=seed + i, mu_scale=noise["mu_scale"])
-                             for i in range(len(phantoms))])
-        else:
-            y = torch.stack([pr.data.gaussian_noise(clean[i], noise["noise_level"], seed=seed + i)
-                             for i in range(len(phantoms))])
-        return y.float().to(device), truth.float().to(device)
-
-    y, truth = simulate(_phantoms(A.volume, suite.n_ellipses, TEST_SEED, True), NOISE_SEED)
-    y_val, truth_val = simulate(_phantoms(A.volume, suite.n_val, VAL_SEED, False), NOISE_SEED + 1000)
-    return TaskData(task, "ct", DESCRIPTIONS[task], A.to(device), y, truth, y_val, truth_val, dict(noise))
-
-
-def _mr_operator(task: str, n: int, device: torch.device | str = "cpu") -> Any:
-    """The SENSE operator of an MR task: 8 birdcage coils, equispaced lines with 32 % / R
-    of the lines fully sampled in the centre."""
-    import precisionrecon as pr
-
-    R = MR_ACCELERATION[task]
-    maps = pr.mr.birdcage_maps((MR_NOISE["coils"], n, n)).to(device)
-    mask = pr.mr.equispaced_lines((n, n), R, center_fraction=0.32 / R, seed=0).to(device)
-    return pr.mr.SENSE(mask, maps)
-
-
-def task_modality(task: str) -> str:
-    """``"ct"`` or ``"mr"``."""
-    if task not in TASKS:
-        raise CLIError(f"unknown task {task!r}; choose from {list(TASKS)}")
-    return "ct" if task in CT_TASKS else "mr"
-
-
-def task_operator(task: str, n: int, device: torch.device | str = "cpu") -> Any:
-    """The forward operator of a built-in task at image size ``n`` (as ``bench`` and the
-    training configs of the pretrained weights build it)."""
-    if task in CT_TASKS:
-        return _ct_operator(task, n).to(device)
-    if task in MR_TASKS:
-        return _mr_operator(task, n, device)
-    raise CLIError(f"unknown task {task!r}; choose from {list(TASKS)}")
-
-
-def _mr_task(task: str, suite: Suite, device: torch.device) -> TaskData:
-    import precisionrecon as pr
-
-    n = suite.n
-    R = MR_ACCELERATION[task]
-    A = _mr_operator(task, n, device)
-    mask = A.mask
-    vol = pr.Volume((n, n))
-
-    def simulate(phantoms: list[Any], seed: int) -> tuple[Tensor, Tensor]:
-        # magnitudes from the (sub-pixel averaged) ellipses, times a smooth phase per image;
-        # the k-space comes from the discrete image (the SENSE model itself)
-        images = []
-        for k, p in enumerate(phantoms):
-            mag = pr.data.rasterize(p, vol, oversample=suite.oversample).abs().float()
-            a = (0.5 + 0.5 * k / max(len(phantoms), 1)) * math.pi / 2
-            images.append(torch.polar(mag, a * pr.mr.smooth_phase((n, n), 1.0).float()))
-        truth = torch.stack(images).to(device)
-        with torch.no_grad():
-            clean = A(truth)
-        noisy = torch.stack([pr.data.gaussian_noise(clean[i], MR_NOISE["noise_level"], seed=seed + i, item_ndim=3)
-                             for i in range(len(phantoms))])
-        y = clean + (noisy - clean) * (mask != 0).to(clean.real.dtype)  # unsampled k-space stays zero
-        return y, truth
-
-    y, truth = simulate(_phantoms(vol, suite.n_ellipses, TEST_SEED, True), NOISE_SEED)
-    y_val, truth_val = simulate(_phantoms(vol, suite.n_val, VAL_SEED, False), NOISE_SEED + 1000)
-    noise = {**MR_NOISE, "acceleration": R, "center_fraction": 0.32 / R}
-    return TaskData(task, "mr", DESCRIPTIONS[task], A, y, truth, y_val, truth_val, noise)
-
-
-def build_task(task: str, suite: Suite, device: torch.device) -> TaskData:
-    """The operator and the simulated test and validation data of a built-in task."""
-    if task in CT_TASKS:
-        return _ct_task(task, suite, device)
-    if task in MR_TASKS:
-        return _mr_task(task, suite, device)
-    raise CLIError(f"unknown task {task!r}; choose from {list(TASKS)}")
-
-
-# --------------------------------------------------------------------------- methods
-
-
-def _score(x: Tensor, truth: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-image PSNR and SSIM (``data_range = 1``); MR compares magnitudes."""
-    from . import metrics
-
-    x, truth = x.detach(), truth.detach()
-    if x.is_complex() or truth.is_complex():
-        x, truth = x.abs(), truth.abs()
-    x = x.to(truth.dtype)
-    return metrics.psnr(x, truth, data_range=DATA_RANGE), metrics.ssim(x, truth, data_range=DATA_RANGE)
-
-
-def _best_iteration(run: Callable[[Callable[..., None]], Any], truth: Tensor, n_max: int) -> int:
-    """The iteration (1-based) with the best validation PSNR of an iterative method."""
-    values: list[float] = []
-    run(lambda k, x, info: values.append(float(_score(x, truth)[0].mean())))
-    return int(np.argmax(values)) + 1 if values else n_max
-
-
-def _tv_lam(task: TaskData, suite: Suite, op_norm: float) -> float:
-    """The TV weight of the grid with the best PSNR on the validation image."""
-    from .algorithms import pdhg_tv
-
-    if task.modality == "mr":
-        from .mr import zero_filled
-
-        base = 0.01 * float(zero_filled(task.operator, task.y_val).abs().max())
-    else:
-        base = 1.0
-    best, best_psnr = base, -math.inf
-    for factor in suite.tv_grid:
-        lam = base * factor
-        x = pdhg_tv(task.operator, task.y_val, lam, suite.tv_iter, nonneg=False, op_norm=op_norm).x
-        p = float(_score(x, task.truth_val)[0].mean())
-        if p > best_psnr:
-            best, best_psnr = lam, p
-    return best
-
-
-def run_analytic(task: TaskData, method: str, suite: Suite) -> tuple[Tensor, dict[str, Any]]:
-    """Reconstruct the test batch of ``task`` with an analytic/iterative ``method``; the
-    iteration counts and TV weight are chosen on the validation image first.
-    Returns ``(images, parameters)``; the caller times only the test reconstruction."""
-    import precisionrecon as pr
-
-    from .algorithms import pdhg_tv, sirt
-    from .mr import cg_sense, zero_filled
-
-    A, y = task.operator, task.y
-    if method == "FBP":
-        if task.name == "limited-angle-fan":
-            # FBP does not take arcs below pi + fan angle; the untrained LearnedFBP is FBP with
-            # the extended Parker weights (Würfl et al. 2018)
-            model = pr.models.LearnedFBP(A, filter="hann").to(y.dtype)
-            model(y[:1])  # warm-up (library loading, caches), not timed
-            return _timed(lambda: model(y)), {"filter": "hann", "weights": "extended Parker"}
-        # the window with the best PSNR on the validation image
-        windows = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
-        scores = [float(_score(pr.FBP(A, w)(task.y_val), task.truth_val)[0].mean()) for w in windows]
-        window = windows[int(np.argmax(scores))]
-        fbp = pr.FBP(A, window)
-        return _timed(lambda: fbp(y)), {"filter": window}
-    if method == "zero-filled":
-        zero_filled(A, y[:1])
-        return _timed(lambda: zero_filled(A, y)), {}
-    if method == "SIRT":
-        k = _best_iteration(lambda cb: sirt(A, task.y_val, suite.sirt_iter, callback=cb), task.truth_val,
-                            suite.sirt_iter)
-        return _timed(lambda: sirt(A, y, k).x), {"iterations": k}
-    if method == "CG-SENSE":
-        k = _best_iteration(lambda cb: cg_sense(A, task.y_val, suite.cg_iter, callback=cb), task.truth_val,
-                            suite.cg_iter)
-        return _timed(lambda: cg_sense(A, y, k).x), {"iterations": k}
-    if method == "TV":
-        op_norm = float(A.norm())
-        lam = _tv_lam(task, suite, op_norm)
-        return _timed(lambda: pdhg_tv(A, y, lam, suite.tv_iter, nonneg=False, op_norm=op_norm).x), {
-            "lam": lam, "iterations": suite.tv_iter}
-    raise CLIError(f"unknown method {method!r} for a {task.modality.upper()} task")
-
-
-class _Timed:
-    """A deferred computation: ``run_analytic`` returns it so that the caller times only it."""
-
-    def __init__(self, fn: Callable[[], Tensor]) -> None:
-        self.fn = fn
-
-
-def _timed(fn: Callable[[], Tensor]) -> Any:
-    return _Timed(fn)
-
-
-def _model_operator(model: Any) -> Any:
-    for obj in (model, getattr(model, "model", None), getattr(model, "inner", None)):
-        op = getattr(obj, "operator", None)
-        if op is not None:
-            return op
-    members = getattr(model, "members", None) or getattr(model, "models", None)
-    if members:
-        return _model_operator(members[0])
-    return None
-
-
-def load_learned(task: TaskData, method: str, device: torch.device) -> tuple[Any | None, str]:
-    """``(model, status)``: the pretrained model for this task if its weights exist and fit
-    the task's operator, else ``(None, reason)``."""
-    from . import pretrained
-
-    if pretrained.find(task.name, method) is None:
-        return None, "no pretrained weights"
-    model = pretrained.load(task.name, method, device=device)
-    op = _model_operator(model)
-    if op is not None and (tuple(op.domain_shape) != tuple(task.operator.domain_shape)
-                           or tuple(op.range_shape) != tuple(task.operator.range_shape)):
-        return None, (f"pretrained weights are for {tuple(op.domain_shape)} images, this suite uses "
-                      f"{tuple(task.operator.domain_shape)}")
-    return model, "ok"
-
-
-def evaluate_method(task: TaskData, method: str, suite: Suite, device: torch.device) -> dict[str, Any]:
-    """One table cell: metrics per image, their means, time per image, the images of item 0."""
-    std = None
-    params: dict[str, Any] = {}
-    with torch.no_grad():
-        if method in LEARNED:
-            model, status = load_learned(task, method, device)
-            if model is None:
-                return {"status": status}
-            from .training import predict
-
-            y = task.y
-            params = list(model.parameters())
-            if params:  # the model's precision; complex data stay complex (MR k-space)
-                real = params[0].dtype
-                cplx = torch.complex128 if real == torch.float64 else torch.complex64
-                y = y.to(cplx) if y.is_complex() else y.to(real)
-            predict(model, y[:1])  # warm-up
-            t0 = time.perf_counter()
-            x, std = predict(model, y)
-            elapsed = time.perf_counter() - t0
-            params = {"weights": str(_weights_folder(task.name, method))}
-        else:
-            t0 = time.perf_counter()
-            out, params = run_analytic(task, method, suite)
-            if isinstance(out, _Timed):
-                t0 = time.perf_counter()
-                out = out.fn()
-            x = out
-            elapsed = time.perf_counter() - t0
-    psnr, ssim = _score(x, task.truth)
-    n = x.shape[0]
-    cell = {
-        "status": "ok",
-        "psnr": float(psnr.mean()),
-        "ssim": float(ssim.mean()),
-        "psnr_per_image": [float(v) for v in psnr],
-        "ssim_per_image": [float(v) for v in ssim],
-        "seconds_per_image": elapsed / n,
-        "parameters": params,
-        "image": x[0].detach().cpu(),
-    }
-    if std is not None:
-        cell["std"] = std[0].detach().abs().cpu()
-        cell["mean_std"] = float(std.abs().mean())
-    return cell
-
-
-def _weights_folder(task: str, method: str) -> Path | None:
-    from . import pretrained
-
-    return pretrained.find(task, method)
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def _table(results: dict[str, dict[str, dict[str, Any]]], methods: Sequence[str], tasks: Sequence[str]) -> str:
-    """Markdown table methods x tasks, each cell ``PSNR / SSIM / time``."""
-    head = "| method | " + " | ".join(tasks) + " |"
-    lines = [head, "|" + " --- |" * (len(tasks) + 1)]
-    for m in methods:
-        cells = []
-        for t in tasks:
-            c = results.get(t, {}).get(m)
-            if c is None:
-                cells.append("-")
-            elif c["status"] != "ok":
-                cells.append(c["status"])
-            else:
-                cells.append(f"{c['psnr']:.2f} / {c['ssim']:.3f} / {_fmt_time(c['seconds_per_image'])}")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _fmt_time(s: float) -> str:
-    if s < 0.1:
-        return f"{s * 1000:.2g} ms"
-    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
-
-
-def _figure(tasks: list[TaskData], results: dict[str, dict[str, dict[str, Any]]], methods: Sequence[str]) -> bytes:
-    """PNG: per task a row of reconstructions (truth first), a row of |error| maps and,
-    when a method gives one, a row of its std maps; image 0 (Shepp-Logan) of each task."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows: list[tuple[str, str, list[tuple[str, Tensor | None]]]] = []
-    for task in tasks:
-        cells = results[task.name]
-        ran = [m for m in methods if cells.get(m, {}).get("status") == "ok"]
-        truth = task.truth[0].detach().cpu().abs()
-        rows.append((task.name, "image", [("truth", truth)] + [(m, cells[m]["image"].abs()) for m in ran]))
-        rows.append((task.name, "|error|", [("", None)] + [(m, (cells[m]["image"].abs() - truth).abs()) for m in ran]))
-        if any("std" in cells[m] for m in ran):
-            rows.append((task.name, "std", [("", None)] + [(m, cells[m].get("std")) for m in ran]))
-    ncols = max(len(r[2]) for r in rows)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.9 * ncols, 1.9 * len(rows)), squeeze=False)
-    for i, (task_name, kind, panels) in enumerate(rows):
-        for j in range(ncols):
-            ax = axes[i, j]
-            ax.axis("off")
-            if j >= len(panels) or panels[j][1] is None:
-                continue
-            title, img = panels[j]
-            vmax = 1.0 if kind == "image" else (0.25 if kind == "|error|" else None)
-            ax.imshow(img.float().numpy(), cmap="gray" if kind == "image" else "magma", vmin=0, vmax=vmax)
-            ax.set_title(f"{title}" if kind == "image" else f"{title} {kind}", fontsize=7)
-            if j == 0:
-                ax.text(-0.1, 0.5, task_name, transform=ax.transAxes, rotation=90, va="center", ha="right",
-                        fontsize=8)
-    fig.tight_layout()
-    data = _png_bytes(fig)
-    plt.close(fig)
-    return data
-
-
-def _environment(device: torch.device) -> dict[str, Any]:
-    import precisionrecon as pr
-
-    return {
-        "precisionrecon": pr.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        "kernels": _kernel_info()["cpu"],
-    }
-
-
 # --------------------------------------------------------------------------- bench
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the benchmark and write bench.json / bench.md / bench.png to ``args.out``."""
-    from tqdm import tqdm
-
-    suite = SUITES[args.suite]
     device = _device(args.device)
     _threads(args.threads)
-    tasks = args.tasks or list(TASKS)
-    for t in tasks:
-        if t not in TASKS:
-            raise CLIError(f"unknown task {t!r}; choose from {list(TASKS)}")
-    all_methods = list(dict.fromkeys(CT_METHODS + MR_METHODS))
-    methods = args.methods or all_methods
-    for m in methods:
-        if m not in all_methods:
-            raise CLIError(f"unknown method {m!r}; choose from {all_methods}")
-    want_figure = not args.no_figure
-    if want_figure:
+    try:
+        select_jobs(args.tasks, args.methods)  # unknown tasks / methods, before any work
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if not args.no_figure:
         _require("matplotlib", "matplotlib (or run bench with --no-figure)")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {str(out)!r} exists and is not a folder")
-    torch.manual_seed(args.seed)
 
-    jobs = [(t, m) for t in tasks for m in methods if m in (CT_METHODS if t in CT_TASKS else MR_METHODS)]
-    results: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in tasks}
-    built: dict[str, TaskData] = {}
-    bar = tqdm(jobs, desc="bench", unit="run", disable=args.no_progress, file=sys.stderr)
-    t_start = time.perf_counter()
-    for t, m in bar:
-        bar.set_postfix_str(f"{t} / {m}")
-        if t not in built:
-            built[t] = build_task(t, suite, device)
-        results[t][m] = evaluate_method(built[t], m, suite, device)
-    bar.close()
-    wall = time.perf_counter() - t_start
-
-    used_methods = [m for m in methods if any(m in results[t] for t in tasks)]
-    table = _table(results, used_methods, tasks)
+    result = run_bench(args.suite, args.tasks, args.methods, device=device, seed=args.seed,
+                       progress=not args.no_progress)
+    suite = result.suite
     print(f"PSNR (dB) / SSIM / time per image; data range {DATA_RANGE} (MR: magnitudes); "
           f"suite {args.suite} ({suite.n}x{suite.n})")
-    print(table)
-    missing = sorted({m for t in tasks for m, c in results[t].items() if c["status"] != "ok"})
-    if missing:
-        print(f"learned methods without usable pretrained weights: {', '.join(missing)} "
+    print(results_table(result.cells, result.methods, result.tasks))
+    if result.unavailable:
+        print(f"learned methods without usable pretrained weights: {', '.join(result.unavailable)} "
               "(see `precisionrecon info`)")
-
-    record = {
-        "suite": args.suite,
-        "sizes": dataclasses.asdict(suite),
-        "seed": args.seed,
-        "data_range": DATA_RANGE,
-        "metrics": "PSNR and SSIM per image against the rasterised phantom (MR: magnitudes), mean over the batch",
-        "test_images": "modified Shepp-Logan + held-out random ellipses (Adler & Oktem), exact analytic data",
-        "wall_s": wall,
-        "environment": _environment(device),
-        "tasks": {
-            t: {
-                "description": built[t].description if t in built else DESCRIPTIONS[t],
-                "noise": built[t].noise if t in built else {},
-                "operator": _operator_record(built[t].operator) if t in built else None,
-                "methods": {m: {k: v for k, v in c.items() if k not in ("image", "std")}
-                            for m, c in results[t].items()},
-            }
-            for t in tasks
-        },
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "bench.json", (json.dumps(record, indent=1) + "\n").encode())
-    md = [f"# precisionrecon bench ({args.suite} suite)", "",
-          f"PSNR (dB) / SSIM (data range {DATA_RANGE}; MR: magnitudes) / time per image, mean over "
-          f"{suite.n_ellipses + 1} test images (Shepp-Logan + held-out ellipses), {suite.n}x{suite.n} pixels. "
-          f"FBP windows, iteration counts and TV weights chosen on {suite.n_val} separate validation ellipse "
-          "images; learned methods use the pretrained weights (`precisionrecon/pretrained/`), LPD with its "
-          "heteroscedastic head's predicted standard deviation (the std maps of the figure).", "", table, "",
-          "Tasks:", ""]
-    md += [f"- `{t}`: {record['tasks'][t]['description']}" for t in tasks]
-    provenance = _provenance(tasks, used_methods)
-    if provenance:
-        md += ["", "Pretrained weights (trained by `precisionrecon train` from the recorded configs):", ""]
-        md += provenance
-    md += ["", f"Machine: {record['environment']['cpu']}, {record['environment']['threads']} threads, "
-           f"torch {torch.__version__}, device {record['environment']['device']}; total {wall:.0f} s.", ""]
-    _atomic_write(out / "bench.md", "\n".join(md).encode())
-    if want_figure:
-        _atomic_write(out / "bench.png", _figure([built[t] for t in tasks], results, used_methods))
-    print(f"wrote {out / 'bench.json'}, {out / 'bench.md'}" + (f", {out / 'bench.png'}" if want_figure else ""))
+    written = write_report(result, out, figure_png=not args.no_figure)
+    print("wrote " + ", ".join(str(p) for p in written))
     return 0
-
-
-def _provenance(tasks: Sequence[str], methods: Sequence[str]) -> list[str]:
-    """One markdown line per pretrained model used: its config, steps, seed and training time."""
-    lines = []
-    for t in tasks:
-        for m in methods:
-            if m not in LEARNED:
-                continue
-            folder = _weights_folder(t, m)
-            info = folder / "train_result.json" if folder is not None else None
-            if info is None or not info.is_file():
-                continue
-            r = json.loads(info.read_text())
-            lines.append(f"- `{t}` / {m}: {r.get('steps')} steps of batch {r.get('batch_size')}, seed "
-                         f"{r.get('seed')}, {r.get('wall_s')} s on CPU; `{r.get('command')}`")
-    return lines
-
-
-def _operator_record(A: Any) -> Any:
-    from .geometry import to_dict
-
-    geom = getattr(A, "geometry", None)
-    if geom is None:
-        return {"type": type(A).__name__, "domain_shape": list(A.domain_shape), "range_shape": list(A.range_shape)}
-    return {"volume": to_dict(A.volume), "geometry": to_dict(geom)}
 
 
 # --------------------------------------------------------------------------- reconstruct
@@ -687,14 +156,11 @@ def _read_array(path: Path, dataset: str | None) -> np.ndarray:
 
 
 def _read_geometry(path: Path) -> tuple[Any, Any]:
-    from .geometry import Volume, from_dict
-
     if not path.is_file():
         raise CLIError(f"geometry file {str(path)!r} does not exist")
     text = path.read_text()
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            yaml = _require("yaml", "pyyaml")
             d = yaml.safe_load(text)
         else:
             d = json.loads(text)
@@ -713,7 +179,7 @@ def _read_geometry(path: Path) -> tuple[Any, Any]:
 
 
 def _preview(image: np.ndarray) -> bytes:
-    import matplotlib
+    import matplotlib  # optional dependency, only for the preview
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -724,15 +190,13 @@ def _preview(image: np.ndarray) -> bytes:
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(img, cmap="gray")
     ax.axis("off")
-    data = _png_bytes(fig)
+    data = png_bytes(fig)
     plt.close(fig)
     return data
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Reconstruct a sinogram (CT, needs --geometry) or multi-coil k-space (MR)."""
-    import precisionrecon as pr
-
     device = _device(args.device)
     _threads(args.threads)
     data = _read_array(Path(args.input), args.dataset)
@@ -755,7 +219,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         if not args.geometry:
             raise CLIError("a sinogram needs --geometry GEOM.json|yaml (volume + geometry)")
         volume, geometry = _read_geometry(Path(args.geometry))
-        A = pr.XRayTransform(volume, geometry).to(device)
+        A = XRayTransform(volume, geometry).to(device)
         y = torch.from_numpy(np.ascontiguousarray(data)).to(device)
         if y.dtype not in (torch.float32, torch.float64):
             y = y.float()
@@ -768,19 +232,17 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     if out.suffix.lower() == ".npy":
         buf = io.BytesIO()
         np.save(buf, image_np)
-        written.append(_atomic_write(out, buf.getvalue()))
+        written.append(atomic_write_bytes(out, buf.getvalue(), mode=OUTPUT_MODE))
     elif out.suffix.lower() in (".h5", ".hdf5"):
         h5py = _require("h5py", "h5py")
-        tmp = out.with_name(f".{out.name}.tmp")
-        with h5py.File(tmp, "w") as f:
+        with atomic_path(out, mode=OUTPUT_MODE) as tmp, h5py.File(tmp, "w") as f:
             f.create_dataset("image", data=image_np)
             f.attrs["method"] = method
-        os.replace(tmp, out)
         written.append(out)
     preview = out.with_suffix(".png")
     try:
         importlib.import_module("matplotlib")
-        written.append(_atomic_write(preview, _preview(image_np)))
+        written.append(atomic_write_bytes(preview, _preview(image_np), mode=OUTPUT_MODE))
     except ImportError:
         if out.suffix.lower() == ".png":
             raise CLIError("a PNG output needs the optional dependency 'matplotlib': pip install matplotlib") from None
@@ -790,12 +252,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def _reconstruct_ct(A: Any, y: Tensor, method: str, args: argparse.Namespace, progress: bool) -> Tensor:
-    import precisionrecon as pr
-
-    from .algorithms import cgls, pdhg_tv, sirt
-
     if method == "fbp":
-        return pr.FBP(A, args.filter)(y)
+        return FBP(A, args.filter)(y)
     n = args.iters or {"sirt": 100, "tv": 200, "cgls": 20}[method]
     if method == "sirt":
         return sirt(A, y, n, progress=progress).x
@@ -807,8 +265,6 @@ def _reconstruct_ct(A: Any, y: Tensor, method: str, args: argparse.Namespace, pr
 
 def _reconstruct_mr(data: np.ndarray, method: str, args: argparse.Namespace, device: torch.device,
                     progress: bool) -> Tensor:
-    from .mr import SENSE, cg_sense, estimate_maps, tv_recon, zero_filled
-
     y = torch.from_numpy(np.ascontiguousarray(data)).to(device)
     if y.dtype not in (torch.complex64, torch.complex128):
         y = y.to(torch.complex64)
@@ -839,63 +295,10 @@ def _reconstruct_mr(data: np.ndarray, method: str, args: argparse.Namespace, dev
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Run ``python -m precisionrecon.training`` with these options."""
-    from .training.__main__ import run
-
     if not Path(args.config).is_file():
         raise CLIError(f"training config {args.config!r} does not exist")
     _threads(args.threads)
-    return run(args)
-
-
-def _kernel_info() -> dict[str, Any]:
-    from ._kernels import libinfo, loader
-
-    lib_dir = libinfo.LIB_DIR
-    built = sorted(isa for isa in libinfo.isa_flags() if (lib_dir / libinfo.library_name(isa)).exists())
-    usable = loader.candidate_isas()
-    chosen = next((isa for isa in usable if isa in built), None)
-    return {
-        "lib_dir": str(lib_dir),
-        "cpu": {"built": built, "usable_on_this_cpu": usable, "selected": chosen or "reference (pure PyTorch)"},
-        "cuda_library": (lib_dir / libinfo.CUDA_LIBRARY).exists(),
-        "cuda_emulator": (lib_dir / libinfo.EMU_LIBRARY).exists(),
-    }
-
-
-OPTIONAL = ("astra", "odl", "finufft", "h5py", "pydicom", "matplotlib", "skimage", "torchkbnufft", "safetensors",
-            "yaml", "tqdm", "scipy")
-
-
-def info() -> dict[str, Any]:
-    """Everything ``precisionrecon info`` prints, as a dict."""
-    import precisionrecon as pr
-
-    from . import pretrained
-
-    deps = {}
-    for name in OPTIONAL:
-        try:
-            mod = importlib.import_module(name)
-            deps[name] = str(getattr(mod, "__version__", "present"))
-        except Exception:  # any import failure means "not usable"
-            deps[name] = None
-    cuda = torch.cuda.is_available()
-    return {
-        "precisionrecon": pr.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda_available": cuda,
-        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
-        "kernels": _kernel_info(),
-        "optional_dependencies": deps,
-        "pretrained_weights_dir": str(pretrained.weights_dir()),
-        "pretrained_weights": [f"{t}/{m}" for t, m in pretrained.available()],
-    }
+    return run_training(args)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -926,8 +329,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the command line."""
-    from .training.__main__ import add_arguments as add_train_arguments
-
     parser = argparse.ArgumentParser(prog="precisionrecon", description="CT and MR reconstruction, known operators.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -943,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "quick: 32x32 smoke run")
     b.add_argument("--tasks", nargs="+", metavar="TASK", help=f"tasks (default all): {', '.join(TASKS)}")
     b.add_argument("--methods", nargs="+", metavar="METHOD",
-                   help=f"methods (default all): {', '.join(dict.fromkeys(CT_METHODS + MR_METHODS))}")
+                   help=f"methods (default all): {', '.join(METHODS)}")
     b.add_argument("--out", default=str(DEFAULT_BENCH_OUT), help=f"output folder (default {DEFAULT_BENCH_OUT})")
     b.add_argument("--seed", type=int, default=0, help="torch seed (test data have their own fixed seeds)")
     b.add_argument("--no-figure", action="store_true", help="skip the PNG (no matplotlib needed)")

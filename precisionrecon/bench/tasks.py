@@ -1,0 +1,262 @@
+"""The built-in benchmark tasks: their operators, test/validation phantoms and simulated data.
+
+Four CT tasks (parallel-beam sparse view, fan-beam limited angle, low-dose Poisson) and two
+MR tasks (SENSE at R = 4 and 8). The test images are the modified Shepp-Logan phantom and
+held-out random ellipses; the CT data are exact analytic line integrals with detector-cell
+integration (no inverse crime), the MR data the SENSE model of the sub-pixel averaged image.
+Parameters (FBP windows, iteration counts, TV weights) are chosen on separate validation
+ellipses, whose seeds differ from the test and training seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .. import data
+from ..geometry import FanBeam2D, ParallelBeam2D, Volume, angles
+from ..mr import SENSE, birdcage_maps, equispaced_lines, smooth_phase
+from ..operators import LinearOperator, XRayTransform
+
+CT_TASKS: tuple[str, ...] = ("sparse-view-30", "sparse-view-60", "limited-angle-fan", "low-dose")
+MR_TASKS: tuple[str, ...] = ("mr-4x", "mr-8x")
+TASKS: tuple[str, ...] = CT_TASKS + MR_TASKS
+TEST_SEED = 880_001  # held-out test ellipses (the trainer draws its phantoms from other seed streams)
+VAL_SEED = 880_002  # the validation ellipse images on which iteration counts and TV weights are chosen
+NOISE_SEED = 880_003
+
+CT_NOISE: dict[str, dict[str, Any]] = {
+    "sparse-view-30": {"noise": "gaussian", "noise_level": 0.05},
+    "sparse-view-60": {"noise": "gaussian", "noise_level": 0.05},
+    "limited-angle-fan": {"noise": "gaussian", "noise_level": 0.01},
+    "low-dose": {"noise": "poisson", "i0": 1e4, "mu_scale": 0.02},  # value 1 ~ water, 0.02 / mm
+}
+MR_NOISE: dict[str, Any] = {"noise": "gaussian", "noise_level": 0.05, "coils": 8}
+MR_ACCELERATION: dict[str, int] = {"mr-4x": 4, "mr-8x": 8}
+DESCRIPTIONS: dict[str, str] = {
+    "sparse-view-30": "parallel beam, 30 views over 180 deg, 5 % Gaussian noise",
+    "sparse-view-60": "parallel beam, 60 views over 180 deg, 5 % Gaussian noise",
+    "limited-angle-fan": "fan beam (flat detector, magnification 2), 160 deg arc, 1 % Gaussian noise",
+    "low-dose": "parallel beam, 180 views, Poisson I0 = 1e4 photons (pre-log), mu(value 1) = 0.02 / mm",
+    "mr-4x": "8 birdcage coils, equispaced lines R = 4 (8 % centre), 5 % complex Gaussian noise",
+    "mr-8x": "8 birdcage coils, equispaced lines R = 8 (4 % centre), 5 % complex Gaussian noise",
+}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Sizes of a benchmark run.
+
+    Attributes
+    ----------
+    n : int
+        Image side (images are ``n x n`` pixels of 1 mm).
+    n_ellipses : int
+        Held-out ellipse test images (Shepp-Logan comes on top).
+    n_val : int
+        Validation ellipse images, on which FBP windows, iteration counts and TV weights are chosen.
+    sirt_iter, cg_iter, tv_iter : int
+        Maximal iterations of SIRT, CG-SENSE and TV.
+    tv_grid : tuple of float
+        Factors of the TV weight's base value that are tried.
+    oversample : int
+        Sub-samples per pixel and detector cell of the simulation.
+    """
+
+    n: int
+    n_ellipses: int
+    n_val: int
+    sirt_iter: int
+    cg_iter: int
+    tv_iter: int
+    tv_grid: tuple[float, ...]
+    oversample: int
+
+
+TV_GRID = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # factors of the TV weight's base value
+SUITES: dict[str, Suite] = {
+    # the pretrained weights are for 64 x 64 images (the default suite)
+    "default": Suite(n=64, n_ellipses=4, n_val=3, sirt_iter=200, cg_iter=60, tv_iter=200, tv_grid=TV_GRID,
+                     oversample=4),
+    "large": Suite(n=128, n_ellipses=4, n_val=3, sirt_iter=200, cg_iter=60, tv_iter=200, tv_grid=TV_GRID,
+                   oversample=4),
+    "quick": Suite(n=32, n_ellipses=1, n_val=1, sirt_iter=20, cg_iter=8, tv_iter=20, tv_grid=(1.0,), oversample=2),
+}
+
+
+@dataclass
+class TaskData:
+    """One task's operator, test data and truth, plus a validation pair for parameter choices.
+
+    Shape: ``truth`` ``(1 + n_ellipses, n, n)`` (Shepp-Logan first, then the ellipses; complex
+    for MR), ``y`` ``(1 + n_ellipses, *operator.range_shape)``; ``truth_val`` ``(n_val, n, n)``
+    and ``y_val`` alike.
+    """
+
+    name: str
+    modality: str
+    description: str
+    operator: LinearOperator
+    y: Tensor
+    truth: Tensor
+    y_val: Tensor
+    truth_val: Tensor
+    noise: dict[str, Any]
+
+
+def check_task(task: object) -> str:
+    """``task`` if it names a built-in task, else ``ValueError``/``TypeError`` listing them."""
+    if not isinstance(task, str):
+        raise TypeError(f"task must be a str, got {type(task).__name__}")
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {list(TASKS)}")
+    return task
+
+
+def task_modality(task: str) -> str:
+    """``"ct"`` or ``"mr"``: the modality of a built-in ``task``."""
+    return "ct" if check_task(task) in CT_TASKS else "mr"
+
+
+def _ct_operator(task: str, n: int) -> XRayTransform:
+    vol = Volume((n, n))
+    if task == "limited-angle-fan":
+        # fan beam over 160 degrees (< 180 + fan angle: limited angle), magnification 2
+        det = 2 * math.ceil(math.sqrt(2.0) * n) + 8
+        views = max(n // 2, 16) if n < 128 else 160
+        geom = FanBeam2D(angles=angles(views, arc=math.radians(160.0)), det_count=det, det_spacing=1.0,
+                         src_iso=2.0 * n, src_det=4.0 * n)
+        return XRayTransform(vol, geom)
+    views = {"sparse-view-30": 30, "sparse-view-60": 60, "low-dose": 180}[task]
+    det = math.ceil(math.sqrt(2.0) * n) + 2  # the detector covers the image diagonal (1 mm cells)
+    return XRayTransform(vol, ParallelBeam2D(angles=angles(views), det_count=det))
+
+
+def _mr_operator(task: str, n: int, device: torch.device | str) -> SENSE:
+    R = MR_ACCELERATION[task]
+    maps = birdcage_maps((MR_NOISE["coils"], n, n)).to(device)
+    mask = equispaced_lines((n, n), R, center_fraction=0.32 / R, seed=0).to(device)
+    return SENSE(mask, maps)
+
+
+def task_operator(task: str, n: int, device: torch.device | str = "cpu") -> LinearOperator:
+    """The forward operator of a built-in task, as the benchmark and the training configs of
+    the pretrained weights build it.
+
+    Parameters
+    ----------
+    task : str
+        One of :data:`TASKS`.
+    n : int
+        Image side in pixels (1 mm each).
+    device : torch.device or str
+        Where the operator lives.
+
+    Returns
+    -------
+    LinearOperator
+        CT: an :class:`~precisionrecon.XRayTransform` (parallel beam, or fan beam over 160 deg
+        for ``limited-angle-fan``); MR: a :class:`~precisionrecon.mr.SENSE` operator with 8
+        birdcage coils and equispaced lines, ``32 % / R`` of them fully sampled in the centre.
+        Shape: domain ``(n, n)``.
+    """
+    modality = task_modality(task)
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if n < 8:
+        raise ValueError(f"n must be >= 8, got {n}")
+    if modality == "ct":
+        return _ct_operator(task, n).to(device)
+    return _mr_operator(task, n, device)
+
+
+def _phantoms(vol: Volume, n_ellipses: int, seed: int, with_sl: bool) -> list[Any]:
+    out = [data.shepp_logan_2d(vol)] if with_sl else []
+    # only ellipses inside the image: the exact data must hold nothing outside the volume
+    out += [data.random_ellipses(50, volume=vol, seed=seed + k, contained=True) for k in range(n_ellipses)]
+    return out
+
+
+def _simulate_ct(A: XRayTransform, noise: dict[str, Any], phantoms: list[Any], seed: int, oversample: int,
+                 device: torch.device) -> tuple[Tensor, Tensor]:
+    # exact line integrals of the ellipses, detector cells integrated: no inverse crime
+    truth = torch.stack([data.rasterize(p, A.volume, oversample=oversample) for p in phantoms])
+    clean = torch.stack([data.analytic_projection(p, A.geometry, oversample=oversample) for p in phantoms])
+    if noise["noise"] == "poisson":
+        y = torch.stack([data.poisson_noise(clean[i], noise["i0"], seed=seed + i, mu_scale=noise["mu_scale"])
+                         for i in range(len(phantoms))])
+    else:
+        y = torch.stack([data.gaussian_noise(clean[i], noise["noise_level"], seed=seed + i)
+                         for i in range(len(phantoms))])
+    return y.float().to(device), truth.float().to(device)
+
+
+def _simulate_mr(A: SENSE, n: int, phantoms: list[Any], seed: int, oversample: int,
+                 device: torch.device) -> tuple[Tensor, Tensor]:
+    # magnitudes from the (sub-pixel averaged) ellipses, times a smooth phase per image;
+    # the k-space comes from the discrete image (the SENSE model itself)
+    vol = Volume((n, n))
+    images = []
+    for k, p in enumerate(phantoms):
+        mag = data.rasterize(p, vol, oversample=oversample).abs().float()
+        a = (0.5 + 0.5 * k / max(len(phantoms), 1)) * math.pi / 2
+        images.append(torch.polar(mag, a * smooth_phase((n, n), 1.0).float()))
+    truth = torch.stack(images).to(device)
+    with torch.no_grad():
+        clean = A(truth)
+    noisy = torch.stack([data.gaussian_noise(clean[i], MR_NOISE["noise_level"], seed=seed + i, item_ndim=3)
+                         for i in range(len(phantoms))])
+    y = clean + (noisy - clean) * (A.mask != 0).to(clean.real.dtype)  # unsampled k-space stays zero
+    return y, truth
+
+
+def build_task(task: str, suite: Suite, device: torch.device | str = "cpu") -> TaskData:
+    """The operator and the simulated test and validation data of a built-in task.
+
+    Parameters
+    ----------
+    task : str
+        One of :data:`TASKS`.
+    suite : Suite
+        Image size, number of test / validation images and simulation oversampling
+        (e.g. ``SUITES["default"]``).
+    device : torch.device or str
+        Where the operator and the data live.
+
+    Returns
+    -------
+    TaskData
+        Shape: ``truth`` ``(1 + suite.n_ellipses, n, n)``, ``y`` ``(1 + suite.n_ellipses,
+        *operator.range_shape)``, ``truth_val`` / ``y_val`` with ``suite.n_val`` items.
+    """
+    modality = task_modality(task)
+    if not isinstance(suite, Suite):
+        raise TypeError(f"suite must be a Suite (e.g. SUITES['default']), got {type(suite).__name__}")
+    device = torch.device(device)
+    n = suite.n
+    vol = Volume((n, n))
+    simulate: Callable[[list[Any], int], tuple[Tensor, Tensor]]
+    if modality == "ct":
+        xray = _ct_operator(task, n)  # simulated on the CPU from its geometry, then moved
+        operator: LinearOperator = xray.to(device)
+        noise = dict(CT_NOISE[task])
+
+        def simulate(phantoms: list[Any], seed: int) -> tuple[Tensor, Tensor]:
+            return _simulate_ct(xray, noise, phantoms, seed, suite.oversample, device)
+    else:
+        sense = _mr_operator(task, n, device)
+        operator = sense
+        R = MR_ACCELERATION[task]
+        noise = {**MR_NOISE, "acceleration": R, "center_fraction": 0.32 / R}
+
+        def simulate(phantoms: list[Any], seed: int) -> tuple[Tensor, Tensor]:
+            return _simulate_mr(sense, n, phantoms, seed, suite.oversample, device)
+
+    y, truth = simulate(_phantoms(vol, suite.n_ellipses, TEST_SEED, True), NOISE_SEED)
+    y_val, truth_val = simulate(_phantoms(vol, suite.n_val, VAL_SEED, False), NOISE_SEED + 1000)
+    return TaskData(task, modality, DESCRIPTIONS[task], operator, y, truth, y_val, truth_val, noise)

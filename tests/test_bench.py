@@ -1,0 +1,276 @@
+"""The benchmark package (precisionrecon.bench): tasks, harness, report and environment,
+tested directly (the ``precisionrecon bench`` command itself is tested in test_cli.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+
+import precisionrecon as pr
+from precisionrecon import bench, pretrained
+from precisionrecon.training import write_checkpoint
+
+QUICK = bench.SUITES["quick"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One quick run (one CT and one MR task) with an untrained LearnedFBP registered as the
+    'pretrained' weights of sparse-view-30 (untrained = FBP with the ramp filter), and its report."""
+    root = tmp_path_factory.mktemp("bench")
+    weights = root / "weights"
+    A = bench.task_operator("sparse-view-30", QUICK.n)
+    folder = write_checkpoint(root / "ckpt", 0, pr.models.LearnedFBP(A), None, {})
+    shutil.copytree(folder, weights / "sparse-view-30" / "LearnedFBP")
+    # an (untrained) LPD with a heteroscedastic head: bench reports and draws its std
+    lpd = pr.uncertainty.HeteroscedasticHead(pr.models.LearnedPrimalDual(A, n_iter=2, width=4), hidden=4, depth=2)
+    folder = write_checkpoint(root / "ckpt_lpd", 0, lpd, None, {})
+    shutil.copytree(folder, weights / "sparse-view-30" / "LPD")
+    (weights / "sparse-view-30" / "LPD" / "train_result.json").write_text(json.dumps(
+        {"steps": 0, "batch_size": 1, "seed": 7, "wall_s": 0.0, "command": "precisionrecon train --config x.json"}))
+    out = root / "out"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PRECISIONRECON_WEIGHTS", str(weights))
+    try:
+        result = bench.run_bench("quick", ["sparse-view-30", "mr-4x"], device="cpu")
+        written = bench.write_report(result, out)
+    finally:
+        mp.undo()
+    return {"result": result, "out": out, "written": written, "record": json.loads((out / "bench.json").read_text())}
+
+
+def test_run_bench_writes_results(quick_run: dict) -> None:
+    out = quick_run["out"]
+    assert quick_run["written"] == [out / "bench.json", out / "bench.md", out / "bench.png"]
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "bench.md").read_text()
+    assert "| method | sparse-view-30 | mr-4x |" in md
+    tasks = quick_run["record"]["tasks"]
+    assert set(tasks) == {"sparse-view-30", "mr-4x"}
+    ct, mr = tasks["sparse-view-30"]["methods"], tasks["mr-4x"]["methods"]
+    assert set(ct) == {"FBP", "SIRT", "TV", "LearnedFBP", "VN", "LPD"}
+    assert set(mr) == {"zero-filled", "CG-SENSE", "TV", "VN", "LPD"}
+    for cells in (ct, mr):
+        for name, cell in cells.items():
+            if cell["status"] == "ok":
+                assert 10.0 < cell["psnr"] < 60.0 and 0.0 < cell["ssim"] <= 1.0, name
+                assert len(cell["psnr_per_image"]) == QUICK.n_ellipses + 1
+                assert cell["seconds_per_image"] > 0
+    # measured: CG-SENSE 24.7 dB vs zero-filled 21.1 dB (the quick suite is too small and short
+    # for TV to beat the window-tuned FBP: 25.4 vs 27.1 dB)
+    assert mr["CG-SENSE"]["psnr"] > mr["zero-filled"]["psnr"]
+    assert 1 <= ct["SIRT"]["parameters"]["iterations"] <= QUICK.sirt_iter
+
+
+def test_run_bench_result_and_record_agree(quick_run: dict) -> None:
+    result, record = quick_run["result"], quick_run["record"]
+    assert result.tasks == ["sparse-view-30", "mr-4x"] and result.suite == QUICK and record["suite"] == "quick"
+    assert result.methods == list(bench.METHODS)  # every method ran on at least one of the two tasks
+    assert result.unavailable == ["LPD", "VN"]  # no weights for VN at all, none for LPD on mr-4x
+    fbp = result.cells["sparse-view-30"]["FBP"]
+    assert record["tasks"]["sparse-view-30"]["methods"]["FBP"]["psnr"] == fbp["psnr"]
+    assert "image" not in record["tasks"]["sparse-view-30"]["methods"]["FBP"]
+    assert fbp["image"].shape == (QUICK.n, QUICK.n)
+    assert record["tasks"]["sparse-view-30"]["operator"]["geometry"]["type"] == "ParallelBeam2D"
+    assert record["tasks"]["mr-4x"]["operator"]["domain_shape"] == [QUICK.n, QUICK.n]
+    assert record["environment"]["threads"] == torch.get_num_threads()
+    assert record["wall_s"] == result.wall_s > 0
+    table = bench.results_table(result.cells, result.methods, result.tasks)
+    assert table in (quick_run["out"] / "bench.md").read_text()
+    assert f"| FBP | {fbp['psnr']:.2f} / {fbp['ssim']:.3f} / " in table
+    assert "| FBP | " in table and table.count("\n") == len(result.methods) + 1
+
+
+def test_bench_reports_the_predicted_std_and_the_provenance(quick_run: dict) -> None:
+    lpd = quick_run["record"]["tasks"]["sparse-view-30"]["methods"]["LPD"]
+    assert lpd["status"] == "ok"
+    assert math.isfinite(lpd["mean_std"]) and lpd["mean_std"] > 0
+    md = (quick_run["out"] / "bench.md").read_text()
+    assert "`sparse-view-30` / LPD: 0 steps of batch 1, seed 7" in md
+
+
+def test_figure_adds_a_row_of_std_maps() -> None:
+    task = bench.build_task("sparse-view-30", QUICK, torch.device("cpu"))
+    cell = {"status": "ok", "image": task.truth[0]}
+
+    def height(png: bytes) -> int:
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        return int.from_bytes(png[20:24], "big")  # IHDR: width, height
+
+    plain = bench.figure([task], {task.name: {"FBP": cell}}, ["FBP"])
+    with_std = bench.figure([task], {task.name: {"FBP": {**cell, "std": torch.rand(32, 32)}}}, ["FBP"])
+    assert height(with_std) > 1.3 * height(plain)  # 3 rows (image, error, std) instead of 2
+
+
+def test_bench_reports_missing_weights_and_uses_present_ones(quick_run: dict) -> None:
+    tasks = quick_run["record"]["tasks"]
+    assert tasks["sparse-view-30"]["methods"]["VN"] == {"status": "no pretrained weights"}
+    assert tasks["mr-4x"]["methods"]["LPD"] == {"status": "no pretrained weights"}
+    learned = tasks["sparse-view-30"]["methods"]["LearnedFBP"]
+    assert learned["status"] == "ok"
+    assert Path(learned["parameters"]["weights"]).parts[-2:] == ("sparse-view-30", "LearnedFBP")
+    assert 10.0 < learned["psnr"] < 60.0
+    assert tasks["sparse-view-30"]["methods"]["FBP"]["parameters"]["filter"] in ("ram-lak", "shepp-logan", "cosine",
+                                                                                 "hamming", "hann")
+
+
+def test_a_task_without_applicable_methods_stays_in_the_table(tmp_path: Path) -> None:
+    result = bench.run_bench("quick", ["sparse-view-30", "mr-4x"], ["FBP"])
+    assert list(result.task_data) == ["sparse-view-30"] and result.cells["mr-4x"] == {}
+    written = bench.write_report(result, tmp_path)  # the figure draws the tasks that ran
+    assert (tmp_path / "bench.png") in written
+    md = (tmp_path / "bench.md").read_text()
+    assert "| method | sparse-view-30 | mr-4x |" in md and md.count("| FBP | ") == 1
+    assert "| FBP | " in md and " | - |" in md
+    record = json.loads((tmp_path / "bench.json").read_text())
+    assert record["tasks"]["mr-4x"]["operator"] is None and record["tasks"]["mr-4x"]["methods"] == {}
+
+
+def test_run_analytic_times_the_test_reconstruction_only(quick_run: dict) -> None:
+    task = quick_run["result"].task_data["sparse-view-30"]
+    x, params, seconds = bench.run_analytic(task, "SIRT", QUICK)
+    assert x.shape == task.truth.shape and 1 <= params["iterations"] <= QUICK.sirt_iter
+    assert 0 < seconds < 60
+    x, params, _ = bench.run_analytic(task, "FBP", QUICK)
+    assert params["filter"] == quick_run["result"].cells["sparse-view-30"]["FBP"]["parameters"]["filter"]
+    psnr, ssim = bench.score(x, task.truth)
+    assert psnr.shape == ssim.shape == (QUICK.n_ellipses + 1,)
+    assert float(psnr.mean()) == pytest.approx(quick_run["result"].cells["sparse-view-30"]["FBP"]["psnr"])
+
+
+@pytest.mark.parametrize(("task", "modality", "range_shape"), [
+    ("sparse-view-30", "ct", (30, 48)),
+    ("limited-angle-fan", "ct", (16, 100)),  # 2 ceil(sqrt(2) n) + 8 cells (magnification 2)
+    ("low-dose", "ct", (180, 48)),
+    ("mr-8x", "mr", (8, 32, 32)),
+])
+def test_task_operator(task: str, modality: str, range_shape: tuple[int, ...]) -> None:
+    A = bench.task_operator(task, 32)
+    assert bench.task_modality(task) == modality
+    assert tuple(A.domain_shape) == (32, 32) and tuple(A.range_shape) == range_shape
+    assert isinstance(A, pr.XRayTransform if modality == "ct" else pr.mr.SENSE)
+
+
+def test_build_task_data() -> None:
+    data = bench.build_task("mr-4x", QUICK)
+    assert data.modality == "mr" and data.truth.is_complex() and data.truth.shape == (QUICK.n_ellipses + 1, 32, 32)
+    assert data.y.shape == (QUICK.n_ellipses + 1, 8, 32, 32) and data.y_val.shape == (QUICK.n_val, 8, 32, 32)
+    unsampled = data.operator.mask.expand_as(data.y) == 0
+    assert unsampled.any() and bool((data.y[unsampled] == 0).all())  # noise only on sampled k-space
+    assert data.noise["acceleration"] == 4
+    again = bench.build_task("mr-4x", QUICK)
+    torch.testing.assert_close(again.y, data.y, rtol=0, atol=0)  # fixed seeds: the same data every run
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        bench.task_operator("nope", 32)
+    with pytest.raises(TypeError, match="task must be a str"):
+        bench.task_modality(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="n must be an int"):
+        bench.task_operator("sparse-view-30", 32.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n must be >= 8"):
+        bench.task_operator("sparse-view-30", 4)
+    with pytest.raises(TypeError, match="suite must be a Suite"):
+        bench.build_task("sparse-view-30", "quick")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown method 'magic'"):
+        bench.select_jobs(None, ["FBP", "magic"])
+    with pytest.raises(ValueError, match="none of the methods"):
+        bench.select_jobs(["mr-4x"], ["FBP"])
+    with pytest.raises(ValueError, match="unknown suite 'huge'"):
+        bench.run_bench("huge")
+    with pytest.raises(TypeError, match="suite must be a str or Suite"):
+        bench.run_bench(64)  # type: ignore[arg-type]
+    assert bench.select_jobs(["mr-4x", "sparse-view-30", "mr-4x"], ["TV", "FBP"]) == [
+        ("mr-4x", "TV"), ("sparse-view-30", "TV"), ("sparse-view-30", "FBP")]
+
+
+def test_run_analytic_rejects_a_method_of_the_other_modality(quick_run: dict) -> None:
+    with pytest.raises(ValueError, match="unknown method 'FBP' for a MR task"):
+        bench.run_analytic(quick_run["result"].task_data["mr-4x"], "FBP", QUICK)
+
+
+def test_pretrained_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRECISIONRECON_WEIGHTS", str(tmp_path))
+    assert pretrained.available() == []
+    assert pretrained.find("sparse-view-30", "LPD") is None
+    with pytest.raises(FileNotFoundError, match="no pretrained weights"):
+        pretrained.load("sparse-view-30", "LPD")
+    with pytest.raises(ValueError, match="model must be one of"):
+        pretrained.find("sparse-view-30", "UNet")
+    with pytest.raises(ValueError, match="plain folder name"):
+        pretrained.find("../x", "LPD")
+    A = pr.XRayTransform(pr.Volume((8, 8)), pr.ParallelBeam2D(angles=pr.angles(4), det_count=12))
+    model = pr.models.LearnedFBP(A)
+    with torch.no_grad():
+        model.fbp.response.mul_(1.5) if hasattr(model, "fbp") else None
+    folder = write_checkpoint(tmp_path / "run", 0, model, None, {})
+    shutil.copytree(folder, tmp_path / "t" / "LearnedFBP")
+    assert pretrained.available() == [("t", "LearnedFBP")]
+    loaded = pretrained.load("t", "LearnedFBP")
+    y = torch.rand(2, 4, 12)
+    torch.testing.assert_close(loaded(y), model(y))
+
+
+def test_shipped_pretrained_weights_load_and_match_their_configs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every learned method of every built-in task has weights in the package, for the
+    default suite's operator, with the training config that produced them."""
+    monkeypatch.delenv("PRECISIONRECON_WEIGHTS", raising=False)
+    n = bench.SUITES["default"].n
+    for task in bench.TASKS:
+        methods = bench.LEARNED if bench.task_modality(task) == "ct" else ("VN", "LPD")
+        assert set(methods) == set(bench.LEARNED) & set(bench.methods_of(task))
+        A = bench.task_operator(task, n)
+        for method in methods:
+            folder = pretrained.find(task, method)
+            assert folder is not None, (task, method)
+            train = json.loads((folder / "train.json").read_text())
+            saved = json.loads((folder / "config.json").read_text())
+            assert saved["model"] == train["model"]  # the recorded config built this model
+            model = pretrained.load(task, method)
+            op = bench.model_operator(model)
+            assert tuple(op.domain_shape) == tuple(A.domain_shape) and tuple(op.range_shape) == tuple(A.range_shape)
+
+
+@pytest.mark.parametrize(("task", "learned", "baseline"), [("sparse-view-30", "LPD", "FBP"),
+                                                           ("mr-4x", "VN", "zero-filled")])
+def test_shipped_models_beat_the_analytic_baseline(task: str, learned: str, baseline: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PRECISIONRECON_WEIGHTS", raising=False)
+    data = bench.build_task(task, bench.SUITES["default"], torch.device("cpu"))
+    ours = bench.evaluate_method(data, learned, bench.SUITES["default"], torch.device("cpu"))
+    base = bench.evaluate_method(data, baseline, bench.SUITES["default"], torch.device("cpu"))
+    assert ours["status"] == "ok"
+    assert ours["psnr"] > base["psnr"] + 2.0  # held-out ellipses and Shepp-Logan
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def test_info() -> None:
+    data = bench.info()
+    assert data["torch"] == torch.__version__ and data["torch_threads"] == torch.get_num_threads()
+    assert data["optional_dependencies"]["h5py"] == h5py.__version__
+    assert isinstance(data["kernels"]["cpu"]["built"], list)
+    assert data["precisionrecon"] == pr.__version__
+    assert data["kernels"] == bench.kernel_info()
+
+
+def test_machine_info_and_formats(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRECISIONRECON_KERNELS", "reference")
+    m = bench.machine_info(packages=("h5py", "no_such_module_xyz"))
+    assert m["h5py"] == h5py.__version__ and m["no_such_module_xyz"] is None
+    assert m["torch"] == torch.__version__ and m["torch_num_threads"] == torch.get_num_threads()
+    assert m["env"]["PRECISIONRECON_KERNELS"] == "reference"
+    assert m["cpu_count"] >= 1 and isinstance(m["kernel_isa"], str)
+    env = bench.environment("cpu")
+    assert env["device"] == "cpu" and env["threads"] == torch.get_num_threads()
+    assert [bench.format_ms(v) for v in (0.1234, 4.567, 78.91, 1234.5)] == ["0.123", "4.57", "78.9", "1234"]
+    assert [bench.format_seconds(s) for s in (0.00077, 0.012, 0.138, 1.254)] == ["0.77 ms", "12 ms", "138 ms",
+                                                                                "1.25 s"]
