@@ -31,6 +31,7 @@ from .operators import (
 if TYPE_CHECKING:  # static tools see the lazily imported subpackages as plain imports
     from . import (
         algorithms,
+        bench,
         calibration,
         data,
         interop,
@@ -47,7 +48,7 @@ __version__ = "0.1.0"
 
 # Subpackages imported on first attribute access (PEP 562): `import precisionrecon` loads the
 # geometry and operators only, not MR (scipy), models, training or the interop layers.
-_LAZY_SUBMODULES = frozenset(("algorithms", "calibration", "data", "interop", "metrics", "models", "mr",
+_LAZY_SUBMODULES = frozenset(("algorithms", "bench", "calibration", "data", "interop", "metrics", "models", "mr",
                               "pretrained", "testing", "training", "uncertainty"))
 
 
@@ -82,6 +83,7 @@ __all__ = [
     "__version__",
     "algorithms",
     "angles",
+    "bench",
     "calibration",
     "data",
     "interop",

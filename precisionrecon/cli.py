@@ -52,8 +52,8 @@ from .bench import (
 from .geometry import Volume, from_dict
 from .mr import SENSE, cg_sense, estimate_maps, tv_recon, zero_filled
 from .operators import FBP, XRayTransform
-from .training.__main__ import add_arguments as add_train_arguments
-from .training.__main__ import run as run_training
+from .training.command import add_arguments as add_train_arguments
+from .training.command import run as run_training
 
 DEFAULT_BENCH_OUT = Path("benchmarks") / "results" / "bench"
 OUTPUT_MODE = 0o644  # files written for the user, readable like any file they create

@@ -7,8 +7,6 @@ it under the names the test suite has always imported.
 
 from precisionrecon.data.analytic import (
     Ellipsoid,
-    _local,
-    _profile_integral,
     analytic_projection,
     blobs_2d,
     blobs_3d,
@@ -16,8 +14,10 @@ from precisionrecon.data.analytic import (
     detector_rays,
     ellipse,
     ellipsoid,
+    local_coordinates,
     phantom_2d,
     phantom_3d,
+    profile_integral,
     project,
     rasterize,
     voxel_centres,
@@ -27,8 +27,6 @@ from precisionrecon.data.analytic import (
 
 __all__ = [
     "Ellipsoid",
-    "_local",
-    "_profile_integral",
     "analytic_projection",
     "blobs_2d",
     "blobs_3d",
@@ -36,8 +34,10 @@ __all__ = [
     "detector_rays",
     "ellipse",
     "ellipsoid",
+    "local_coordinates",
     "phantom_2d",
     "phantom_3d",
+    "profile_integral",
     "project",
     "rasterize",
     "voxel_centres",

@@ -25,7 +25,7 @@ from precisionrecon.data import (
 from precisionrecon.data.analytic import voxel_centres
 from precisionrecon.data.anatomy import UNIT_MU, item_seed
 from precisionrecon.training.config import DataConfig, TrainingConfig
-from precisionrecon.training.data import _NOISE, _PHANTOM, SimulatedData, derive_seed
+from precisionrecon.training.data import NOISE_STREAM, PHANTOM_STREAM, SimulatedData, derive_seed
 
 V64 = pr.Volume((64, 64), spacing=5.0)  # a 320 mm field of view
 
@@ -240,10 +240,10 @@ def test_old_configs_give_the_same_data_bit_for_bit() -> None:
     data = SimulatedData(a, DataConfig(val_size=0), 3, "float64", "cpu")
     y, x = data.batch(2, range(3), 4)
     for i in range(3):
-        g = torch.Generator().manual_seed(derive_seed(3, _PHANTOM, 2 * 4 + i))
+        g = torch.Generator().manual_seed(derive_seed(3, PHANTOM_STREAM, 2 * 4 + i))
         ref = random_ellipse_images(a.volume, 1, generator=g, n_ellipses=50.0, dtype=torch.float64)[0]
         assert torch.equal(x[i], ref)
-        noisy = pr.data.gaussian_noise(a(ref), 0.05, seed=derive_seed(3, _NOISE, 2, i), item_ndim=2)
+        noisy = pr.data.gaussian_noise(a(ref), 0.05, seed=derive_seed(3, NOISE_STREAM, 2, i), item_ndim=2)
         assert torch.equal(y[i], noisy)
 
 

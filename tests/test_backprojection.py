@@ -10,7 +10,7 @@ from registry import VBP_GEOMETRIES
 
 import precisionrecon as pr
 from precisionrecon._kernels import ops, reference
-from precisionrecon._kernels.ops import _geometry_args
+from precisionrecon._kernels.ops import geometry_args
 from precisionrecon.operators import VoxelBackprojection
 
 GEOMETRIES = VBP_GEOMETRIES  # shared with the registry of the generic suite (test_operators.py)
@@ -26,7 +26,7 @@ def _op(name: str, weighted: bool) -> VoxelBackprojection:
 def test_kernel_matches_reference(name: str, weighted: bool) -> None:
     op = _op(name, weighted)
     n, sp, off, det, beam, curved, w = op._args
-    kn, ksp, koff, nu, nv = _geometry_args(n, sp, off, det)
+    kn, ksp, koff, nu, nv = geometry_args(n, sp, off, det)
     q = torch.randn(2, *op.domain_shape, dtype=torch.float64)
     x = torch.randn(2, *op.range_shape, dtype=torch.float64)
     ref_b = reference.vbp_backproject(q.reshape(2, q.shape[1], -1), op._vectors, kn, ksp, koff, nu, nv, beam, curved, w)
@@ -120,7 +120,7 @@ def test_footprint_kernel_matches_reference(name: str, weighted: bool) -> None:
     op = _footprint(name, weighted, pitch=0.5)
     n, sp, off, det, beam, curved, flags = op._args
     assert flags == int(weighted) | 2
-    kn, ksp, koff, nu, nv = _geometry_args(n, sp, off, det)
+    kn, ksp, koff, nu, nv = geometry_args(n, sp, off, det)
     q = torch.randn(2, *op.domain_shape, dtype=torch.float64)
     x = torch.randn(2, *op.range_shape, dtype=torch.float64)
     ref_b = reference.vbp_backproject(q.reshape(2, q.shape[1], -1), op._vectors, kn, ksp, koff, nu, nv, beam, curved,

@@ -14,7 +14,7 @@ from conftest import OPERATORS
 
 import precisionrecon as pr
 from precisionrecon._kernels.loader import emulator_library
-from precisionrecon._kernels.ops import _c_geometry, _geometry_args
+from precisionrecon._kernels.ops import c_geometry, geometry_args
 from precisionrecon.operators import VoxelBackprojection
 
 FORWARD, ADJOINT, VBP_BACKPROJECT, VBP_PROJECT = 0, 1, 2, 3
@@ -26,13 +26,13 @@ def emulate(op: int, src: torch.Tensor, operator, *, deterministic: bool, weight
     """Run one emulated CUDA op; ``operator`` supplies the geometry."""
     lib = emulator_library()
     n, sp, off, det, beam, curved = operator._args[:6]
-    kn, ksp, koff, nu, nv = _geometry_args(n, sp, off, det)
+    kn, ksp, koff, nu, nv = geometry_args(n, sp, off, det)
     vectors = operator._vectors.contiguous()
     to_volume = op in (ADJOINT, VBP_BACKPROJECT)
     vol_shape, proj_shape = tuple(n), (vectors.shape[0], *det)
     batch_shape = src.shape[: src.dim() - len(proj_shape if to_volume else vol_shape)]
     out = src.new_empty((*batch_shape, *(vol_shape if to_volume else proj_shape)))
-    c_n, c_sp, c_off = _c_geometry(kn, ksp, koff)
+    c_n, c_sp, c_off = c_geometry(kn, ksp, koff)
     fn = lib.pr_emu_f32 if src.dtype == torch.float32 else lib.pr_emu_f64
     src = src.contiguous()
     err = fn(op, src.data_ptr(), out.data_ptr(), math.prod(batch_shape), len(kn), c_n, c_sp, c_off,

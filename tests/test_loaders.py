@@ -31,9 +31,9 @@ def _write_lodopab(root: Path, part: str, obs: np.ndarray, gt: np.ndarray | None
 def test_lodopab_geometry_matches_odl() -> None:
     odl = pytest.importorskip("odl")
     from precisionrecon.interop import from_odl
-    from precisionrecon.interop.odl import _import_odl
+    from precisionrecon.interop.odl import import_odl
 
-    _, tomo = _import_odl()
+    _, tomo = import_odl()
     space = odl.uniform_discr([-130.0, -130.0], [130.0, 130.0], (362, 362), dtype="float32")  # dival, in mm
     geom = tomo.parallel_beam_geometry(space, num_angles=1000, det_shape=513)
     vol_odl, geom_odl = from_odl(space, geom)

@@ -24,8 +24,8 @@ from torch import Tensor, nn
 import precisionrecon as pr
 from precisionrecon import models, mr, training
 from precisionrecon import uncertainty as unc
-from precisionrecon.training.__main__ import main
 from precisionrecon.training.checkpoint import CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE
+from precisionrecon.training.command import main
 from precisionrecon.training.data import shard
 
 N, VIEWS, DET = 16, 12, 24

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from . import ops
-from .ops import _geometry_args
+from .ops import geometry_args
 from .reference import _pixel_positions
 
 
@@ -77,7 +77,7 @@ class _ParametricProjection(torch.autograd.Function):
         grad_vec = None
         if ctx.needs_input_grad[1]:
             vol_shape, vol_spacing, vol_offset, det_shape, beam, curved = geometry
-            n, sp, off, nu, nv = _geometry_args(vol_shape, vol_spacing, vol_offset, det_shape)
+            n, sp, off, nu, nv = geometry_args(vol_shape, vol_spacing, vol_offset, det_shape)
             dim = len(vol_shape)
             sens = ops.xray_sensitivity(x.detach(), vectors.detach(), *geometry).to(torch.float64)
             # (batch, n_rays); note sum(dim=()) would reduce everything, so fold the batch

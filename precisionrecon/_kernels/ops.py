@@ -34,7 +34,7 @@ _CUDA_DTYPES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bflo
 _HALF = (torch.float16, torch.bfloat16)
 
 
-def _geometry_args(vol_shape: list[int], vol_spacing: list[float], vol_offset: list[float], det_shape: list[int]):
+def geometry_args(vol_shape: list[int], vol_spacing: list[float], vol_offset: list[float], det_shape: list[int]):
     # Tensor order (z, y, x) -> kernel order (x, y, z); detector (rows, cols) -> (nu, nv).
     n = list(reversed(vol_shape))
     sp = list(reversed(vol_spacing))
@@ -44,7 +44,7 @@ def _geometry_args(vol_shape: list[int], vol_spacing: list[float], vol_offset: l
     return n, sp, off, nu, nv
 
 
-def _c_geometry(n: list[int], sp: list[float], off: list[float]):
+def c_geometry(n: list[int], sp: list[float], off: list[float]):
     dim = len(n)
     return (
         (ctypes.c_int * 3)(*(n + [1] * (3 - dim))),
@@ -60,7 +60,7 @@ def _call_cpu(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off, vectors
         return False
     lib, _ = found
     fn = getattr(lib, f"{_CPU_NAMES[op]}_{'f32' if src.dtype == torch.float32 else 'f64'}")
-    c_n, c_sp, c_off = _c_geometry(n, sp, off)
+    c_n, c_sp, c_off = c_geometry(n, sp, off)
     err = fn(src.data_ptr(), dst.data_ptr(), batch, len(n), c_n, c_sp, c_off, vectors.data_ptr(), vectors.shape[0],
              nu, nv, *ints, torch.get_num_threads())
     if err != 0:
@@ -80,7 +80,7 @@ def _call_cuda(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off, vector
         deterministic = deterministic or op == _ADJOINT  # half precision: the gather, never atomics
     if vectors.device != src.device:
         vectors = vectors.to(src.device)
-    c_n, c_sp, c_off = _c_geometry(n, sp, off)
+    c_n, c_sp, c_off = c_geometry(n, sp, off)
     with torch.cuda.device(src.device):
         stream = torch.cuda.current_stream(src.device).cuda_stream
         err = lib.pr_cuda_launch(op, _CUDA_DTYPES[src.dtype], src.data_ptr(), dst.data_ptr(), batch, len(n), c_n,
@@ -122,7 +122,7 @@ def _run(op: int, src: Tensor, vectors: Tensor, vol_shape, vol_spacing, vol_offs
     out = src.new_empty(out_shape)
     if batch == 0:
         return out
-    n, sp, off, nu, nv = _geometry_args(vol_shape, vol_spacing, vol_offset, det_shape)
+    n, sp, off, nu, nv = geometry_args(vol_shape, vol_spacing, vol_offset, det_shape)
     sc = src.contiguous()
     vc = vectors.detach().contiguous()
     extra = () if weighted is None else (weighted,)

@@ -23,7 +23,6 @@ from tqdm import tqdm
 
 from .. import metrics, pretrained
 from ..algorithms import pdhg_tv, sirt
-from ..models import LearnedFBP
 from ..mr import cg_sense, zero_filled
 from ..operators import FBP, LinearOperator
 from ..training import predict
@@ -86,15 +85,11 @@ def _tuned_analytic(task: TaskData, method: str, suite: Suite) -> tuple[Callable
     validation images, warmed up, and those parameters."""
     A = task.operator
     if method == "FBP" and task.modality == "ct":
-        if task.name == "limited-angle-fan":
-            # FBP does not take arcs below pi + fan angle; the untrained LearnedFBP is FBP with
-            # the extended Parker weights (Würfl et al. 2018)
-            model = LearnedFBP(A, filter="hann").to(task.y.dtype)
-            model(task.y[:1])  # warm-up (library loading, caches), not timed
-            return model, {"filter": "hann", "weights": "extended Parker"}
-        scores = [_mean_psnr(FBP(A, w)(task.y_val), task.truth_val) for w in FBP_WINDOWS]
+        # limited-angle fan: Parker weights continued below pi + fan angle (Würfl et al. 2018)
+        parker: bool | str = "extended" if task.name == "limited-angle-fan" else True
+        scores = [_mean_psnr(FBP(A, w, parker=parker)(task.y_val), task.truth_val) for w in FBP_WINDOWS]
         window = FBP_WINDOWS[int(np.argmax(scores))]
-        return FBP(A, window), {"filter": window}
+        return FBP(A, window, parker=parker), {"filter": window, "parker": parker}
     if method == "zero-filled" and task.modality == "mr":
         zero_filled(A, task.y[:1])  # warm-up
         return (lambda y: zero_filled(A, y)), {}

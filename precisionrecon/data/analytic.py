@@ -137,12 +137,12 @@ def with_power(phantom: Sequence[Ellipsoid], power: int) -> list[Ellipsoid]:
     return [dataclasses.replace(e, power=power) for e in phantom]
 
 
-def _profile_integral(k: int) -> float:
+def profile_integral(k: int) -> float:
     """``int_{-1}^{1} (1 - s^2)^k ds = sqrt(pi) Gamma(k + 1) / Gamma(k + 3/2)`` (2 for k = 0)."""
     return math.sqrt(math.pi) * math.gamma(k + 1) / math.gamma(k + 1.5)
 
 
-def _local(e: Ellipsoid, points: np.ndarray) -> np.ndarray:
+def local_coordinates(e: Ellipsoid, points: np.ndarray) -> np.ndarray:
     """Points (..., D) in the frame where ``e`` is the unit ball."""
     return ((points - np.asarray(e.center)) @ np.asarray(e.rotation)) / np.asarray(e.semi_axes)
 
@@ -158,7 +158,7 @@ def chord_integrals(phantom: Sequence[Ellipsoid], origins: np.ndarray, direction
     dir_len = np.linalg.norm(directions, axis=-1)
     out = np.zeros(np.broadcast_shapes(origins.shape, directions.shape)[:-1])
     for e in phantom:
-        o = _local(e, origins)
+        o = local_coordinates(e, origins)
         d = (directions @ np.asarray(e.rotation)) / np.asarray(e.semi_axes)
         # r^2(t) = |o + t d|^2 = a t^2 + 2 b t + c = a ((t - t0)^2 - h^2) with
         # h^2 = (b^2 - a c) / a^2: the chord is |t - t0| <= h, of length 2 h |dir|.
@@ -168,7 +168,7 @@ def chord_integrals(phantom: Sequence[Ellipsoid], origins: np.ndarray, direction
         h = np.sqrt(np.maximum(b * b - a * c, 0.0)) / a
         # int_{-h}^{h} (a (h^2 - tau^2))^k dtau = a^k h^(2k+1) * 2 int_0^1 (1 - s^2)^k ds
         k = e.power
-        out += e.density * a**k * h ** (2 * k + 1) * _profile_integral(k) * dir_len
+        out += e.density * a**k * h ** (2 * k + 1) * profile_integral(k) * dir_len
     return out
 
 

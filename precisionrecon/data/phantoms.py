@@ -28,7 +28,7 @@ from .analytic import Ellipsoid, rasterize
 # Modified Shepp-Logan (Toft 1996; MATLAB phantom('Modified Shepp-Logan'), ODL
 # shepp_logan(modified=True)). Normalised coordinates with y pointing *up*:
 #   value, semi-axis x, semi-axis y, centre x, centre y, angle (degrees, counter-clockwise)
-_SHEPP_LOGAN_2D = (
+SHEPP_LOGAN_2D = (
     (1.0, 0.6900, 0.9200, 0.0000, 0.0000, 0.0),
     (-0.8, 0.6624, 0.8740, 0.0000, -0.0184, 0.0),
     (-0.2, 0.1100, 0.3100, 0.2200, 0.0000, -18.0),
@@ -43,7 +43,7 @@ _SHEPP_LOGAN_2D = (
 # 3-D extension as in ODL (shepp_logan_ellipsoids(3, modified=True)): the 2-D table with
 # z semi-axes (all centred at z = 0, rotations about z only). Both tables are also the source
 # of the complex MR phantom (precisionrecon.mr.phantoms).
-_SEMI_AXES_Z = (0.810, 0.780, 0.220, 0.280, 0.410, 0.050, 0.050, 0.050, 0.020, 0.020)
+SHEPP_LOGAN_SEMI_AXES_Z = (0.810, 0.780, 0.220, 0.280, 0.410, 0.050, 0.050, 0.050, 0.020, 0.020)
 
 
 def _box(
@@ -88,14 +88,14 @@ def _shepp_logan(ndim: int, half: np.ndarray, centre: np.ndarray, scale: float) 
     scale = float(scale)
     if not math.isfinite(scale):
         raise ValueError(f"scale must be finite, got {scale}")
-    values = [v * scale for v, *_ in _SHEPP_LOGAN_2D]
+    values = [v * scale for v, *_ in SHEPP_LOGAN_2D]
     # The dark ellipses take exactly the level the first two leave, so the sum there is
     # exactly 0 (not -6e-17 as 1.0 - 0.8 - 0.2 in floating point).
     values[2] = values[3] = -(values[0] + values[1])
     flip = np.ones(ndim)
     flip[1] = -1.0  # the table's y points up in the displayed image; our y grows with the row
     out = []
-    for i, (_, ax, ay, x, y, deg) in enumerate(_SHEPP_LOGAN_2D):
+    for i, (_, ax, ay, x, y, deg) in enumerate(SHEPP_LOGAN_2D):
         th = math.radians(deg)
         c, s = math.cos(th), math.sin(th)
         if ndim == 2:
@@ -103,7 +103,7 @@ def _shepp_logan(ndim: int, half: np.ndarray, centre: np.ndarray, scale: float) 
             e = Ellipsoid((x, y), (ax, ay), rot, values[i])
         else:
             rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-            e = Ellipsoid((x, y, 0.0), (ax, ay, _SEMI_AXES_Z[i]), rot, values[i])
+            e = Ellipsoid((x, y, 0.0), (ax, ay, SHEPP_LOGAN_SEMI_AXES_Z[i]), rot, values[i])
         out.append(_map(e, flip * half, centre))
     return out
 

@@ -46,7 +46,7 @@ __all__ = ["OdlOperator", "as_odl_operator", "from_odl", "from_odl_operator", "t
 _INSTALL_HINT = "pip install precisionrecon[interop]"
 
 
-def _import_odl() -> tuple[Any, Any]:
+def import_odl() -> tuple[Any, Any]:
     """``(odl, odl's tomography module)``; imported lazily because ``import odl`` sets
     ``SCIPY_ARRAY_API=1`` for the whole process."""
     try:
@@ -184,7 +184,7 @@ def to_odl(volume: Volume, geometry: Geometry, *, dtype: Any = "float32") -> tup
     ours) and ``(views, cols, rows)`` (3-D; ours ``(views, rows, cols)``).
     """
     check_geometry_pair(volume, geometry)
-    odl, tomo = _import_odl()
+    odl, tomo = import_odl()
     return _odl_space(odl, volume, _check_dtype(dtype)), _odl_geometry(odl, tomo, geometry)
 
 
@@ -387,7 +387,7 @@ def from_odl(space: Any, geometry: Any) -> tuple[Volume, Geometry]:
     Shape: ODL projections ``(views, n_det)`` are ours; 3-D ``(views, u, v)`` are our
     ``(views, rows, cols)`` transposed in the last two axes.
     """
-    odl, tomo = _import_odl()
+    odl, tomo = import_odl()
     volume = _volume_from_space(odl, space)
     if not isinstance(geometry, tomo.Geometry):
         raise TypeError(f"geometry must be an ODL tomography Geometry, got {type(geometry).__name__}")
@@ -571,7 +571,7 @@ def as_odl_operator(A: LinearOperator, *, dtype: Any = "float32") -> Any:
     for ``A``.
     """
     check_operator(A, "A")
-    odl, _ = _import_odl()
+    odl, _ = import_odl()
     cls = _operator_class(odl)
     if isinstance(A, XRayTransform):
         domain, geometry = to_odl(A.volume, A.geometry, dtype=dtype)
@@ -645,7 +645,7 @@ class OdlOperator(LinearOperator):
     """
 
     def __init__(self, op: Any) -> None:
-        odl, _ = _import_odl()
+        odl, _ = import_odl()
         if not isinstance(op, odl.Operator):
             raise TypeError(f"op must be an odl.Operator, got {type(op).__name__}")
         if not op.is_linear:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .._validate import as_shape
-from ..data.phantoms import _SEMI_AXES_Z, _SHEPP_LOGAN_2D
+from ..data.phantoms import SHEPP_LOGAN_2D, SHEPP_LOGAN_SEMI_AXES_Z
 from ._common import as_complex
 
 # The modified Shepp-Logan table and its z semi-axes live in data.phantoms (the lower floor).
@@ -84,13 +84,13 @@ def shepp_logan(
     c = _coordinates(shape)
     mag = torch.zeros(shape, dtype=torch.float64)
     if len(shape) == 2:
-        for value, a, b, x0, y0, deg in _SHEPP_LOGAN_2D:
+        for value, a, b, x0, y0, deg in SHEPP_LOGAN_2D:
             t = math.radians(deg)
             xr = (c[0] - x0) * math.cos(t) + (c[1] - y0) * math.sin(t)
             yr = -(c[0] - x0) * math.sin(t) + (c[1] - y0) * math.cos(t)
             mag += value * ((xr / a) ** 2 + (yr / b) ** 2 <= 1.0)
     else:
-        for (value, a, b, x0, y0, deg), cc, z0 in zip(_SHEPP_LOGAN_2D, _SEMI_AXES_Z, _CENTRES_Z, strict=True):
+        for (value, a, b, x0, y0, deg), cc, z0 in zip(SHEPP_LOGAN_2D, SHEPP_LOGAN_SEMI_AXES_Z, _CENTRES_Z, strict=True):
             t = math.radians(deg)
             xr = (c[0] - x0) * math.cos(t) + (c[1] - y0) * math.sin(t)
             yr = -(c[0] - x0) * math.sin(t) + (c[1] - y0) * math.cos(t)

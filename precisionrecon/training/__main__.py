@@ -1,71 +1,8 @@
-"""``python -m precisionrecon.training --config cfg.json`` (also under ``torchrun``).
+"""``python -m precisionrecon.training --config cfg.json``: see :mod:`precisionrecon.training.command`."""
 
-Trains the model of the config, writes checkpoints to its ``output_dir`` and prints the
-final step, checkpoint and validation metrics as one JSON line (first process only).
-Configuration errors (unknown keys or model, bad paths) exit with status 2.
-"""
-
-from __future__ import annotations
-
-import argparse
-import dataclasses
-import json
 import sys
 
-import torch.distributed as dist
-
-from .config import TrainingConfig
-from .trainer import Trainer, init_distributed
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of a training run (also those of ``precisionrecon train``)."""
-    parser.add_argument("--config", required=True, help="training config (.json, .yaml or .yml)")
-    parser.add_argument("--output-dir", help="override output_dir")
-    parser.add_argument("--steps", type=int, help="override steps")
-    parser.add_argument("--seed", type=int, help="override seed")
-    parser.add_argument("--device", help="override device (auto, cpu, cuda, cuda:N)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m precisionrecon.training", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-def run(args: argparse.Namespace) -> int:
-    """Train with the options of :func:`add_arguments`; 0 on success, 2 on a configuration error."""
-    overrides = {
-        "output_dir": args.output_dir,
-        "steps": args.steps,
-        "seed": args.seed,
-        "device": args.device,
-        "resume": True if args.resume else None,
-        "progress": False if args.no_progress else None,
-    }
-    created = False
-    try:
-        config = TrainingConfig.from_file(args.config)
-        config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
-        created = init_distributed(config.device)
-        trainer = Trainer(config)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if created:
-            dist.destroy_process_group()
-        return 2
-    try:
-        trainer.fit()
-        if trainer.rank == 0:
-            checkpoint = str(trainer.last_checkpoint) if trainer.last_checkpoint is not None else None
-            print(json.dumps({"step": trainer.step, "checkpoint": checkpoint, **trainer.metrics}))
-    finally:
-        if created:
-            dist.destroy_process_group()
-    return 0
-
+from .command import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -31,7 +31,7 @@ from ..operators import LinearOperator, XRayTransform
 from .config import DataConfig
 
 # independent random streams of one seed
-_PHANTOM, _NOISE, _ORDER, _VAL_PHANTOM, _VAL_NOISE, _STEP = range(6)
+PHANTOM_STREAM, NOISE_STREAM, _ORDER, _VAL_PHANTOM, _VAL_NOISE, _STEP = range(6)
 # sub-streams of a phantom's seed (the ellipses draw from the seed itself, as they always did)
 _MIX, _ANATOMY = range(2)
 
@@ -154,14 +154,14 @@ class SimulatedData:
         the fixed set in the order of its epoch."""
         size = self.config.train_size
         if size is None:
-            return self._phantom(derive_seed(self.seed, _PHANTOM, index))
+            return self._phantom(derive_seed(self.seed, PHANTOM_STREAM, index))
         epoch, position = divmod(index, size)
         if epoch not in self._orders:
             g = torch.Generator().manual_seed(derive_seed(self.seed, _ORDER, epoch))
             self._orders = {epoch: torch.randperm(size, generator=g)}  # one epoch at a time
         k = int(self._orders[epoch][position])
         if k not in self._pool:
-            self._pool[k] = self._phantom(derive_seed(self.seed, _PHANTOM, k))
+            self._pool[k] = self._phantom(derive_seed(self.seed, PHANTOM_STREAM, k))
         return self._pool[k]
 
     # -- measurements -------------------------------------------------------------------------
@@ -190,7 +190,7 @@ class SimulatedData:
         """Items ``items`` (indices into the global batch of size ``batch_size``) of step ``step``:
         ``(y, x)`` of shapes ``(len(items), *range_shape)`` and ``(len(items), *domain_shape)``."""
         x, clean = self._stack([self._train_image(step * batch_size + i) for i in items])
-        y = self.measure(x, [derive_seed(self.seed, _NOISE, step, i) for i in items], clean)
+        y = self.measure(x, [derive_seed(self.seed, NOISE_STREAM, step, i) for i in items], clean)
         return y, x
 
     def _stack(self, samples: list[tuple[Tensor, Tensor | None]]) -> tuple[Tensor, Tensor | None]:
