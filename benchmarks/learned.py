@@ -54,6 +54,7 @@ import numpy as np
 import torch
 
 import precisionrecon as pr
+from precisionrecon._io import atomic_path, atomic_write_json, atomic_write_text
 from precisionrecon.algorithms import pdhg_tv
 from precisionrecon.bench import load_average, machine_info
 from precisionrecon.data import gaussian_noise, random_ellipse_images, shepp_logan_image
@@ -169,28 +170,10 @@ def training_config(model: torch.nn.Module, *, steps: int, batch: int, seed: int
     }
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Atomic JSON write (temp file + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(data, f, indent=1)
-    os.chmod(f.name, 0o644)  # NamedTemporaryFile creates 0600
-    os.replace(f.name, path)
-
-
-def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        f.write(text)
-    os.chmod(f.name, 0o644)  # NamedTemporaryFile creates 0600
-    os.replace(f.name, path)
-
-
 def save_figure(fig: Any, path: Path) -> None:
     """Atomic PNG write."""
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path, mode=0o644) as tmp:
+        fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
 
 
 def run_trainings(jobs: list[tuple[str, Path]], work: Path, n_parallel: int) -> dict[str, dict[str, Any]]:
@@ -231,7 +214,7 @@ def run_trainings(jobs: list[tuple[str, Path]], work: Path, n_parallel: int) -> 
             result["train_time_s"] = float(meta.get("train_time", float("nan")))
             result["n_free_parameters"] = int(meta.get("n_free_parameters", -1))
             done[name] = result
-            write_json(work / f"{name}.result.json", result)
+            atomic_write_json(work / f"{name}.result.json", result, mode=0o644)
             print(f"[train] {name} done in {result['wall_s']:.0f} s", flush=True)
     return done
 
@@ -746,7 +729,7 @@ def main(argv: list[str] | None = None) -> int:
     # the longest run first, so that the others fill the second slot around it
     for name, cfg, _ in sorted(configs_for(scale, parts), key=lambda j: j[0] != "A_LearnedPrimalDual"):
         path = configs / f"{name}.json"
-        write_json(path, cfg)
+        atomic_write_json(path, cfg, mode=0o644)
         jobs.append((name, path))
     t0 = time.perf_counter()
     runs = run_trainings(jobs, work, args.jobs)
@@ -766,9 +749,9 @@ def main(argv: list[str] | None = None) -> int:
     meta["figures"] = figures(results, out)
     meta["hardware"]["loadavg_at_end"] = load_average()
     suffix = "" if parts == "ABCD" else "_" + parts
-    write_json(out / f"learned{suffix}.json", _strip(results))
+    atomic_write_json(out / f"learned{suffix}.json", _strip(results), mode=0o644)
     text = markdown(results, scale_name, scale)
-    write_text(out / f"learned{suffix}.md", text)
+    atomic_write_text(out / f"learned{suffix}.md", text, mode=0o644)
     print(text)
     return 0
 
