@@ -16,16 +16,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._validate import REAL, REAL_OR_COMPLEX, check_tensor
+
 __all__ = ["psnr", "rmse", "ssim"]
 
 
 def _check_pair(x: Any, ref: Any, ndim: Any, *, complex_ok: bool) -> None:
     for name, t in (("x", x), ("ref", ref)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not (t.is_floating_point() or (complex_ok and t.is_complex())):
-            kind = "a floating or complex" if complex_ok else "a real floating"
-            raise TypeError(f"{name} must have {kind} dtype, got {t.dtype}")
+        check_tensor(t, name, dtype=REAL_OR_COMPLEX if complex_ok else REAL)
     if isinstance(ndim, bool) or not isinstance(ndim, int) or ndim not in (1, 2, 3):
         raise ValueError(f"ndim (axes of one image) must be 1, 2 or 3, got {ndim!r}")
     if x.shape != ref.shape:

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .._validate import positive_float
 from ._random import make_generator
-
-
-def _positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    out = float(value)
-    if not (math.isfinite(out) and out > 0):
-        raise ValueError(f"{name} must be positive and finite, got {out}")
-    return out
 
 
 def poisson_noise(
@@ -68,8 +59,8 @@ def poisson_noise(
         raise TypeError(f"sinogram must be a torch.Tensor, got {type(sinogram).__name__}")
     if not sinogram.is_floating_point():
         raise TypeError(f"sinogram must have a real floating dtype, got {sinogram.dtype}")
-    mu = _positive(mu_scale, "mu_scale")
-    floor = _positive(min_count, "min_count")
+    mu = positive_float(mu_scale, "mu_scale")
+    floor = positive_float(min_count, "min_count")
     if isinstance(i0, Tensor):
         if i0.is_complex() or not bool(torch.all(torch.isfinite(i0) & (i0 > 0))):
             raise ValueError("i0 must hold positive, finite real numbers")
@@ -81,7 +72,7 @@ def poisson_noise(
             raise ValueError(f"i0 of shape {tuple(i0.shape)} must broadcast to the sinogram's {tuple(sinogram.shape)}")
         flux = i0.detach().to(device=sinogram.device, dtype=torch.float64)
     else:
-        flux = torch.tensor(_positive(i0, "i0"), dtype=torch.float64, device=sinogram.device)
+        flux = torch.tensor(positive_float(i0, "i0"), dtype=torch.float64, device=sinogram.device)
     g = make_generator(seed, generator, sinogram.device)
     with torch.no_grad():
         p = sinogram.detach().to(torch.float64)
