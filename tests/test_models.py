@@ -370,7 +370,10 @@ def test_primal_dual_architecture_and_operator_in_every_iteration() -> None:
     assert [(c.in_channels, c.out_channels) for c in convs] == [(6, 32), (32, 32), (32, 5)]
     assert sum(isinstance(m, torch.nn.PReLU) for m in model.primal_nets[0].modules()) == 2
     model(_data(A.op))
-    assert A.calls == {"apply": 10, "adjoint": 10}
+    # one more apply: A 1 for the data scale (normalize=True), computed once and cached
+    assert A.calls == {"apply": 11, "adjoint": 10}
+    model(_data(A.op))
+    assert A.calls == {"apply": 21, "adjoint": 20}
 
 
 def test_variational_network_without_regulariser_is_landweber() -> None:

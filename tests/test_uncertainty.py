@@ -115,11 +115,15 @@ def test_gaussian_nll_matches_torch_and_is_minimal_at_the_residual() -> None:
 
 
 def test_heteroscedastic_head_shapes_init_and_gradients() -> None:
-    model = unc.HeteroscedasticHead(Tiny(), hidden=8, depth=2, init_log_var=-3.0)
+    model = unc.HeteroscedasticHead(Tiny(), hidden=8, depth=2, init_log_var=-3.0, normalize=False)
     y = _sinogram(3).float()
     mean, log_var = model(y)
     assert mean.shape == log_var.shape == (3, 16, 16)
     assert torch.equal(log_var, torch.full_like(log_var, -3.0))  # zero-initialised last layer
+    # normalised (the default): init_log_var is that of mean / s, here s = rms of the mean (Tiny has no data_scale)
+    normalized = unc.HeteroscedasticHead(model.model, hidden=8, depth=2, init_log_var=-3.0)
+    rms = mean.detach().square().mean((1, 2)).sqrt().reshape(3, 1, 1)
+    torch.testing.assert_close(normalized(y)[1], (-3.0 + 2.0 * torch.log(rms)).expand(3, 16, 16))
     assert torch.allclose(mean, model.model(y))
     unc.gaussian_nll(mean, log_var, torch.zeros_like(mean)).backward()
     # the zero last layer passes no gradient to the head's hidden layers until it has moved

@@ -4,6 +4,8 @@ All models share :class:`ReconModel`: ``model(y) -> x`` with the operator bound 
 construction (``model.operator``), known-operator parts that can be frozen or freed
 (``model.freeze("filter")``, ``model.known_operators()``, ``model.n_free_parameters``), and
 ``model.config()`` -> :func:`build` to rebuild a model without the training code.
+With ``normalize=True`` (the default) every model is scale-aware,
+``model(y) = s(y) f(y / s(y))`` with ``s(y) = ||y|| / ||A 1||`` (:meth:`ReconModel.data_scale`).
 """
 
 from ..operators.weights import extended_parker_weights  # its old import path

@@ -1,4 +1,4 @@
-"""The shared base of the learned reconstructions: a known operator bound at construction,
+r"""The shared base of the learned reconstructions: a known operator bound at construction,
 named known-operator parts that can be frozen or freed, and a JSON config that rebuilds
 the model without the training code.
 
@@ -14,6 +14,28 @@ learning is made visible: :attr:`ReconModel.n_free_parameters` counts what is le
 described by :mod:`precisionrecon.models.serialize`, the frozen parts);
 :func:`build` rebuilds the model from it, and ``load_state_dict`` restores the learned
 values (e.g. from ``safetensors.torch.load_file``).
+
+Scale normalisation
+-------------------
+Learned networks see pixel values only in the range they were trained on, while the
+scale of real data follows the object (and, for relative noise, so does the noise). With
+``normalize=True`` (the default of new models) every model is made positively
+homogeneous of degree one, ``model(c y) = c model(y)`` for ``c > 0``, by normalising each
+sample by a scale taken from its own data and restoring it on the output:
+
+.. math:: \hat x = s(y) \, f\big(y / s(y)\big), \qquad
+          s(y) = \frac{\lVert y \rVert_2}{\lVert A \mathbf 1 \rVert_2},
+
+with ``f`` the subclass's network (:meth:`ReconModel.reconstruct`), the norm over the data
+axes of each batch item (``|.|`` for complex MR data) and ``A 1`` the operator applied to
+the all-ones image. A uniform image of value ``v >= 0`` has ``s(A v 1) = v`` exactly, so
+the normalised images are of order one whatever the object's intensity (for other objects
+``s`` is a weighted rms of the image, e.g. between the mean and the maximum pixel of a
+non-negative object). ``||A 1||`` is computed once per dtype and device and cached; it is
+not part of the ``state_dict``. ``y = 0`` gives ``s = 0`` and the output 0 (the division
+uses ``max(s, tiny)``). Configs written before this option existed have no
+``"normalize"`` entry and build with ``normalize=False``: old checkpoints keep their
+recorded behaviour.
 """
 
 from __future__ import annotations
@@ -81,18 +103,30 @@ def resolve_dtype(dtype: Any) -> torch.dtype:
     return dt
 
 
+def _broadcast(scale: Tensor, ndim: int) -> Tensor:
+    """``(N,) -> (N, 1, ..., 1)`` with ``ndim`` trailing ones."""
+    return scale.reshape(-1, *(1,) * ndim)
+
+
 class ReconModel(nn.Module):
     r"""Base class of the learned reconstructions: ``model(y) -> x`` for a bound operator.
 
-    Subclasses call ``super().__init__(operator)``, build their layers, declare their
-    known-operator parts with :meth:`register_known_operator`, record their constructor
-    arguments with :meth:`remember_config`, and implement ``forward(y)``. They are
-    registered by class name for :func:`build`.
+    Subclasses call ``super().__init__(operator, normalize=normalize)``, build their
+    layers, declare their known-operator parts with :meth:`register_known_operator`,
+    record their constructor arguments with :meth:`remember_config`, and implement
+    :meth:`reconstruct` on validated data with the batch folded into one axis;
+    ``forward(y)`` validates and folds ``y``, applies the scale normalisation (see the
+    module docstring) and unfolds the result. They are registered by class name for
+    :func:`build`. (A subclass that overrides ``forward`` itself bypasses the
+    normalisation.)
 
     Parameters
     ----------
     operator : LinearOperator
         The forward operator ``A`` (image -> data), kept as :attr:`operator`.
+    normalize : bool
+        Reconstruct ``s(y) f(y / s(y))`` with the data scale ``s`` of :meth:`data_scale`
+        (default), or ``f(y)``. Recorded in :meth:`config`.
 
     Notes
     -----
@@ -104,11 +138,25 @@ class ReconModel(nn.Module):
     moves the operator too.
     """
 
-    def __init__(self, operator: LinearOperator) -> None:
+    def __init__(self, operator: LinearOperator, *, normalize: bool = True) -> None:
         super().__init__()
         self._operator = check_operator(operator, "operator")
         self._parts: dict[str, dict[str, Any]] = {}
         self._config_kwargs: dict[str, Any] = {}
+        # ||A 1|| per (dtype, device); a plain dict, not a buffer, so that state_dicts stay as they were
+        self._ones_norms: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+        self.normalize = normalize
+
+    @property
+    def normalize(self) -> bool:
+        """Whether :meth:`forward` normalises each sample by its :meth:`data_scale`."""
+        return self._normalize
+
+    @normalize.setter
+    def normalize(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"normalize must be a bool, got {type(value).__name__}")
+        self._normalize = value
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -136,6 +184,7 @@ class ReconModel(nn.Module):
                 f"built for {tuple(self._operator.domain_shape)} -> {tuple(self._operator.range_shape)}"
             )
         self._operator = operator
+        self._ones_norms = {}
 
     def _apply(self, fn: Any, recurse: bool = True) -> ReconModel:
         # every device move (model.to, .cuda(), a parent module's .to, ...) passes here: the
@@ -215,25 +264,35 @@ class ReconModel(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """A JSON-serialisable description that rebuilds the model with :func:`build`:
-        ``{"format", "class", "module", "operator", "kwargs", "frozen"}``. The learned values
-        are not in it: they are the ``state_dict``."""
+        ``{"format", "class", "module", "operator", "kwargs", "frozen"}``, with
+        ``kwargs["normalize"]`` the current :attr:`normalize`. The learned values are not
+        in it: they are the ``state_dict``."""
         frozen = sorted(n for n, part in self._parts.items() if part["parameters"] and self.is_frozen(n))
         return {
             "format": CONFIG_FORMAT,
             "class": type(self).__name__,
             "module": type(self).__module__,
             "operator": operator_to_dict(self._operator),
-            "kwargs": dict(self._config_kwargs),
+            "kwargs": {**self._config_kwargs, "normalize": self.normalize},
             "frozen": frozen,
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ReconModel:
-        """Build the model of :meth:`config` (untrained; load the ``state_dict`` after)."""
+        """Build the model of :meth:`config` (untrained; load the ``state_dict`` after).
+
+        A config without ``kwargs["normalize"]`` (written before the option existed)
+        builds with ``normalize=False``, the behaviour its weights were trained with."""
         frozen = config.get("frozen", [])
         if not isinstance(frozen, list):
             raise ValueError(f"config['frozen'] must be a list of names, got {frozen!r}")
-        model = cls(operator_from_dict(config["operator"]), **config.get("kwargs", {}))
+        kwargs = dict(config.get("kwargs", {}))
+        normalize = kwargs.pop("normalize", False)
+        if not isinstance(normalize, bool):
+            raise ValueError(f"config['kwargs']['normalize'] must be true or false, got {normalize!r}")
+        # set after construction, so that a subclass whose constructor lacks the option still builds
+        model = cls(operator_from_dict(config["operator"]), **kwargs)
+        model.normalize = normalize
         unknown = set(frozen) - set(model._parts)
         if unknown:
             raise ValueError(f"config['frozen'] names unknown parts {sorted(unknown)}")
@@ -276,9 +335,82 @@ class ReconModel(nn.Module):
         """``(N, *domain) -> (*batch, *domain)``."""
         return x.reshape(*batch, *self._operator.domain_shape)
 
+    # ------------------------------------------------------------------ scale and forward
+    def ones_norm(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """``||A 1||_2``, the norm of the operator applied to the all-ones image, as a
+        0-dim tensor of the real ``dtype`` on ``device`` (computed once per dtype and device).
+
+        Raises
+        ------
+        ValueError
+            ``A 1 = 0``: the data scale is undefined (build the model with ``normalize=False``).
+        """
+        key = (dtype, torch.device(device))
+        value = self._ones_norms.get(key)
+        if value is None:
+            image_dtype = dtype.to_complex() if self.is_complex else dtype
+            with torch.no_grad():
+                ones = torch.ones(tuple(self._operator.domain_shape), dtype=image_dtype, device=device)
+                value = torch.linalg.vector_norm(self._operator(ones)).to(dtype)
+            # the check synchronises; under torch.compile it would break the graph, so it is done eagerly only
+            if not torch.compiler.is_compiling() and not bool(value > 0):
+                raise ValueError(
+                    f"the operator ({type(self._operator).__name__}) maps the all-ones image to zero, so the data "
+                    "scale ||y|| / ||A 1|| is undefined; build the model with normalize=False"
+                )
+            self._ones_norms[key] = value
+        return value
+
+    def _folded_scale(self, yf: Tensor) -> Tensor:
+        """``s(y)`` of validated, folded data: ``(N, *range) -> (N,)``, real."""
+        norm = torch.linalg.vector_norm(yf.flatten(1), dim=1)  # |.| for complex data: a real norm
+        return norm / self.ones_norm(norm.dtype, yf.device)
+
+    def data_scale(self, y: Tensor) -> Tensor:
+        r"""The scale of the data, ``s(y) = ||y||_2 / ||A 1||_2`` per batch item.
+
+        Positively homogeneous of degree one (``s(c y) = c s(y)`` for ``c > 0``); a uniform
+        image of value ``v >= 0`` gives ``s(A (v 1)) = v``; ``s(0) = 0``. Differentiable in ``y``.
+
+        Parameters
+        ----------
+        y : Tensor
+            Data, real (CT) or complex (MR).
+
+        Returns
+        -------
+        Tensor
+            Shape: ``(*batch, *operator.range_shape) -> (*batch,)``; the data's real dtype.
+        """
+        yf, batch = self.check_data(y)
+        return self._folded_scale(yf).reshape(batch)
+
+    def reconstruct(self, y: Tensor) -> Tensor:
+        """The network ``f`` itself, on validated data with the batch folded, without the
+        scale normalisation (implemented by subclasses; :meth:`forward` calls it).
+
+        Shape: ``(N, *operator.range_shape) -> (N, *operator.domain_shape)``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement reconstruct(y)")
+
+    def forward(self, y: Tensor) -> Tensor:
+        """Reconstruct ``s(y) f(y / s(y))`` (``normalize=True``) or ``f(y)``.
+
+        Shape: ``(*batch, *operator.range_shape) -> (*batch, *operator.domain_shape)``.
+        """
+        yf, batch = self.check_data(y)
+        if not self.normalize:
+            return self.unfold(self.reconstruct(yf), batch)
+        s = self._folded_scale(yf)
+        # max(s, tiny) only matters for y = 0, where the output s f(0) is then exactly 0
+        divisor = _broadcast(s.clamp_min(torch.finfo(s.dtype).tiny), yf.dim() - 1)
+        x = self.reconstruct(yf / divisor)
+        return self.unfold(x * _broadcast(s, x.dim() - 1), batch)
+
     def extra_repr(self) -> str:
-        return f"operator={type(self._operator).__name__} {tuple(self._operator.domain_shape)} -> " + str(
-            tuple(self._operator.range_shape)
+        return (
+            f"operator={type(self._operator).__name__} {tuple(self._operator.domain_shape)} -> "
+            f"{tuple(self._operator.range_shape)}, normalize={self.normalize}"
         )
 
 
@@ -296,6 +428,8 @@ def build(config: dict[str, Any]) -> ReconModel:
     ``"module"`` entry is informational and ignored here, so a config cannot make this call
     run code (define, i.e. import, a model of your own before building it). The model is
     untrained and on the CPU: load its ``state_dict`` and move it with ``.to(device)``.
+    A config without ``kwargs["normalize"]`` (written before the scale normalisation
+    existed) builds with ``normalize=False``, so old checkpoints keep their behaviour.
 
     Raises
     ------

@@ -38,6 +38,9 @@ class FBPConvNet(ReconModel):
     filter : str
         Ramp window of the FBP.
     dtype : torch.dtype or str, optional
+    normalize : bool
+        Normalise each sample by its data scale (:meth:`ReconModel.data_scale`), so that
+        the U-Net sees images of order one, and restore the scale on the output.
 
     Notes
     -----
@@ -56,8 +59,9 @@ class FBPConvNet(ReconModel):
         init: str | None = None,
         filter: str = "ram-lak",
         dtype: Any = None,
+        normalize: bool = True,
     ) -> None:
-        super().__init__(operator)
+        super().__init__(operator, normalize=normalize)
         dt = resolve_dtype(dtype)
         init = default_init(operator) if init is None else init
         c = 2 if is_complex_operator(operator) else 1
@@ -71,9 +75,7 @@ class FBPConvNet(ReconModel):
         super().bind_operator(operator)
         self.init.rebind(operator)
 
-    def forward(self, y: Tensor) -> Tensor:
-        """Reconstruct. Shape: ``(*batch, *range) -> (*batch, *domain)``."""
-        yf, batch = self.check_data(y)
-        x0 = self.init(yf)
-        x = x0 + channel_image(self.unet(image_channels(x0, self.is_complex)), 0, self.is_complex)
-        return self.unfold(x, batch)
+    def reconstruct(self, y: Tensor) -> Tensor:
+        """``x0 + U(x0)`` without normalisation. Shape: ``(N, *range) -> (N, *domain)``."""
+        x0 = self.init(y)
+        return x0 + channel_image(self.unet(image_channels(x0, self.is_complex)), 0, self.is_complex)

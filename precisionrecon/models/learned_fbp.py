@@ -163,6 +163,10 @@ class LearnedFBP(ReconModel):
     dtype : torch.dtype or str, optional
         Parameter dtype; ``torch.float64`` for float64 data (the initial values are then
         the float64 analytic ones).
+    normalize : bool
+        Normalise each sample by its data scale (:meth:`ReconModel.data_scale`) and
+        restore it on the output. The model is linear, so this changes nothing but
+        rounding; it is there so that every model follows the same convention.
 
     Notes
     -----
@@ -181,6 +185,7 @@ class LearnedFBP(ReconModel):
         parker: bool | str = True,
         backprojector: str = "auto",
         dtype: Any = None,
+        normalize: bool = True,
     ) -> None:
         if isinstance(operator, Geometry):
             if not isinstance(volume, Volume):
@@ -188,7 +193,7 @@ class LearnedFBP(ReconModel):
             operator = XRayTransform(volume, operator)
         elif volume is not None:
             raise ValueError("volume is only used with a geometry; the XRayTransform has its own volume")
-        super().__init__(operator)
+        super().__init__(operator, normalize=normalize)
         self.fbp = FBPLayer(
             operator,  # type: ignore[arg-type]
             filter,
@@ -213,7 +218,6 @@ class LearnedFBP(ReconModel):
         super().bind_operator(operator)
         self.fbp.rebind(operator)  # type: ignore[arg-type]
 
-    def forward(self, y: Tensor) -> Tensor:
-        """Reconstruct. Shape: ``(*batch, *proj_shape) -> (*batch, *volume.shape)``."""
-        yf, batch = self.check_data(y)
-        return self.unfold(self.fbp(yf), batch)
+    def reconstruct(self, y: Tensor) -> Tensor:
+        """The learned FBP (no normalisation: it is linear). Shape: ``(N, *proj_shape) -> (N, *volume.shape)``."""
+        return self.fbp(y)

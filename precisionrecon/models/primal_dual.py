@@ -71,6 +71,9 @@ class LearnedPrimalDual(ReconModel):
     op_norm : float, optional
         ``||A||``; computed by power iteration when not given (and recorded in the config).
     dtype : torch.dtype or str, optional
+    normalize : bool
+        Normalise each sample by its data scale (:meth:`ReconModel.data_scale`), so that
+        the networks see data and images of order one, and restore the scale on the output.
 
     Notes
     -----
@@ -93,8 +96,9 @@ class LearnedPrimalDual(ReconModel):
         data_dims: int | None = None,
         op_norm: float | None = None,
         dtype: Any = None,
+        normalize: bool = True,
     ) -> None:
-        super().__init__(operator)
+        super().__init__(operator, normalize=normalize)
         dt = resolve_dtype(dtype)
         n_iter = positive_int(n_iter, "n_iter")
         self.n_primal = positive_int(n_primal, "n_primal")
@@ -148,13 +152,12 @@ class LearnedPrimalDual(ReconModel):
         """Channel ``index`` of ``(N * lead, C, *data_spatial)`` as ``(N, *range)``."""
         return channel_image(h, index, self.is_complex).reshape(n, *self.operator.range_shape)
 
-    def forward(self, y: Tensor) -> Tensor:
-        """Reconstruct. Shape: ``(*batch, *range) -> (*batch, *domain)``."""
-        yf, batch = self.check_data(y)
+    def reconstruct(self, y: Tensor) -> Tensor:
+        """The unrolled iterations without normalisation. Shape: ``(N, *range) -> (N, *domain)``."""
         A, scale, cplx = self.operator, 1.0 / self.op_norm, self.is_complex
-        n = yf.shape[0]
-        g = self._to_data_channels(yf * scale)
-        primal = image_channels(self.init(yf), cplx).repeat(1, self.n_primal, *(1,) * len(A.domain_shape))
+        n = y.shape[0]
+        g = self._to_data_channels(y * scale)
+        primal = image_channels(self.init(y), cplx).repeat(1, self.n_primal, *(1,) * len(A.domain_shape))
         dual = g.new_zeros((g.shape[0], g.shape[1] * self.n_dual, *g.shape[2:]))
         second = 1 if self.n_primal > 1 else 0
         for dual_net, primal_net in zip(self.dual_nets, self.primal_nets, strict=True):
@@ -162,4 +165,4 @@ class LearnedPrimalDual(ReconModel):
             dual = dual + dual_net(torch.cat([dual, evaluated, g], dim=1))
             back = A.T(self._from_data_channels(dual, 0, n)) * scale
             primal = primal + primal_net(torch.cat([primal, image_channels(back, cplx)], dim=1))
-        return self.unfold(channel_image(primal, 0, cplx), batch)
+        return channel_image(primal, 0, cplx)

@@ -240,6 +240,10 @@ class VariationalNetwork(ReconModel):
         ``||A||``; computed by power iteration when not given (and then recorded in the config).
     dtype : torch.dtype or str, optional
         Parameter dtype.
+    normalize : bool
+        Normalise each sample by its data scale (:meth:`ReconModel.data_scale`), so that
+        the filter responses fall in the activations' range ``[-v_max, v_max]`` whatever
+        the object's intensity, and restore the scale on the output.
 
     Notes
     -----
@@ -260,8 +264,9 @@ class VariationalNetwork(ReconModel):
         filter: str = "ram-lak",
         op_norm: float | None = None,
         dtype: Any = None,
+        normalize: bool = True,
     ) -> None:
-        super().__init__(operator)
+        super().__init__(operator, normalize=normalize)
         dt = resolve_dtype(dtype)
         init = default_init(operator) if init is None else init
         n_steps = positive_int(n_steps, "n_steps")
@@ -296,13 +301,12 @@ class VariationalNetwork(ReconModel):
         super().bind_operator(operator)
         self.init.rebind(operator)
 
-    def forward(self, y: Tensor) -> Tensor:
-        """Reconstruct. Shape: ``(*batch, *range) -> (*batch, *domain)``."""
-        yf, batch = self.check_data(y)
+    def reconstruct(self, y: Tensor) -> Tensor:
+        """The unrolled steps without normalisation. Shape: ``(N, *range) -> (N, *domain)``."""
         A, inv_l = self.operator, 1.0 / self.op_norm**2
         cplx = self.is_complex
-        x = self.init(yf)
+        x = self.init(y)
         for t, reg in enumerate(self.regularizers):
-            grad = A.T(A(x) - yf) * inv_l + channel_image(reg(image_channels(x, cplx)), 0, cplx)
+            grad = A.T(A(x) - y) * inv_l + channel_image(reg(image_channels(x, cplx)), 0, cplx)
             x = x - self.steps[t] * grad
-        return self.unfold(x, batch)
+        return x

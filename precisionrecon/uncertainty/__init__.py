@@ -46,6 +46,12 @@ def build(config: dict[str, Any], *, builder: Callable[[dict[str, Any]], nn.Modu
     -------
     nn.Module
         Untrained: load the ``state_dict`` after.
+
+    Notes
+    -----
+    Configs written before the scale normalisation existed (no ``"normalize"`` in the
+    kwargs of a model or a :class:`HeteroscedasticHead`) build with ``normalize=False``,
+    so old checkpoints keep their recorded behaviour.
     """
     if not isinstance(config, dict):
         raise TypeError(f"config must be a dict, got {type(config).__name__}")
@@ -64,6 +70,8 @@ def build(config: dict[str, Any], *, builder: Callable[[dict[str, Any]], nn.Modu
         if not isinstance(config[key], list):
             raise ValueError(f"config['members'] of DeepEnsemble must be a list, got {config[key]!r}")
         return DeepEnsemble([build(c, builder=builder) for c in config[key]], **kwargs)
+    if name == "HeteroscedasticHead" and "normalize" not in kwargs:
+        kwargs = {**kwargs, "normalize": False}  # written before the option: the behaviour it was trained with
     cls = {"HeteroscedasticHead": HeteroscedasticHead, "MCDropout": MCDropout, "CalibratedModel": CalibratedModel}[name]
     return cls(build(config[key], builder=builder), **kwargs)
 

@@ -16,6 +16,15 @@ def model_config(model: nn.Module, name: str = "model") -> dict[str, Any]:
     return config()
 
 
+def data_scale_of(model: nn.Module, y: Any) -> Any:
+    """The data scale ``model.data_scale(y)`` (shape ``(*batch,)``) of the innermost model
+    (through the wrappers, the first wrapped model), or None when it has no ``data_scale``."""
+    while isinstance(model, Wrapper):
+        model = model.wrapped()[0]
+    scale = getattr(model, "data_scale", None)
+    return scale(y) if callable(scale) else None
+
+
 # the config layout of precisionrecon.models (ReconModel.config), which the wrappers follow
 CONFIG_FORMAT = 1
 

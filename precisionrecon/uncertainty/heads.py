@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .._validate import REAL, REAL_OR_COMPLEX, check_model, check_tensor, positive_int
-from ._common import Wrapper, model_config
+from ._common import Wrapper, data_scale_of, model_config
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -91,6 +91,19 @@ class HeteroscedasticHead(Wrapper):
     variance ``exp(init_log_var)``. Train with :func:`gaussian_nll` (the trainer does this
     automatically for models that return a pair).
 
+    With ``normalize`` (the default of new heads) the CNN sees the mean divided by the data
+    scale ``s`` and the scale is restored on the variance,
+
+    .. math:: \log \sigma^2 = \mathrm{CNN}(\mu / s) + 2 \log s,
+
+    so that ``sigma`` scales with the data as the mean does (``y -> c y`` gives
+    ``mu -> c mu`` and ``sigma -> c sigma`` for a scale-aware model) and the CNN sees images
+    of order one. ``s`` is the wrapped model's ``data_scale(y)``
+    (:meth:`~precisionrecon.models.ReconModel.data_scale`, through wrappers); for a model
+    without one, the rms of the mean over the image axes, per item (also of degree one in
+    the mean). It is detached, like the mean, and ``max(s, tiny)`` is used, so that
+    ``y = 0`` gives a finite (very negative) log-variance.
+
     Parameters
     ----------
     model : nn.Module
@@ -107,7 +120,10 @@ class HeteroscedasticHead(Wrapper):
     complex_valued : bool
         The model returns complex images (MR).
     init_log_var : float
-        Initial constant log-variance.
+        Initial constant log-variance (of the normalised image with ``normalize``).
+    normalize : bool
+        Predict the log-variance of the mean divided by the data scale (see above).
+        Configs written before this option existed build with ``normalize=False``.
 
     Notes
     -----
@@ -124,6 +140,7 @@ class HeteroscedasticHead(Wrapper):
         ndim: int = 2,
         complex_valued: bool = False,
         init_log_var: float = 0.0,
+        normalize: bool = True,
     ) -> None:
         super().__init__()
         self.model = check_model(model)
@@ -137,6 +154,9 @@ class HeteroscedasticHead(Wrapper):
         self.ndim = ndim
         self.complex_valued = bool(complex_valued)
         self.init_log_var = float(init_log_var)
+        if not isinstance(normalize, bool):
+            raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
+        self.normalize = normalize
         conv = _conv(ndim)
         channels = [2 if self.complex_valued else 1] + [self.hidden] * (self.depth - 1) + [1]
         layers: list[nn.Module] = []
@@ -154,8 +174,22 @@ class HeteroscedasticHead(Wrapper):
     def wrapped(self) -> list[nn.Module]:
         return [self.model]
 
-    def log_variance(self, mean: Tensor) -> Tensor:
-        """The head alone: log-variance of a given mean image. Shape: ``(*batch, *image)``."""
+    def log_variance(self, mean: Tensor, scale: Tensor | None = None) -> Tensor:
+        """The head alone: log-variance of a given mean image.
+
+        Parameters
+        ----------
+        mean : Tensor
+            Shape ``(*batch, *image)``.
+        scale : Tensor, optional
+            The data scale ``s``, shape ``(*batch,)``, used with ``normalize`` (ignored
+            without); default the rms of ``mean`` per item.
+
+        Returns
+        -------
+        Tensor
+            Shape ``(*batch, *image)``, real.
+        """
         check_tensor(mean, "mean", dtype=REAL_OR_COMPLEX)
         if mean.is_complex() != self.complex_valued:
             raise TypeError(
@@ -167,15 +201,29 @@ class HeteroscedasticHead(Wrapper):
         image = mean.shape[mean.ndim - self.ndim :]
         batch = mean.shape[: mean.ndim - self.ndim]
         m = mean.detach().reshape(-1, 1, *image)
-        if self.complex_valued:
-            m = torch.cat([m.real, m.imag], dim=1)
-        return self.head(m).reshape(*batch, *image)
+        if not self.normalize:
+            return self.head(self._channels(m)).reshape(*batch, *image)
+        if scale is None:
+            s = m.abs().square().flatten(1).mean(1).sqrt()
+        else:
+            check_tensor(scale, "scale", dtype=REAL)
+            if tuple(scale.shape) != tuple(batch):
+                raise ValueError(f"scale must have the batch shape {tuple(batch)} of mean, got {tuple(scale.shape)}")
+            s = scale.detach().reshape(-1)
+        s = s.clamp_min(torch.finfo(s.dtype).tiny).reshape(-1, 1, *(1,) * self.ndim)
+        log_var = self.head(self._channels(m / s)) + 2.0 * torch.log(s)
+        return log_var.reshape(*batch, *image)
+
+    def _channels(self, m: Tensor) -> Tensor:
+        """``(N, 1, *image)``, complex as (real, imaginary) channels."""
+        return torch.cat([m.real, m.imag], dim=1) if self.complex_valued else m
 
     def forward(self, y: Tensor) -> tuple[Tensor, Tensor]:
         mean = self.model(y)
         if is_heteroscedastic(mean):
             raise TypeError("the wrapped model already returns (mean, log_var); do not stack heteroscedastic heads")
-        return mean, self.log_variance(mean)
+        scale = data_scale_of(self.model, y) if self.normalize else None
+        return mean, self.log_variance(mean, scale)
 
     def predict(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """``(mean, std)`` with the aleatoric ``std = exp(log_var / 2)``."""
@@ -190,5 +238,6 @@ class HeteroscedasticHead(Wrapper):
             "ndim": self.ndim,
             "complex_valued": self.complex_valued,
             "init_log_var": self.init_log_var,
+            "normalize": self.normalize,
         }
         return self.make_config(options, model=model_config(self.model))
