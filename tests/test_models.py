@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 import precisionrecon as pr
 from precisionrecon import models
 from precisionrecon.geometry import scan_type
-from precisionrecon.models.varnet import _RBF, FieldsOfExperts, RBFActivation
+from precisionrecon.models.varnet import FieldsOfExperts, RBFActivation, RBFFunction
 from precisionrecon.operators.fbp import FBP
 
 
@@ -430,7 +430,7 @@ def test_rbf_activation_equals_the_sum_over_all_centres(dtype: torch.dtype) -> N
 def test_rbf_activation_gradcheck_and_initial_slope() -> None:
     z = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
     w = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda z, w: _RBF.apply(z, w, -1.0, 0.4), (z, w))
+    assert torch.autograd.gradcheck(lambda z, w: RBFFunction.apply(z, w, -1.0, 0.4), (z, w))
     act = RBFActivation(2, 31, v_max=2.0, init_slope=0.3, dtype=torch.float64)
     t = torch.linspace(-1.5, 1.5, 7, dtype=torch.float64)
     with torch.no_grad():  # the least-squares fit of the line, within 1 % inside the centres

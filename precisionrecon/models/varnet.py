@@ -82,7 +82,7 @@ def _rbf_sweep(
     return grad_z, folded[:, m_max : m_max + n_rbf]
 
 
-class _RBF(torch.autograd.Function):
+class RBFFunction(torch.autograd.Function):
     """The activation of :func:`_rbf_sweep`; the backward recomputes the Gaussians, so only
     ``z`` is stored, not one value per entry and centre."""
 
@@ -151,7 +151,7 @@ class RBFActivation(nn.Module):
         self.weights = nn.Parameter(fit.to(dt).expand(n_channels, n_rbf).clone())
 
     def forward(self, z: Tensor) -> Tensor:
-        return _RBF.apply(z, self.weights, -self.v_max, self.sigma)
+        return RBFFunction.apply(z, self.weights, -self.v_max, self.sigma)
 
 
 class FieldsOfExperts(nn.Module):
