@@ -47,6 +47,7 @@ from .bench import (
     results_table,
     run_bench,
     select_jobs,
+    tuning_set,
     write_report,
 )
 from .geometry import Volume, from_dict
@@ -56,6 +57,7 @@ from .training.command import add_arguments as add_train_arguments
 from .training.command import run as run_training
 
 DEFAULT_BENCH_OUT = Path("benchmarks") / "results" / "bench"
+DEFAULT_REAL_BENCH_OUT = Path("benchmarks") / "results" / "bench-real"  # --suite real
 OUTPUT_MODE = 0o644  # files written for the user, readable like any file they create
 
 
@@ -108,16 +110,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     if not args.no_figure:
         _require("matplotlib", "matplotlib (or run bench with --no-figure)")
-    out = Path(args.out)
+    out = Path(args.out) if args.out is not None else (
+        DEFAULT_REAL_BENCH_OUT if args.suite == "real" else DEFAULT_BENCH_OUT)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {str(out)!r} exists and is not a folder")
 
     result = run_bench(args.suite, args.tasks, args.methods, device=device, seed=args.seed,
                        progress=not args.no_progress)
     suite = result.suite
-    print(f"PSNR (dB) / SSIM / time per image; data range {DATA_RANGE} (MR: magnitudes); "
+    print(f"PSNR (dB) / SSIM / max |error| / time per image; data range {DATA_RANGE} (MR: magnitudes); "
           f"suite {args.suite} ({suite.n}x{suite.n})")
+    print(f"tuned on: {tuning_set(suite)}")
     print(results_table(result.cells, result.methods, result.tasks))
+    for message in sorted({s for task in result.task_data.values() for s in task.skipped}):
+        print(f"real image not used: {message}")
     if result.unavailable:
         print(f"learned methods without usable pretrained weights: {', '.join(result.unavailable)} "
               "(see `precisionrecon info`)")
@@ -341,11 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--suite", choices=sorted(SUITES), default="default",
                    help="default: 64x64 with the pretrained models, a few minutes on a laptop CPU; "
                    "large: 128x128 (analytic methods only, no pretrained weights of that size); "
-                   "quick: 32x32 smoke run")
+                   "quick: 32x32 smoke run; real: 64x64 on the real CT/MR slices bundled with pydicom, "
+                   "tuned on anatomy phantoms (needs pydicom)")
     b.add_argument("--tasks", nargs="+", metavar="TASK", help=f"tasks (default all): {', '.join(TASKS)}")
     b.add_argument("--methods", nargs="+", metavar="METHOD",
                    help=f"methods (default all): {', '.join(METHODS)}")
-    b.add_argument("--out", default=str(DEFAULT_BENCH_OUT), help=f"output folder (default {DEFAULT_BENCH_OUT})")
+    b.add_argument("--out", help=f"output folder (default {DEFAULT_BENCH_OUT}; --suite real: {DEFAULT_REAL_BENCH_OUT})")
     b.add_argument("--seed", type=int, default=0, help="torch seed (test data have their own fixed seeds)")
     b.add_argument("--no-figure", action="store_true", help="skip the PNG (no matplotlib needed)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")

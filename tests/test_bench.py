@@ -51,6 +51,8 @@ def test_run_bench_writes_results(quick_run: dict) -> None:
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "bench.md").read_text()
     assert "| method | sparse-view-30 | mr-4x |" in md
+    assert "Tuned on: 1 validation random-ellipse images (seeds 880002+k), not the test images" in md
+    assert quick_run["record"]["tuned_on"].startswith("1 validation random-ellipse images")
     tasks = quick_run["record"]["tasks"]
     assert set(tasks) == {"sparse-view-30", "mr-4x"}
     ct, mr = tasks["sparse-view-30"]["methods"], tasks["mr-4x"]["methods"]
@@ -61,6 +63,7 @@ def test_run_bench_writes_results(quick_run: dict) -> None:
             if cell["status"] == "ok":
                 assert 10.0 < cell["psnr"] < 60.0 and 0.0 < cell["ssim"] <= 1.0, name
                 assert len(cell["psnr_per_image"]) == QUICK.n_ellipses + 1
+                assert 0.0 < cell["max_abs_error"] == max(cell["max_abs_error_per_image"])
                 assert cell["seconds_per_image"] > 0
     # measured: CG-SENSE 24.7 dB vs zero-filled 21.1 dB (the quick suite is too small and short
     # for TV to beat the window-tuned FBP: 25.4 vs 27.1 dB)
@@ -274,3 +277,143 @@ def test_machine_info_and_formats(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [bench.format_ms(v) for v in (0.1234, 4.567, 78.91, 1234.5)] == ["0.123", "4.57", "78.9", "1234"]
     assert [bench.format_seconds(s) for s in (0.00077, 0.012, 0.138, 1.254)] == ["0.77 ms", "12 ms", "138 ms",
                                                                                 "1.25 s"]
+
+
+# --------------------------------------------------------------------------- the real suite
+
+REAL_TINY = bench.Suite(n=16, n_ellipses=0, n_val=2, sirt_iter=10, cg_iter=5, tv_iter=10, tv_grid=(1.0,),
+                        oversample=2, images="real")
+
+
+def test_real_images_are_bundled_ct_mr_images_read_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pydicom
+    import pydicom.data
+
+    asked = []
+    original = pydicom.data.get_testdata_file
+
+    def no_download(name: str, read: bool = False, download: bool = True) -> object:
+        asked.append(download)
+        return original(name, read=read, download=download)
+
+    monkeypatch.setattr(pydicom.data, "get_testdata_file", no_download)
+    package = Path(pydicom.__file__).resolve().parent
+    for item in bench.REAL_IMAGES:
+        path = bench.real.real_image_path(item.file)
+        assert package in path.resolve().parents and path.name == item.file
+        ds = pydicom.dcmread(str(path))
+        bench.check_image_dataset(ds, item.modality)  # raises unless a CT/MR image, not a mask/SEG/RT object
+        assert ds.Modality == item.modality and "PixelData" in ds
+    assert asked and not any(asked)  # never allowed to download
+    ct_names, ct, ct_skipped = bench.real_images("CT", 32)
+    mr_names, mr, mr_skipped = bench.real_images("MR", 32)
+    assert ct_names == ["CT_small.dcm", "693_J2KI.dcm", "J2K_pixelrep_mismatch.dcm"] and ct_skipped == []
+    assert mr_names == ["MR_small.dcm", "examples_overlay.dcm"] and mr_skipped == []
+    assert ct.shape == (3, 32, 32) and mr.shape == (2, 32, 32)
+    assert float(ct.min()) >= 0 and float(ct.max()) <= 1 and float(mr.max()) <= 1
+    # the thorax slice: soft tissue near water (1/3 in the [-1000, 2000] HU window)
+    assert 0.25 < float(ct[0].median()) < 0.45
+
+
+def test_check_image_dataset_rejects_non_images() -> None:
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.Modality, ds.SOPClassUID, ds.ImageType = "CT", "1.2.840.10008.5.1.4.1.1.2", ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.PixelData = b"\0\0"
+    bench.check_image_dataset(ds, "CT")
+    with pytest.raises(bench.RealImageError, match="Modality 'CT', expected 'MR'"):
+        bench.check_image_dataset(ds, "MR")
+    ds.ImageType = ["DERIVED", "SECONDARY", "MASK"]
+    with pytest.raises(bench.RealImageError, match="mask"):
+        bench.check_image_dataset(ds, "CT")
+    seg = Dataset()
+    seg.Modality, seg.SOPClassUID = "SEG", "1.2.840.10008.5.1.4.1.1.66.4"  # Segmentation Storage
+    with pytest.raises(bench.RealImageError, match="Modality 'SEG'"):
+        bench.check_image_dataset(seg, "CT")
+    seg.Modality = "CT"  # a segmentation object that claims CT
+    with pytest.raises(bench.RealImageError, match="not a CT image storage class"):
+        bench.check_image_dataset(seg, "CT")
+
+
+def test_area_resample_keeps_the_mean_and_square_crop() -> None:
+    image = torch.rand(3, 50, 50, dtype=torch.float64)
+    for n in (16, 7, 64):  # shrinking by non-integer ratios and enlarging
+        out = bench.area_resample(image, n)
+        assert out.shape == (3, n, n)
+        torch.testing.assert_close(out.mean((-2, -1)), image.mean((-2, -1)), rtol=1e-12, atol=0)
+    torch.testing.assert_close(bench.area_resample(image[:, :48, :48], 12),  # integer ratio: block means
+                               torch.nn.functional.avg_pool2d(image[:, None, :48, :48], 4)[:, 0])
+    wide = torch.zeros(10, 30)
+    wide[3:7, 5:25] = 1.0  # object 4 x 20: square of 20 + 2 * 1 margin, padded above and below
+    crop = bench.square_crop(wide)
+    assert crop.shape == (10 + 12, 10 + 12) and float(crop.sum()) == 80.0
+    full = torch.ones(12, 12)  # an object filling the image is not framed with padding
+    torch.testing.assert_close(bench.square_crop(full), full)
+    with pytest.raises(ValueError, match="square"):
+        bench.area_resample(torch.rand(4, 5), 2)
+
+
+def test_real_suite_ct_data_come_from_the_fine_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench.tasks, "_ct_noise", lambda clean, noise, seed: clean)  # see the clean data
+    task = bench.build_task("sparse-view-30", REAL_TINY)
+    f = bench.REAL_FINE_FACTOR
+    names, fine, _ = bench.real_images("CT", f * REAL_TINY.n)
+    assert task.test_images == names and f >= 2
+    torch.testing.assert_close(task.truth, torch.nn.functional.avg_pool2d(fine[:, None], f)[:, 0].float())
+    expected = pr.data.fine_projection(lambda v: fine, task.operator, factor=f)
+    torch.testing.assert_close(task.y, expected.float(), rtol=1e-5, atol=1e-5)
+    direct = task.operator(task.truth)  # the inverse crime the suite avoids
+    assert float((task.y - direct).norm() / direct.norm()) > 1e-3
+    # validation: anatomy phantoms, simulated the same way
+    phantoms = pr.data.anatomy_images(pr.Volume((f * REAL_TINY.n,) * 2), REAL_TINY.n_val, seed=bench.tasks.VAL_SEED,
+                                      oversample=1, dtype=torch.float64)
+    torch.testing.assert_close(task.truth_val, torch.nn.functional.avg_pool2d(phantoms[:, None], f)[:, 0].float())
+    assert "anatomy phantoms" in task.tuned_on and "never the test images" in task.tuned_on
+
+
+def test_real_suite_tuning_never_sees_the_test_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[torch.Tensor] = []
+    original = bench.harness._mean_psnr
+
+    def record(x: torch.Tensor, truth: torch.Tensor) -> float:
+        seen.append(truth)
+        return original(x, truth)
+
+    monkeypatch.setattr(bench.harness, "_mean_psnr", record)
+    for name, methods in (("sparse-view-30", ("FBP", "SIRT", "TV")), ("mr-4x", ("CG-SENSE", "TV"))):
+        task = bench.build_task(name, REAL_TINY)
+        seen.clear()
+        for method in methods:
+            bench.run_analytic(task, method, REAL_TINY)
+        assert seen  # the tuner ran
+        for truth in seen:
+            assert truth is task.truth_val
+            for image in task.truth:
+                assert not any(torch.equal(image, v) for v in truth)
+
+
+def test_max_abs_error_on_a_hand_example() -> None:
+    truth = torch.tensor([[[0.0, 0.5], [1.0, 0.25]], [[0.0, 0.0], [0.0, 0.0]]])
+    x = torch.tensor([[[0.1, 0.5], [0.7, 0.25]], [[-0.2, 0.05], [0.0, 0.0]]])
+    torch.testing.assert_close(bench.max_abs_error(x, truth), torch.tensor([0.3, 0.2]))
+    # MR: magnitudes (a phase change is no error)
+    torch.testing.assert_close(bench.max_abs_error(truth * 1j, truth.to(torch.complex64)), torch.zeros(2))
+    with pytest.raises(ValueError, match="one shape"):
+        bench.max_abs_error(x, truth[:1])
+
+
+def test_quick_real_suite_run(tmp_path: Path) -> None:
+    result = bench.run_bench(REAL_TINY, ["sparse-view-30", "mr-4x"], ["FBP", "zero-filled", "LPD"])
+    assert result.cells["sparse-view-30"]["LPD"]["status"].startswith("pretrained weights are for (64, 64)")
+    fbp = result.cells["sparse-view-30"]["FBP"]
+    assert len(fbp["psnr_per_image"]) == len(fbp["max_abs_error_per_image"]) == 3
+    assert fbp["max_abs_error"] == max(fbp["max_abs_error_per_image"]) > 0
+    bench.write_report(result, tmp_path)
+    md = (tmp_path / "bench.md").read_text()
+    record = json.loads((tmp_path / "bench.json").read_text())
+    assert "Tuned on: 2 anatomy phantoms" in md and "`CT_small.dcm`, `693_J2KI.dcm`" in md
+    assert record["tuned_on"].startswith("2 anatomy phantoms") and "pydicom" in record["test_images"]
+    assert record["tasks"]["mr-4x"]["test_images"] == ["MR_small.dcm", "examples_overlay.dcm"]
+    assert f"{fbp['max_abs_error']:.2f} / " in md
+    assert result.wall_s < 30

@@ -45,6 +45,19 @@ def test_bench_quick(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     assert record["environment"]["threads"] == 1
 
 
+def test_bench_real_suite_writes_to_its_own_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = _run(capsys, "bench", "--suite", "real", "--tasks", "mr-4x", "--methods", "zero-filled",
+                             "--no-figure", "--no-progress")
+    assert code == 0, err
+    assert "suite real (64x64)" in stdout and "tuned on: 3 anatomy phantoms" in stdout
+    record = json.loads((tmp_path / "benchmarks" / "results" / "bench-real" / "bench.json").read_text())
+    assert record["suite"] == "real" and record["tasks"]["mr-4x"]["test_images"] == ["MR_small.dcm",
+                                                                                      "examples_overlay.dcm"]
+    assert not (tmp_path / "benchmarks" / "results" / "bench").exists()
+
+
 def test_bench_without_figure(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # --no-figure needs no matplotlib

@@ -1,7 +1,9 @@
 """The reconstruction benchmark behind ``precisionrecon bench``, as a library.
 
 - :mod:`~precisionrecon.bench.tasks`: the built-in CT and MR tasks (operators, held-out
-  phantoms, simulated data) and the suites of sizes;
+  phantoms or real images, simulated data) and the suites;
+- :mod:`~precisionrecon.bench.real`: the real suite's test images (pydicom's bundled CT
+  and MR slices), checked, scaled, cropped and area-resampled;
 - :mod:`~precisionrecon.bench.harness`: the methods, their tuning on validation images,
   scoring, and :func:`run_bench`;
 - :mod:`~precisionrecon.bench.report`: the markdown table, the figure and the JSON record;
@@ -26,6 +28,7 @@ from .harness import (
     BenchResult,
     evaluate_method,
     load_learned,
+    max_abs_error,
     methods_of,
     model_operator,
     run_analytic,
@@ -33,13 +36,24 @@ from .harness import (
     score,
     select_jobs,
 )
-from .report import bench_markdown, bench_record, figure, format_seconds, png_bytes, results_table, write_report
+from .real import REAL_IMAGES, RealImage, RealImageError, area_resample, check_image_dataset, real_images, square_crop
+from .report import (
+    bench_markdown,
+    bench_record,
+    figure,
+    format_seconds,
+    png_bytes,
+    results_table,
+    test_images_text,
+    write_report,
+)
 from .tasks import (
     CT_NOISE,
     CT_TASKS,
     MR_ACCELERATION,
     MR_NOISE,
     MR_TASKS,
+    REAL_FINE_FACTOR,
     SUITES,
     TASKS,
     Suite,
@@ -47,6 +61,7 @@ from .tasks import (
     build_task,
     task_modality,
     task_operator,
+    tuning_set,
 )
 
 __all__ = [
@@ -60,14 +75,20 @@ __all__ = [
     "MR_METHODS",
     "MR_NOISE",
     "MR_TASKS",
+    "REAL_FINE_FACTOR",
+    "REAL_IMAGES",
     "SUITES",
     "TASKS",
     "BenchResult",
+    "RealImage",
+    "RealImageError",
     "Suite",
     "TaskData",
+    "area_resample",
     "bench_markdown",
     "bench_record",
     "build_task",
+    "check_image_dataset",
     "environment",
     "evaluate_method",
     "figure",
@@ -78,15 +99,20 @@ __all__ = [
     "load_average",
     "load_learned",
     "machine_info",
+    "max_abs_error",
     "methods_of",
     "model_operator",
     "png_bytes",
+    "real_images",
     "results_table",
     "run_analytic",
     "run_bench",
     "score",
     "select_jobs",
+    "square_crop",
     "task_modality",
     "task_operator",
+    "test_images_text",
+    "tuning_set",
     "write_report",
 ]

@@ -3,8 +3,10 @@
 Analytic methods choose their free parameters (FBP window, iteration count, TV weight) on
 the task's validation images, then reconstruct the test batch once, timed. Learned methods
 use the pretrained weights (:mod:`precisionrecon.pretrained`) when they exist and fit the
-task's operator. Every cell is scored by PSNR and SSIM per image (``data_range = 1``; MR
-compares magnitudes).
+task's operator. Every cell is scored by PSNR, SSIM and the maximal absolute error per
+image (``data_range = 1``; MR compares magnitudes). The validation images are the only
+images tuning sees: ellipses in the phantom suites, anatomy phantoms in the real suite
+(``TaskData.tuned_on``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,20 @@ def score(x: Tensor, truth: Tensor) -> tuple[Tensor, Tensor]:
         x, truth = x.abs(), truth.abs()
     x = x.to(truth.dtype)
     return metrics.psnr(x, truth, data_range=DATA_RANGE), metrics.ssim(x, truth, data_range=DATA_RANGE)
+
+
+def max_abs_error(x: Tensor, truth: Tensor) -> Tensor:
+    """Per-image maximal absolute error ``max |x - truth|``; MR compares magnitudes.
+
+    Shape: ``x`` and ``truth`` ``(batch, ny, nx)``; returns ``(batch,)``.
+    """
+    x, truth = x.detach(), truth.detach()
+    if x.is_complex() or truth.is_complex():
+        x, truth = x.abs(), truth.abs()
+    if x.shape != truth.shape or x.dim() < 2:
+        raise ValueError(f"x and truth must be (batch, ny, nx) of one shape, got {tuple(x.shape)} and "
+                         f"{tuple(truth.shape)}")
+    return (x.to(truth.dtype) - truth).abs().flatten(-2).amax(-1)
 
 
 def _mean_psnr(x: Tensor, truth: Tensor) -> float:
@@ -200,7 +216,8 @@ def evaluate_method(task: TaskData, method: str, suite: Suite, device: torch.dev
     -------
     dict
         ``status`` (``"ok"`` or why the method did not run), and when it ran ``psnr``,
-        ``ssim`` (means), ``psnr_per_image``, ``ssim_per_image``, ``seconds_per_image``,
+        ``ssim`` (means), ``max_abs_error`` (the largest over the images),
+        ``psnr_per_image``, ``ssim_per_image``, ``max_abs_error_per_image``, ``seconds_per_image``,
         ``parameters``, ``image`` (item 0, on the CPU; Shape: ``(n, n)``) and, for models
         that predict one, ``std`` (item 0) and ``mean_std``.
     """
@@ -215,12 +232,15 @@ def evaluate_method(task: TaskData, method: str, suite: Suite, device: torch.dev
         else:
             x, params, elapsed = run_analytic(task, method, suite)
     psnr, ssim = score(x, task.truth)
+    err = max_abs_error(x, task.truth)
     cell: Cell = {
         "status": "ok",
         "psnr": float(psnr.mean()),
         "ssim": float(ssim.mean()),
+        "max_abs_error": float(err.max()),
         "psnr_per_image": [float(v) for v in psnr],
         "ssim_per_image": [float(v) for v in ssim],
+        "max_abs_error_per_image": [float(v) for v in err],
         "seconds_per_image": elapsed / x.shape[0],
         "parameters": params,
         "image": x[0].detach().cpu(),
@@ -301,7 +321,7 @@ def run_bench(suite: str | Suite = "default", tasks: Sequence[str] | None = None
     Parameters
     ----------
     suite : str or Suite
-        A key of :data:`SUITES` (``default``, ``large``, ``quick``) or a :class:`Suite`.
+        A key of :data:`SUITES` (``default``, ``large``, ``quick``, ``real``) or a :class:`Suite`.
     tasks, methods : sequence of str, optional
         Subsets of :data:`TASKS` and :data:`METHODS`; methods that do not apply to a task's
         modality are skipped for it.

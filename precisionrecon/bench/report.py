@@ -18,7 +18,7 @@ from ..geometry import to_dict
 from ..operators import LinearOperator
 from .environment import environment
 from .harness import DATA_RANGE, LEARNED, BenchResult, Cell
-from .tasks import DESCRIPTIONS, TaskData
+from .tasks import DESCRIPTIONS, REAL_FINE_FACTOR, Suite, TaskData, tuning_set
 
 RESULT_MODE = 0o644  # results are meant to be read by others
 
@@ -31,8 +31,8 @@ def format_seconds(s: float) -> str:
 
 
 def results_table(cells: Mapping[str, Mapping[str, Cell]], methods: Sequence[str], tasks: Sequence[str]) -> str:
-    """Markdown table methods x tasks, each cell ``PSNR / SSIM / time`` (``-``: not applicable;
-    otherwise the reason the method did not run)."""
+    """Markdown table methods x tasks, each cell ``PSNR / SSIM / max |error| / time`` (``-``:
+    not applicable; otherwise the reason the method did not run)."""
     lines = ["| method | " + " | ".join(tasks) + " |", "|" + " --- |" * (len(tasks) + 1)]
     for m in methods:
         row = []
@@ -43,7 +43,8 @@ def results_table(cells: Mapping[str, Mapping[str, Cell]], methods: Sequence[str
             elif c["status"] != "ok":
                 row.append(c["status"])
             else:
-                row.append(f"{c['psnr']:.2f} / {c['ssim']:.3f} / {format_seconds(c['seconds_per_image'])}")
+                row.append(f"{c['psnr']:.2f} / {c['ssim']:.3f} / {c['max_abs_error']:.2f} / "
+                           f"{format_seconds(c['seconds_per_image'])}")
         lines.append(f"| {m} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -57,7 +58,8 @@ def png_bytes(fig: Any) -> bytes:
 
 def figure(tasks: Sequence[TaskData], cells: Mapping[str, Mapping[str, Cell]], methods: Sequence[str]) -> bytes:
     """PNG: per task a row of reconstructions (truth first), a row of |error| maps and,
-    when a method gives one, a row of its std maps; image 0 (Shepp-Logan) of each task.
+    when a method gives one, a row of its std maps; image 0 of each task (Shepp-Logan, or
+    the first real file, named in the truth's title).
 
     Needs matplotlib (an optional dependency: ``ImportError`` without it).
     """
@@ -71,7 +73,8 @@ def figure(tasks: Sequence[TaskData], cells: Mapping[str, Mapping[str, Cell]], m
         task_cells = cells[task.name]
         ran = [m for m in methods if task_cells.get(m, {}).get("status") == "ok"]
         truth = task.truth[0].detach().cpu().abs()
-        rows.append((task.name, "image", [("truth", truth)] + [(m, task_cells[m]["image"].abs()) for m in ran]))
+        label = f"truth ({task.test_images[0]})" if task.test_images else "truth"
+        rows.append((task.name, "image", [(label, truth)] + [(m, task_cells[m]["image"].abs()) for m in ran]))
         rows.append((task.name, "|error|",
                      [("", None)] + [(m, (task_cells[m]["image"].abs() - truth).abs()) for m in ran]))
         if any("std" in task_cells[m] for m in ran):
@@ -125,17 +128,29 @@ def operator_record(A: LinearOperator) -> dict[str, Any]:
     return {"volume": to_dict(A.volume), "geometry": to_dict(geom)}
 
 
+def test_images_text(suite: Suite) -> str:
+    """What the test images of ``suite`` are and how their data were made, one sentence."""
+    if suite.images == "real":
+        return ("real CT/MR slices bundled with pydicom (precisionrecon.bench.real), cropped square and "
+                f"area-resampled; CT data projected at {REAL_FINE_FACTOR}x the grid and detector resolution and "
+                "binned, MR k-space of the task-size image")
+    return "modified Shepp-Logan + held-out random ellipses (Adler & Oktem), exact analytic data"
+
+
 def bench_record(result: BenchResult) -> dict[str, Any]:
-    """The JSON record of a run (``bench.json``): sizes, seeds, environment, per task its
-    description, noise, operator and cells (without the images)."""
+    """The JSON record of a run (``bench.json``): sizes, seeds, environment, what the test
+    images are and what tuning saw, per task its description, noise, operator, test images
+    and cells (without the images)."""
     data = result.task_data
     return {
         "suite": result.suite_name,
         "sizes": dataclasses.asdict(result.suite),
         "seed": result.seed,
         "data_range": DATA_RANGE,
-        "metrics": "PSNR and SSIM per image against the rasterised phantom (MR: magnitudes), mean over the batch",
-        "test_images": "modified Shepp-Logan + held-out random ellipses (Adler & Oktem), exact analytic data",
+        "metrics": "PSNR, SSIM and maximal absolute error per image against the test image (MR: magnitudes); "
+                   "PSNR/SSIM: mean over the batch, max_abs_error: the largest",
+        "test_images": test_images_text(result.suite),
+        "tuned_on": tuning_set(result.suite),
         "wall_s": result.wall_s,
         "environment": environment(result.device),
         "tasks": {
@@ -143,6 +158,8 @@ def bench_record(result: BenchResult) -> dict[str, Any]:
                 "description": data[t].description if t in data else DESCRIPTIONS[t],
                 "noise": data[t].noise if t in data else {},
                 "operator": operator_record(data[t].operator) if t in data else None,
+                "test_images": data[t].test_images if t in data else [],
+                "skipped_images": data[t].skipped if t in data else [],
                 "methods": {m: {k: v for k, v in c.items() if k not in ("image", "std")}
                             for m, c in result.cells[t].items()},
             }
@@ -156,14 +173,27 @@ def bench_markdown(result: BenchResult, record: Mapping[str, Any] | None = None)
     weights and the machine (``record``: :func:`bench_record` of ``result``, if already made)."""
     record = bench_record(result) if record is None else record
     suite, env = result.suite, record["environment"]
+    if suite.images == "real":
+        images = "the real test images of each task (below)"
+    else:
+        images = f"{suite.n_ellipses + 1} test images (Shepp-Logan + held-out ellipses)"
     md = [f"# precisionrecon bench ({result.suite_name} suite)", "",
-          f"PSNR (dB) / SSIM (data range {DATA_RANGE}; MR: magnitudes) / time per image, mean over "
-          f"{suite.n_ellipses + 1} test images (Shepp-Logan + held-out ellipses), {suite.n}x{suite.n} pixels. "
-          f"FBP windows, iteration counts and TV weights chosen on {suite.n_val} separate validation ellipse "
-          "images; learned methods use the pretrained weights (`precisionrecon/pretrained/`), LPD with its "
-          "heteroscedastic head's predicted standard deviation (the std maps of the figure).", "",
+          f"PSNR (dB) / SSIM (data range {DATA_RANGE}; MR: magnitudes) / maximal absolute error / time per "
+          f"image; PSNR and SSIM are the mean, the maximal error the largest over {images}, "
+          f"{suite.n}x{suite.n} pixels. Learned methods use the pretrained weights "
+          "(`precisionrecon/pretrained/`), LPD with its heteroscedastic head's predicted standard deviation "
+          "(the std maps of the figure).", "",
+          f"Test images: {record['test_images']}.", "",
+          f"Tuned on: {record['tuned_on']} (FBP windows, iteration counts and TV weights).", "",
           results_table(result.cells, result.methods, result.tasks), "", "Tasks:", ""]
-    md += [f"- `{t}`: {record['tasks'][t]['description']}" for t in result.tasks]
+    for t in result.tasks:
+        line = f"- `{t}`: {record['tasks'][t]['description']}"
+        if suite.images == "real" and record["tasks"][t]["test_images"]:
+            line += "; test images " + ", ".join(f"`{f}`" for f in record["tasks"][t]["test_images"])
+        md.append(line)
+    skipped = sorted({s for t in result.tasks for s in record["tasks"][t]["skipped_images"]})
+    if skipped:
+        md += ["", "Real files not used:", ""] + [f"- {s}" for s in skipped]
     lines = provenance(result.tasks, result.methods)
     if lines:
         md += ["", "Pretrained weights (trained by `precisionrecon train` from the recorded configs):", ""]

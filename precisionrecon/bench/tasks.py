@@ -6,22 +6,33 @@ held-out random ellipses; the CT data are exact analytic line integrals with det
 integration (no inverse crime), the MR data the SENSE model of the sub-pixel averaged image.
 Parameters (FBP windows, iteration counts, TV weights) are chosen on separate validation
 ellipses, whose seeds differ from the test and training seeds.
+
+The ``real`` suite (``Suite.images == "real"``) tests on the real CT and MR slices bundled
+with pydicom (:mod:`~precisionrecon.bench.real`) and tunes on anatomy phantoms
+(:func:`~precisionrecon.data.anatomy_images`), never on the test images. Its CT data are
+projected from the image at twice the task size onto a detector with cells of half the
+size, then binned (:func:`~precisionrecon.data.fine_projection`; the truth is the 2 x 2
+block mean of that image), with the default suite's noise. Its MR k-space is the SENSE
+model of the task-size image (an MR inverse crime cannot be avoided the same way with a
+Cartesian FFT; area resampling from the larger original is what keeps the data from being
+made on the reconstruction grid, and ``MR_small.dcm`` is already 64 x 64).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from .. import data
+from ..data import fine_projection
 from ..geometry import FanBeam2D, ParallelBeam2D, Volume, angles
 from ..mr import SENSE, birdcage_maps, equispaced_lines, smooth_phase
 from ..operators import LinearOperator, XRayTransform
+from .real import real_images
 
 CT_TASKS: tuple[str, ...] = ("sparse-view-30", "sparse-view-60", "limited-angle-fan", "low-dose")
 MR_TASKS: tuple[str, ...] = ("mr-4x", "mr-8x")
@@ -29,6 +40,8 @@ TASKS: tuple[str, ...] = CT_TASKS + MR_TASKS
 TEST_SEED = 880_001  # held-out test ellipses (the trainer draws its phantoms from other seed streams)
 VAL_SEED = 880_002  # the validation ellipse images on which iteration counts and TV weights are chosen
 NOISE_SEED = 880_003
+REAL_FINE_FACTOR = 2  # the real suite's CT data: image grid and detector cells this much finer
+IMAGES = ("phantoms", "real")
 
 CT_NOISE: dict[str, dict[str, Any]] = {
     "sparse-view-30": {"noise": "gaussian", "noise_level": 0.05},
@@ -66,6 +79,10 @@ class Suite:
         Factors of the TV weight's base value that are tried.
     oversample : int
         Sub-samples per pixel and detector cell of the simulation.
+    images : {"phantoms", "real"}
+        Test images: Shepp-Logan plus ``n_ellipses`` held-out ellipses, validated on
+        ellipses; or the real DICOM slices of :mod:`~precisionrecon.bench.real` (``n_ellipses``
+        unused), validated on ``n_val`` anatomy phantoms.
     """
 
     n: int
@@ -76,6 +93,11 @@ class Suite:
     tv_iter: int
     tv_grid: tuple[float, ...]
     oversample: int
+    images: str = "phantoms"
+
+    def __post_init__(self) -> None:
+        if self.images not in IMAGES:
+            raise ValueError(f"images must be one of {list(IMAGES)}, got {self.images!r}")
 
 
 TV_GRID = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # factors of the TV weight's base value
@@ -86,6 +108,9 @@ SUITES: dict[str, Suite] = {
     "large": Suite(n=128, n_ellipses=4, n_val=3, sirt_iter=200, cg_iter=60, tv_iter=200, tv_grid=TV_GRID,
                    oversample=4),
     "quick": Suite(n=32, n_ellipses=1, n_val=1, sirt_iter=20, cg_iter=8, tv_iter=20, tv_grid=(1.0,), oversample=2),
+    # real CT/MR slices (pydicom's bundled files) at the pretrained models' size
+    "real": Suite(n=64, n_ellipses=0, n_val=3, sirt_iter=200, cg_iter=60, tv_iter=200, tv_grid=TV_GRID,
+                  oversample=4, images="real"),
 }
 
 
@@ -93,9 +118,11 @@ SUITES: dict[str, Suite] = {
 class TaskData:
     """One task's operator, test data and truth, plus a validation pair for parameter choices.
 
-    Shape: ``truth`` ``(1 + n_ellipses, n, n)`` (Shepp-Logan first, then the ellipses; complex
-    for MR), ``y`` ``(1 + n_ellipses, *operator.range_shape)``; ``truth_val`` ``(n_val, n, n)``
-    and ``y_val`` alike.
+    Shape: ``truth`` ``(n_test, n, n)`` (phantoms: Shepp-Logan first, then the
+    ``n_ellipses`` ellipses; real: the files of ``test_images``; complex for MR), ``y``
+    ``(n_test, *operator.range_shape)``; ``truth_val`` ``(n_val, n, n)`` and ``y_val`` alike.
+    ``test_images`` names the test images, ``tuned_on`` says what the validation images
+    are, ``skipped`` why real files were left out.
     """
 
     name: str
@@ -107,6 +134,9 @@ class TaskData:
     y_val: Tensor
     truth_val: Tensor
     noise: dict[str, Any]
+    test_images: list[str] = field(default_factory=list)
+    tuned_on: str = ""
+    skipped: list[str] = field(default_factory=list)
 
 
 def check_task(task: object) -> str:
@@ -182,37 +212,75 @@ def _phantoms(vol: Volume, n_ellipses: int, seed: int, with_sl: bool) -> list[An
     return out
 
 
+def _ct_noise(clean: Tensor, noise: dict[str, Any], seed: int) -> Tensor:
+    """The task's noise on each item of ``clean``, item ``i`` with ``seed + i``."""
+    if noise["noise"] == "poisson":
+        return torch.stack([data.poisson_noise(clean[i], noise["i0"], seed=seed + i, mu_scale=noise["mu_scale"])
+                            for i in range(clean.shape[0])])
+    return torch.stack([data.gaussian_noise(clean[i], noise["noise_level"], seed=seed + i)
+                        for i in range(clean.shape[0])])
+
+
 def _simulate_ct(A: XRayTransform, noise: dict[str, Any], phantoms: list[Any], seed: int, oversample: int,
                  device: torch.device) -> tuple[Tensor, Tensor]:
     # exact line integrals of the ellipses, detector cells integrated: no inverse crime
     truth = torch.stack([data.rasterize(p, A.volume, oversample=oversample) for p in phantoms])
     clean = torch.stack([data.analytic_projection(p, A.geometry, oversample=oversample) for p in phantoms])
-    if noise["noise"] == "poisson":
-        y = torch.stack([data.poisson_noise(clean[i], noise["i0"], seed=seed + i, mu_scale=noise["mu_scale"])
-                         for i in range(len(phantoms))])
-    else:
-        y = torch.stack([data.gaussian_noise(clean[i], noise["noise_level"], seed=seed + i)
-                         for i in range(len(phantoms))])
-    return y.float().to(device), truth.float().to(device)
+    return _ct_noise(clean, noise, seed).float().to(device), truth.float().to(device)
 
 
-def _simulate_mr(A: SENSE, n: int, phantoms: list[Any], seed: int, oversample: int,
-                 device: torch.device) -> tuple[Tensor, Tensor]:
-    # magnitudes from the (sub-pixel averaged) ellipses, times a smooth phase per image;
-    # the k-space comes from the discrete image (the SENSE model itself)
-    vol = Volume((n, n))
+def _simulate_ct_fine(A: XRayTransform, noise: dict[str, Any], fine: Tensor, seed: int,
+                      device: torch.device) -> tuple[Tensor, Tensor]:
+    """Data of images given at ``REAL_FINE_FACTOR`` times the task size: projected on that
+    grid with a detector as much finer, binned; the truth is their block mean.
+
+    Shape: ``fine`` ``(batch, f n, f n)``.
+    """
+    f = REAL_FINE_FACTOR
+    fine = fine.to(torch.float64)
+    clean = fine_projection(lambda volume: fine, A, factor=f)
+    truth = torch.nn.functional.avg_pool2d(fine[:, None], f)[:, 0]  # the same object on the task grid
+    return _ct_noise(clean, noise, seed).float().to(device), truth.float().to(device)
+
+
+def _simulate_mr(A: SENSE, magnitudes: Tensor, seed: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Magnitudes times a smooth phase per image; the k-space comes from the discrete image
+    (the SENSE model itself), with complex noise on the sampled lines.
+
+    Shape: ``magnitudes`` ``(batch, n, n)``.
+    """
+    n, count = magnitudes.shape[-1], magnitudes.shape[0]
     images = []
-    for k, p in enumerate(phantoms):
-        mag = data.rasterize(p, vol, oversample=oversample).abs().float()
-        a = (0.5 + 0.5 * k / max(len(phantoms), 1)) * math.pi / 2
-        images.append(torch.polar(mag, a * smooth_phase((n, n), 1.0).float()))
+    for k in range(count):
+        a = (0.5 + 0.5 * k / max(count, 1)) * math.pi / 2
+        images.append(torch.polar(magnitudes[k].abs().float(), a * smooth_phase((n, n), 1.0).float()))
     truth = torch.stack(images).to(device)
     with torch.no_grad():
         clean = A(truth)
     noisy = torch.stack([data.gaussian_noise(clean[i], MR_NOISE["noise_level"], seed=seed + i, item_ndim=3)
-                         for i in range(len(phantoms))])
+                         for i in range(count)])
     y = clean + (noisy - clean) * (A.mask != 0).to(clean.real.dtype)  # unsampled k-space stays zero
     return y, truth
+
+
+def _validation_anatomy(n: int, count: int, modality: str, oversample: int) -> Tensor:
+    """The real suite's validation images: anatomy phantoms (body and head), MR ones scaled to maximum 1.
+
+    Shape: ``(count, n, n)``, float64.
+    """
+    images = data.anatomy_images(Volume((n, n)), count, seed=VAL_SEED, kind="random", oversample=oversample,
+                                 dtype=torch.float64)
+    if modality == "mr":
+        images = images / images.amax((-2, -1), keepdim=True)
+    return images
+
+
+def tuning_set(suite: Suite) -> str:
+    """What the FBP windows, iteration counts and TV weights of ``suite`` are tuned on, one sentence."""
+    if suite.images == "real":
+        return (f"{suite.n_val} anatomy phantoms (pr.data.anatomy_images, kind 'random', seed {VAL_SEED}; "
+                "MR magnitudes scaled to maximum 1), simulated like the test data; never the test images")
+    return f"{suite.n_val} validation random-ellipse images (seeds {VAL_SEED}+k), not the test images"
 
 
 def build_task(task: str, suite: Suite, device: torch.device | str = "cpu") -> TaskData:
@@ -223,15 +291,16 @@ def build_task(task: str, suite: Suite, device: torch.device | str = "cpu") -> T
     task : str
         One of :data:`TASKS`.
     suite : Suite
-        Image size, number of test / validation images and simulation oversampling
-        (e.g. ``SUITES["default"]``).
+        Image size, test images (phantoms or real), number of test / validation images and
+        simulation oversampling (e.g. ``SUITES["default"]``).
     device : torch.device or str
         Where the operator and the data live.
 
     Returns
     -------
     TaskData
-        Shape: ``truth`` ``(1 + suite.n_ellipses, n, n)``, ``y`` ``(1 + suite.n_ellipses,
+        Shape: ``truth`` ``(n_test, n, n)`` with ``n_test = 1 + suite.n_ellipses`` (phantoms)
+        or the number of usable real files (``ValueError`` if none is), ``y`` ``(n_test,
         *operator.range_shape)``, ``truth_val`` / ``y_val`` with ``suite.n_val`` items.
     """
     modality = task_modality(task)
@@ -240,23 +309,42 @@ def build_task(task: str, suite: Suite, device: torch.device | str = "cpu") -> T
     device = torch.device(device)
     n = suite.n
     vol = Volume((n, n))
-    simulate: Callable[[list[Any], int], tuple[Tensor, Tensor]]
     if modality == "ct":
         xray = _ct_operator(task, n)  # simulated on the CPU from its geometry, then moved
         operator: LinearOperator = xray.to(device)
         noise = dict(CT_NOISE[task])
-
-        def simulate(phantoms: list[Any], seed: int) -> tuple[Tensor, Tensor]:
-            return _simulate_ct(xray, noise, phantoms, seed, suite.oversample, device)
     else:
         sense = _mr_operator(task, n, device)
         operator = sense
         R = MR_ACCELERATION[task]
         noise = {**MR_NOISE, "acceleration": R, "center_fraction": 0.32 / R}
 
-        def simulate(phantoms: list[Any], seed: int) -> tuple[Tensor, Tensor]:
-            return _simulate_mr(sense, n, phantoms, seed, suite.oversample, device)
-
-    y, truth = simulate(_phantoms(vol, suite.n_ellipses, TEST_SEED, True), NOISE_SEED)
-    y_val, truth_val = simulate(_phantoms(vol, suite.n_val, VAL_SEED, False), NOISE_SEED + 1000)
-    return TaskData(task, modality, DESCRIPTIONS[task], operator, y, truth, y_val, truth_val, noise)
+    skipped: list[str] = []
+    if suite.images == "phantoms":
+        test = _phantoms(vol, suite.n_ellipses, TEST_SEED, True)
+        val = _phantoms(vol, suite.n_val, VAL_SEED, False)
+        names = ["shepp-logan"] + [f"ellipses-{TEST_SEED + k}" for k in range(suite.n_ellipses)]
+        if modality == "ct":
+            y, truth = _simulate_ct(xray, noise, test, NOISE_SEED, suite.oversample, device)
+            y_val, truth_val = _simulate_ct(xray, noise, val, NOISE_SEED + 1000, suite.oversample, device)
+        else:
+            def magnitudes(phantoms: list[Any]) -> Tensor:  # sub-pixel averaged ellipses
+                return torch.stack([data.rasterize(p, vol, oversample=suite.oversample).abs() for p in phantoms])
+            y, truth = _simulate_mr(sense, magnitudes(test), NOISE_SEED, device)
+            y_val, truth_val = _simulate_mr(sense, magnitudes(val), NOISE_SEED + 1000, device)
+    else:
+        f = REAL_FINE_FACTOR if modality == "ct" else 1
+        names, images, skipped = real_images(modality.upper(), f * n)
+        if images is None:
+            raise ValueError(f"no usable real {modality.upper()} image for {task}: " + "; ".join(skipped))
+        # the phantoms at f n with oversample / f sub-samples: the same sampling density as the task grid's
+        val_images = _validation_anatomy(f * n, suite.n_val, modality, max(suite.oversample // f, 1))
+        if modality == "ct":
+            y, truth = _simulate_ct_fine(xray, noise, images, NOISE_SEED, device)
+            y_val, truth_val = _simulate_ct_fine(xray, noise, val_images, NOISE_SEED + 1000, device)
+        else:
+            y, truth = _simulate_mr(sense, images, NOISE_SEED, device)
+            y_val, truth_val = _simulate_mr(sense, val_images, NOISE_SEED + 1000, device)
+        noise = {**noise, "fine_factor": f} if modality == "ct" else noise
+    return TaskData(task, modality, DESCRIPTIONS[task], operator, y, truth, y_val, truth_val, noise,
+                    test_images=names, tuned_on=tuning_set(suite), skipped=skipped)
