@@ -14,8 +14,10 @@ C. Uncertainty: a HeteroscedasticHead over a LearnedFBP trained with the Gaussia
    std is scaled by ``fit_std_scale`` on validation ellipses and the 90 % coverage and
    Spearman(std, |error|) are measured on held-out ellipses.
 D. Precision learning: LearnedFBP, VN, LPD and FBPConvNet each trained with the same step
-   budget on fixed sets of 10, 100 and 1000 ellipse images; mean PSNR and maximal absolute
-   error on held-out ellipses and on Shepp-Logan, and the free-parameter counts.
+   budget on fixed sets of 10, 100 and 1000 anatomy-like phantoms (data simulated on a finer
+   grid and detector); mean PSNR and maximal absolute error on held-out anatomy phantoms, on
+   the real CT slices of the bench's real suite and on Shepp-Logan, and the free-parameter
+   counts.
 
 Every model is trained by ``python -m precisionrecon.training --config <cfg.json>`` in a
 subprocess (one torch thread each, at most ``--jobs`` at a time). The configs (with their
@@ -56,8 +58,14 @@ import torch
 import precisionrecon as pr
 from precisionrecon._io import atomic_path, atomic_write_json, atomic_write_text
 from precisionrecon.algorithms import pdhg_tv
-from precisionrecon.bench import load_average, machine_info
-from precisionrecon.data import gaussian_noise, random_ellipse_images, shepp_logan_image
+from precisionrecon.bench import load_average, machine_info, real_images
+from precisionrecon.data import (
+    anatomy_images,
+    fine_projection,
+    gaussian_noise,
+    random_ellipse_images,
+    shepp_logan_image,
+)
 from precisionrecon.models import FBPConvNet, LearnedFBP, LearnedPrimalDual, VariationalNetwork
 from precisionrecon.training import load_checkpoint, read_checkpoint
 from precisionrecon.uncertainty import HeteroscedasticHead, coverage, fit_std_scale, spearman
@@ -106,7 +114,7 @@ FULL = Scale(
     ),
     n_b=128, views_b=160, steps_b=300,
     n_c=64, steps_c=400, steps_c_lpd=1500,
-    n_d=64, steps_d=200, batch_d=4, sizes_d=(10, 100, 1000),
+    n_d=64, steps_d=1000, batch_d=4, sizes_d=(10, 100, 1000),
     n_test=8, tv_iter=300, tv_lams=(0.03125, 0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
     vn={"n_steps": 5, "n_filters": 16, "kernel_size": 5},
     fcn={"depth": 3, "width": 16},
@@ -146,8 +154,11 @@ def limited_fan_operator(n: int, views: int, arc_deg: float = 160.0) -> pr.XRayT
 
 
 def training_config(model: torch.nn.Module, *, steps: int, batch: int, seed: int, lr: float = 1e-3,
-                    train_size: int | None = None, noise_level: float = 0.05) -> dict[str, Any]:
-    """A :class:`~precisionrecon.training.TrainingConfig` dict for ``model``."""
+                    train_size: int | None = None, noise_level: float = 0.05,
+                    phantom: str = "ellipses") -> dict[str, Any]:
+    """A :class:`~precisionrecon.training.TrainingConfig` dict for ``model``; ``phantom="anatomy"``
+    trains on the anatomy-like phantoms, simulated on a 2x finer grid and detector."""
+    data_extra: dict[str, Any] = {"phantom": "anatomy", "oversample": 2} if phantom == "anatomy" else {}
     return {
         "model": model.config(),
         "output_dir": None,
@@ -166,7 +177,7 @@ def training_config(model: torch.nn.Module, *, steps: int, batch: int, seed: int
         "progress": False,
         "num_threads": 1,
         "data": {"kind": "ct", "noise": "gaussian", "noise_level": noise_level, "train_size": train_size,
-                 "val_size": 4, "val_seed": 1},
+                 "val_size": 4, "val_seed": 1, **data_extra},
     }
 
 
@@ -236,6 +247,48 @@ def test_sets(A: pr.XRayTransform, n_test: int, level: float) -> dict[str, tuple
     sl = shepp_logan_image(vol)[None]
     el = random_ellipse_images(vol, n_test, seed=TEST_SEED)
     return {"shepp_logan": (noisy(A, sl, level, SL_NOISE_SEED), sl), "ellipses": (noisy(A, el, level, TEST_SEED), el)}
+
+
+def anatomy_set(A: pr.XRayTransform, n_test: int, level: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(y, x)``: ``n_test`` held-out anatomy-like phantoms (seed ``TEST_SEED``, the trainer
+    draws from other streams), their data simulated on a 2x finer grid and detector (no
+    inverse crime) with relative Gaussian noise."""
+    def render(vol: pr.Volume) -> torch.Tensor:
+        return anatomy_images(vol, n_test, seed=TEST_SEED)
+
+    x = render(A.volume)
+    with torch.no_grad():
+        y = fine_projection(render, A, factor=2)
+    return torch.stack([gaussian_noise(y[i], level, seed=TEST_SEED + i, item_ndim=2) for i in range(n_test)]), x
+
+
+def real_ct_set(A: pr.XRayTransform, level: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(y, x)`` of the real CT slices of ``precisionrecon bench --suite real`` (pydicom's
+    bundled files), given at twice the task size, projected on that grid with a detector twice
+    as fine and binned (no inverse crime), with relative Gaussian noise; the truth is their
+    block mean. ``None`` when no file is usable (pydicom or a decoder missing)."""
+    n = A.volume.shape[-1]
+    _, fine, _ = real_images("CT", 2 * n)
+    if fine is None:
+        return None
+    fine = fine.float()
+    with torch.no_grad():
+        y = fine_projection(lambda volume: fine, A, factor=2)
+    x = torch.nn.functional.avg_pool2d(fine[:, None], 2)[:, 0]
+    return torch.stack([gaussian_noise(y[i], level, seed=TEST_SEED + 100 + i, item_ndim=2)
+                        for i in range(y.shape[0])]), x
+
+
+def part_d_sets(A: pr.XRayTransform, n_test: int, level: float) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Part D's test sets: held-out anatomy phantoms, the real CT slices of the bench's real
+    suite (resampled, simulated on a finer grid), and Shepp-Logan."""
+    sl = shepp_logan_image(A.volume)[None]
+    sets = {"anatomy": anatomy_set(A, n_test, level)}
+    real = real_ct_set(A, level)
+    if real is not None:
+        sets["real"] = real
+    sets["shepp_logan"] = (noisy(A, sl, level, SL_NOISE_SEED), sl)
+    return sets
 
 
 def scores(x: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
@@ -320,7 +373,8 @@ def configs_for(scale: Scale, parts: str) -> list[tuple[str, dict[str, Any], str
         }
         for size in scale.sizes_d:
             for k, (name, m) in enumerate(models.items()):
-                cfg = training_config(m, steps=scale.steps_d, batch=scale.batch_d, seed=40 + k, train_size=size)
+                cfg = training_config(m, steps=scale.steps_d, batch=scale.batch_d, seed=40 + k, train_size=size,
+                                      phantom="anatomy")
                 out.append((f"D_{name}_n{size}", cfg, "D"))
     return out
 
@@ -437,7 +491,7 @@ def part_c(scale: Scale, runs: dict[str, Any], inner: str) -> dict[str, Any]:
 
 def part_d(scale: Scale, runs: dict[str, Any]) -> dict[str, Any]:
     A = parallel_operator(scale.n_d)
-    sets = test_sets(A, scale.n_test, 0.05)
+    sets = part_d_sets(A, scale.n_test, 0.05)
     rows = []
     fbp_scores = evaluate(fbp(A), sets)
     rows.append({"model": "FBP", "train_size": 0, "n_free_parameters": 0,
@@ -451,7 +505,7 @@ def part_d(scale: Scale, runs: dict[str, Any]) -> dict[str, Any]:
         rows.append({"model": model_name, "train_size": int(size), "steps": run["step"], "wall_s": run["wall_s"],
                      "n_free_parameters": run["n_free_parameters"],
                      **{k: v for k, v in r.items() if not k.endswith("_image")}})
-    return {"rows": rows}
+    return {"rows": rows, "test_sets": {k: int(v[1].shape[0]) for k, v in sets.items()}}
 
 
 # --------------------------------------------------------------------------- figures and tables
@@ -518,11 +572,16 @@ def figures(results: dict[str, Any], out: Path) -> list[str]:
         for name in sorted({r["model"] for r in rows}):
             rs = sorted((r for r in rows if r["model"] == name), key=lambda r: r["train_size"])
             n = [r["train_size"] for r in rs]
-            axes[0].semilogx(n, [r["ellipses"]["psnr"] for r in rs], "o-", label=name)
-            axes[1].semilogx(n, [r["ellipses"]["max_abs_error"] for r in rs], "o-", label=name)
-            axes[2].semilogx(n, [r["shepp_logan"]["psnr"] for r in rs], "o-", label=name)
-        for ax, t in zip(axes, ["held-out ellipses: mean PSNR (dB)", "held-out ellipses: max |error|",
-                                "Shepp-Logan: PSNR (dB)"], strict=True):
+            test = "real" if "real" in rs[0] else "anatomy"
+            axes[0].semilogx(n, [r["anatomy"]["psnr"] for r in rs], "o-", label=name)
+            axes[1].semilogx(n, [r["anatomy"]["max_abs_error"] for r in rs], "o-", label=name)
+            axes[2].semilogx(n, [r[test]["max_abs_error"] for r in rs], "o-", label=name)
+        fbp_row = next(r for r in results["D"]["rows"] if r["model"] == "FBP")
+        for ax, key in zip(axes, (("anatomy", "psnr"), ("anatomy", "max_abs_error"), (test, "max_abs_error")),
+                           strict=True):
+            ax.axhline(fbp_row[key[0]][key[1]], color="k", ls=":", label="FBP")
+        for ax, t in zip(axes, ["held-out anatomy: mean PSNR (dB)", "held-out anatomy: max |error|",
+                                f"{'real CT slices' if test == 'real' else 'anatomy'}: max |error|"], strict=True):
             ax.set_title(t, fontsize=9)
             ax.set_xlabel("training images")
         axes[0].legend(fontsize=7)
@@ -625,18 +684,22 @@ def markdown(results: dict[str, Any], scale_name: str, scale: Scale) -> str:
         lines += [
             f"## D. Precision learning: training-set size ({scale.n_d}x{scale.n_d}, 30 views, 5 % noise)",
             "",
-            f"Each model: {scale.steps_d} steps of batch {scale.batch_d} on a fixed set of n ellipse images "
-            f"(VN {scale.vn}, FBPConvNet {scale.fcn}, LPD from FBP). Mean PSNR and the maximal absolute error "
-            "over the held-out ellipse images, and on Shepp-Logan.",
+            f"Each model: {scale.steps_d} steps of batch {scale.batch_d} on a fixed set of n anatomy-like phantoms "
+            f"(`pr.data.anatomy_images`, data simulated on a 2x finer grid and detector; VN {scale.vn}, "
+            f"FBPConvNet {scale.fcn}, LPD from FBP; every model normalises each sample's scale). Mean PSNR and "
+            "the maximal absolute error over held-out anatomy phantoms, the real CT slices of "
+            "`precisionrecon bench --suite real` (when present) and Shepp-Logan.",
             "",
-            "| model | free params | n train | ellipses PSNR | ellipses max abs err | Shepp-Logan PSNR | "
-            "Shepp-Logan max abs err |",
-            "|---|---|---|---|---|---|---|",
+            "| model | free params | n train | anatomy PSNR | anatomy max abs err | real CT PSNR | "
+            "real CT max abs err | Shepp-Logan PSNR | Shepp-Logan max abs err |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in sorted(results["D"]["rows"], key=lambda r: (r["model"], r["train_size"])):
+            real = r.get("real", {})
             lines.append(
                 f"| {r['model']} | {r['n_free_parameters']} | {r['train_size'] or '-'} | "
-                f"{_f(r['ellipses']['psnr'])} | {_f(r['ellipses']['max_abs_error'], 3)} | "
+                f"{_f(r['anatomy']['psnr'])} | {_f(r['anatomy']['max_abs_error'], 3)} | "
+                f"{_f(real.get('psnr'))} | {_f(real.get('max_abs_error'), 3)} | "
                 f"{_f(r['shepp_logan']['psnr'])} | {_f(r['shepp_logan']['max_abs_error'], 3)} |"
             )
         lines += ["", "![D](learned_D.png)", ""]
