@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _restore_threads() -> Iterator[int]:
+    """The configs here say ``num_threads: 1`` (the trainer sets it); later suites get theirs back."""
+    before = torch.get_num_threads()
+    yield before
+    torch.set_num_threads(before)
 
 
 def _ct() -> pr.XRayTransform:
