@@ -5,6 +5,7 @@ an output folder; the cleanup of unfinished saves; settings that may not change 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -244,3 +245,56 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
         training.TrainingConfig(max_seconds=-1.0)
     with pytest.raises(ValueError, match="max_steps"):
         ok.fit(max_steps=-1)
+
+
+# --- benchmarks/pretrain.py: order, budgets, lean state ------------------------------------------
+
+
+def _pretrain() -> Any:
+    spec = importlib.util.spec_from_file_location("pretrain", ROOT / "benchmarks" / "pretrain.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pretrain_order_budgets_and_guard(tmp_path: Path) -> None:
+    pt = _pretrain()
+    order = pt.run_order(list(pr.bench.TASKS), list(pr.bench.LEARNED))
+    ct, mrt = pr.bench.CT_TASKS, pr.bench.MR_TASKS
+    assert order == ([(t, "LearnedFBP") for t in ct] + [(t, "VN") for t in mrt] + [(t, "VN") for t in ct]
+                     + [(t, "LPD") for t in pr.bench.TASKS])
+    assert {m: s for m, (s, _) in pt.BUDGET.items()} == {"LearnedFBP": 3000, "VN": 4000, "LPD": 20000}
+    low_dose, mr4 = pt.data_config("low-dose"), pt.data_config("mr-4x")
+    assert low_dose["oversample"] == 2 and low_dose["noise"] == "poisson" and "oversample" not in mr4
+    for d in (low_dose, mr4):
+        assert (d["phantom"], d["anatomy_fraction"], d["anatomy_kind"]) == ("mix", 0.7, "random")
+        training.DataConfig(**d)  # valid
+    with pytest.raises(SystemExit):  # a smoke run may not write into the repository
+        pt.parse_args(["--steps-scale", "0.01"])
+    args = pt.parse_args(["--steps-scale", "0.01", "--weights", str(tmp_path / "w"), "--state", str(tmp_path / "s")])
+    assert args.configs == tmp_path / "w-configs" and args.work == tmp_path / "s-work"
+
+
+def test_pretrain_lean_state_and_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pt = _pretrain()
+    model = MODELS["LearnedFBP-ct"]()
+    cfg = _config(model, tmp_path / "work", checkpoint_every=1)
+    training.Trainer(cfg).fit(max_steps=3)
+    state = tmp_path / "state" / "task" / "LearnedFBP"
+    pt.save_state(tmp_path / "work", state, cfg, {"pieces": [{"steps": [0, 3]}]})
+    assert sorted(p.name for p in state.iterdir()) == ["latest.json", "progress.json", "step-00000003", "train.json"]
+    assert sorted(p.name for p in (state / "step-00000003").iterdir()) == [CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE]
+    # another machine: an empty work folder starts from the state; a further one is kept
+    other = tmp_path / "other"
+    pt.restore_work(state, other)
+    resumed = training.Trainer({**cfg, "output_dir": str(other), "resume": True})
+    assert resumed.step == 3
+    resumed.fit()
+    pt.restore_work(state, other)
+    assert training.read_checkpoint(other)[1]["step"] == 5
+    pt.save_weights(other, tmp_path / "weights" / "sparse-view-30" / "LearnedFBP", cfg, {"steps": 5})
+    monkeypatch.setenv("PRECISIONRECON_WEIGHTS", str(tmp_path / "weights"))
+    loaded = pr.pretrained.load("sparse-view-30", "LearnedFBP")
+    for k, v in resumed.model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
