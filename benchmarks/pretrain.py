@@ -289,6 +289,10 @@ def train_piece(task: str, method: str, args: argparse.Namespace, seconds: float
     cfg_path = args.configs / task / f"{method}.json"
     atomic_write_json(cfg_path, cfg)
     progress = _read(state / "progress.json") or {"pieces": []}
+    threads = args.threads or cfg["num_threads"]
+    if progress["pieces"] and progress["pieces"][-1]["threads"] != threads:
+        print(f"[pretrain] {task}/{method}: {threads} threads after {progress['pieces'][-1]['threads']}: the run "
+              "goes on, but not bit for bit as one uninterrupted run", flush=True)
     restore_work(state, work)
     start_step = max(_step(work), 0)
     cmd = [sys.executable, "-m", "precisionrecon", "train", "--config", str(cfg_path), "--output-dir", str(work),
@@ -306,7 +310,7 @@ def train_piece(task: str, method: str, args: argparse.Namespace, seconds: float
         raise RuntimeError(f"{' '.join(cmd)} exited with status {code}")
     printed = json.loads(out.strip().splitlines()[-1])
     piece = {"steps": [start_step, printed["step"]], "wall_s": round(wall, 1), "device": printed["device"],
-             "threads": args.threads or cfg["num_threads"], "stopped": printed["stopped"]}
+             "threads": threads, "stopped": printed["stopped"]}
     progress["pieces"].append(piece)
     pieces = progress["pieces"]
     summary = {"status": "finished" if printed["finished"] else "stopped", "step": printed["step"],
