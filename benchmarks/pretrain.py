@@ -1,4 +1,5 @@
-"""Train the pretrained weights that ship in ``precisionrecon/pretrained/weights/``.
+"""Train the pretrained weights that ship in ``precisionrecon/pretrained/weights/``, in pieces
+that stop at a time budget and resume on the next invocation, on this machine or another.
 
 For every built-in task of ``precisionrecon bench`` (default suite, 64 x 64 images) and every
 learned method of that task this script
@@ -6,37 +7,65 @@ learned method of that task this script
 1. builds the model on the task's operator (:func:`precisionrecon.bench.task_operator`) and
    writes its training config, seed included, to
    ``precisionrecon/pretrained/configs/<task>/<method>.json``;
-2. trains it with the project's own command, ``precisionrecon train --config <that file>``,
-   in a subprocess, into a work folder;
-3. copies the final checkpoint's ``model.safetensors`` and ``config.json`` (not the
-   optimizer state) into ``precisionrecon/pretrained/weights/<task>/<method>/``, with the
-   training config as ``train.json`` and the run's wall time and last validation metrics
-   as ``train_result.json``.
+2. trains it with the project's own command, ``precisionrecon train --config <that file>
+   --resume --max-seconds <time left>``, in a subprocess, into a work folder
+   (``build/pretrain/<task>/<method>/``, not in git);
+3. after each piece (one invocation of the command) copies the newest checkpoint (model,
+   optimizer, the trainer's record) to ``benchmarks/pretrain_state/<task>/<method>/``, in
+   git, beside the config (``train.json``) and the pieces so far (``progress.json``): the
+   next invocation, here or on another machine after ``git pull``, continues from there bit
+   for bit (same threads, same kind of CPU). The state folder is outside the package, so it
+   never ships in the wheel;
+4. when a run has finished, copies the final ``model.safetensors`` and ``config.json`` (not
+   the optimizer state) into ``precisionrecon/pretrained/weights/<task>/<method>/``, with
+   the training config as ``train.json`` and ``train_result.json`` (steps, batch size, seed,
+   the wall time summed over the pieces, the number of pieces, the devices, the final
+   validation metrics), and deletes its state folder. A run whose weights were trained with
+   today's config is skipped.
 
-The training data are those of the tasks: random ellipses (Adler & Öktem) drawn on the fly
-with the task's noise model (relative Gaussian noise, or Poisson counts with I0 = 1e4 for
-``low-dose``; for MR complex Gaussian noise on the sampled k-space and a random smooth
-phase). ``bench`` tests on other seeds (held-out ellipses and the Shepp-Logan phantom).
+Order (each task gets an improved model early): first the cheapest learned method of every
+task (LearnedFBP for the CT tasks, VN for MR), then VN of the CT tasks, then LPD task by task;
+tasks in ``bench.TASKS`` order (sparse-view-30, sparse-view-60, limited-angle-fan, low-dose,
+mr-4x, mr-8x).
 
-Models (small, CPU-sized): LearnedFBP (learned filter and weights, 5k-10k parameters, started
-from FBP with the Hann window);
-VN (5 steps, 16 filters of 5 x 5, RBF activations); LPD with a heteroscedastic
-uncertainty head (Adler's 10 iterations and 5 + 5 memory channels, 16 instead of 32
-filters per layer, started from FBP / the adjoint; trained with the Gaussian NLL so that
-``bench`` shows its predicted standard deviation).
+Data: simulated on the fly with the task's noise model (relative Gaussian noise, or Poisson
+counts with I0 = 1e4 for ``low-dose``; for MR complex Gaussian noise on the sampled k-space
+and a random smooth phase), images a mix of procedural anatomy (70 %, body or head) and
+random ellipses (Adler & Öktem); CT data are projected on a 2x finer grid and detector
+(``oversample=2``: no inverse crime). ``bench`` tests on other seeds.
+
+Models (small, CPU-sized): LearnedFBP (learned filter and weights, started from FBP with the
+Hann window), 3000 steps of batch 4; VN (5 steps, 16 filters of 5 x 5, RBF activations),
+4000 steps of batch 2; LPD with a heteroscedastic uncertainty head (Adler's 10 iterations
+and 5 + 5 memory channels, 16 instead of 32 filters per layer; trained with the Gaussian
+NLL so that ``bench`` shows its predicted standard deviation), 20000 steps of batch 2.
+Configs say ``device: "auto"`` (CUDA when present) and ``num_threads: 2``.
+
+Time (measured here on the 2-core development CPU, 2 threads, load average about 3 from other
+engineers' tests, median wall time of a training step including the data simulation):
+LearnedFBP 0.04-0.15 s (mean of the 4 CT tasks 0.08 s; low-dose with 180 views is the
+slowest), VN 0.19-0.55 s (mean 0.37 s), LPD 0.39-0.74 s (mean 0.59 s; MR with 8 coils and
+the fan beam the slowest). All runs: LearnedFBP 4 x 3000 x 0.08 s = 16 min, VN 6 x 4000 x
+0.37 s = 2.5 h, LPD 6 x 20000 x 0.59 s = 19.8 h, validation and checkpoints under 1 %: about
+22 hours of wall time in all (about 17 h on an idle machine, going by the CPU time per
+step), i.e. nine sessions of ``--hours 2.5``. On a CUDA machine (``device: "auto"``) the
+steps are faster, but the result is then not bitwise that of a CPU run.
 
 Usage::
 
-    python benchmarks/pretrain.py                       # all tasks and methods
-    python benchmarks/pretrain.py --tasks sparse-view-30 --methods LPD
-    python benchmarks/pretrain.py --steps-scale 0.01 --weights /tmp/w   # smoke run
+    python benchmarks/pretrain.py --hours 2.5            # all runs, continued where they stopped
+    python benchmarks/pretrain.py --tasks sparse-view-30 --methods LPD --hours 1
+    python benchmarks/pretrain.py --steps-scale 0.002 --hours 0.02 --weights /tmp/w --state /tmp/s  # smoke run
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -47,15 +76,25 @@ import torch
 
 from precisionrecon import bench, models, uncertainty
 from precisionrecon._io import atomic_write_json
+from precisionrecon.training import find_checkpoint, list_checkpoints, read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "precisionrecon" / "pretrained" / "configs"
 WEIGHTS = ROOT / "precisionrecon" / "pretrained" / "weights"
+STATE = ROOT / "benchmarks" / "pretrain_state"
+WORK = ROOT / "build" / "pretrain"
 N = bench.SUITES["default"].n
 
-# steps and batch size per method; the seeds differ per task and method
-BUDGET = {"LearnedFBP": (300, 4), "VN": (400, 2), "LPD": (1500, 2)}
+# steps and batch size per method (10x and more the first budgets: 300, 400, 1500 steps);
+# the seeds differ per task and method
+BUDGET = {"LearnedFBP": (3000, 4), "VN": (4000, 2), "LPD": (20000, 2)}
 SEED_BASE = 5_000
+# measured seconds per step on 2 CPU threads (see the module docstring): ETAs before a run's first piece
+SECONDS_PER_STEP = {"LearnedFBP": 0.08, "VN": 0.37, "LPD": 0.59}
+# a piece needs the time to start the command and write its last checkpoint on top of its steps
+STARTUP_S = 20.0
+MIN_PIECE_S = 40.0
+WEIGHT_FILES = ("model.safetensors", "config.json")
 
 
 def build_model(task: str, method: str) -> torch.nn.Module:
@@ -75,23 +114,32 @@ def build_model(task: str, method: str) -> torch.nn.Module:
 
 
 def data_config(task: str) -> dict[str, Any]:
-    """The training data of a task, with the bench task's noise model."""
+    """The training data of a task: its noise model; anatomy (70 %) and ellipse phantoms;
+    CT projected on a 2x finer grid."""
+    phantoms = {"phantom": "mix", "anatomy_fraction": 0.7, "anatomy_kind": "random", "val_size": 8, "val_seed": 1}
     if bench.task_modality(task) == "mr":
-        return {"kind": "mr", "noise": "gaussian", "noise_level": bench.MR_NOISE["noise_level"], "val_size": 4,
-                "val_seed": 1}
+        return {"kind": "mr", "noise": "gaussian", "noise_level": bench.MR_NOISE["noise_level"], **phantoms}
     noise = bench.CT_NOISE[task]
     if noise["noise"] == "poisson":
-        return {"kind": "ct", "noise": "poisson", "i0": noise["i0"], "mu_scale": noise["mu_scale"], "val_size": 4,
-                "val_seed": 1}
-    return {"kind": "ct", "noise": "gaussian", "noise_level": noise["noise_level"], "val_size": 4, "val_seed": 1}
+        return {"kind": "ct", "noise": "poisson", "i0": noise["i0"], "mu_scale": noise["mu_scale"], "oversample": 2,
+                **phantoms}
+    return {"kind": "ct", "noise": "gaussian", "noise_level": noise["noise_level"], "oversample": 2, **phantoms}
 
 
-def training_config(task: str, method: str, steps_scale: float) -> dict[str, Any]:
+def training_config(task: str, method: str, steps_scale: float = 1.0) -> dict[str, Any]:
+    """The training config of one run (``steps_scale`` shrinks the budget for smoke runs)."""
+    return json.loads(_training_config(task, method, steps_scale))
+
+
+@functools.cache
+def _training_config(task: str, method: str, steps_scale: float) -> str:
+    # as JSON, so that every caller gets its own copy; cached: building a model takes a while
     steps, batch = BUDGET[method]
+    steps = max(2, round(steps * steps_scale))
     k = bench.TASKS.index(task) * len(BUDGET) + list(BUDGET).index(method)
-    return {
+    return json.dumps({
         "model": build_model(task, method).config(),
-        "steps": max(1, round(steps * steps_scale)),
+        "steps": steps,
         "batch_size": batch,
         "lr": 1e-3,
         "min_lr": 1e-5,
@@ -100,66 +148,269 @@ def training_config(task: str, method: str, steps_scale: float) -> dict[str, Any
         "grad_clip": 1.0,
         "seed": SEED_BASE + k,
         "dtype": "float32",
-        "device": "cpu",
-        "val_every": 0,
+        "device": "auto",
+        "val_every": max(1, steps // 20),
+        "checkpoint_every": max(1, steps // 40),  # the work folder survives a hard kill with little lost
+        "keep_checkpoints": 2,
         "data_range": 1.0,
         "progress": False,
         "num_threads": 2,
         "data": data_config(task),
-    }
+    })
 
 
 def methods_of(task: str) -> tuple[str, ...]:
     return tuple(m for m in bench.LEARNED if m in bench.methods_of(task))
 
 
-def train_one(task: str, method: str, steps_scale: float, configs: Path, weights: Path, work: Path) -> dict[str, Any]:
-    cfg = training_config(task, method, steps_scale)
-    cfg_path = configs / task / f"{method}.json"
-    cfg_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cfg_path, cfg)
-    run_dir = work / task / method
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    t0 = time.time()
-    cmd = [sys.executable, "-m", "precisionrecon", "train", "--config", str(cfg_path), "--output-dir", str(run_dir),
-           "--no-progress"]
-    subprocess.run(cmd, check=True)
-    wall = time.time() - t0
-    latest = json.loads((run_dir / "latest.json").read_text())
-    final = run_dir / latest["checkpoint"]
-    meta = json.loads((final / "config.json").read_text())
-    dest = weights / task / method
+def run_order(tasks: list[str], methods: list[str]) -> list[tuple[str, str]]:
+    """The runs in training order: the cheapest method of every task, then the other VNs,
+    then LPD task by task (see the module docstring)."""
+    runs = [(t, m) for t in bench.TASKS if t in tasks for m in methods_of(t) if m in methods]
+    cheapest = {t: methods_of(t)[0] for t in bench.TASKS}
+
+    def phase(run: tuple[str, str]) -> tuple[int, int]:
+        task, method = run
+        first = 0 if cheapest[task] == method else 1 + list(BUDGET).index(method)
+        return first, bench.TASKS.index(task)
+
+    return sorted(runs, key=phase)
+
+
+# --- folders ----------------------------------------------------------------------------------
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _step(folder: Path) -> int:
+    """The step of the newest checkpoint in a training folder (-1: none)."""
+    if not list_checkpoints(folder):
+        return -1
+    return int(read_checkpoint(folder)[1]["step"])
+
+
+def _replace_dir(new: Path, dest: Path) -> None:
+    """Put the finished folder ``new`` at ``dest`` (the old one moved aside, then deleted)."""
+    old = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
     if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for name in ("model.safetensors", "config.json"):
-        shutil.copy2(final / name, dest / name)
-    atomic_write_json(dest / "train.json", cfg)
-    shown = cfg_path.relative_to(ROOT) if cfg_path.is_relative_to(ROOT) else cfg_path
-    result = {"task": task, "method": method, "steps": cfg["steps"], "batch_size": cfg["batch_size"],
-              "seed": cfg["seed"], "wall_s": round(wall, 1), "metrics": meta.get("metrics", {}),
-              "command": f"precisionrecon train --config {shown}"}
-    atomic_write_json(dest / "train_result.json", result)
-    return result
+        os.replace(dest, old)
+    os.replace(new, dest)
+    shutil.rmtree(old, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _fresh_dir(dest: Path) -> Path:
+    tmp = dest.with_name(f".{dest.name}.new")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _recover(dest: Path) -> None:
+    """A swap cut short by a kill leaves ``.<name>.old`` without ``<name>``: take it back."""
+    old = dest.with_name(f".{dest.name}.old")
+    if not dest.exists() and old.exists():
+        os.replace(old, dest)
+
+
+def save_state(work: Path, state: Path, cfg: dict[str, Any], progress: dict[str, Any]) -> None:
+    """The lean resume state: the newest checkpoint of ``work`` (model, optimizer, record),
+    the config and the pieces so far."""
+    tmp = _fresh_dir(state)
+    folder = find_checkpoint(work)
+    shutil.copytree(folder, tmp / folder.name)
+    atomic_write_json(tmp / "latest.json", {"checkpoint": folder.name, "step": _step(work)})
+    atomic_write_json(tmp / "train.json", cfg)
+    atomic_write_json(tmp / "progress.json", progress)
+    _replace_dir(tmp, state)
+
+
+def restore_work(state: Path, work: Path) -> None:
+    """Start ``work`` from the state's checkpoint unless ``work`` is as far or further."""
+    if _step(state) <= _step(work):
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    folder = find_checkpoint(state)
+    shutil.copytree(folder, work / folder.name)
+    shutil.copy2(state / "latest.json", work / "latest.json")
+
+
+def save_weights(work: Path, dest: Path, cfg: dict[str, Any], result: dict[str, Any]) -> None:
+    """The final weights in the layout of :mod:`precisionrecon.pretrained`."""
+    tmp = _fresh_dir(dest)
+    final = find_checkpoint(work)
+    for name in WEIGHT_FILES:
+        shutil.copy2(final / name, tmp / name)
+    atomic_write_json(tmp / "train.json", cfg)
+    atomic_write_json(tmp / "train_result.json", result)
+    _replace_dir(tmp, dest)
+
+
+# --- one piece --------------------------------------------------------------------------------
+
+
+class Stop:
+    """SIGTERM / SIGINT to this script: passed on to the running command (which checkpoints
+    and exits), then no further piece is started."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.child: subprocess.Popen[str] | None = None
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signal.SIGTERM)
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def train_piece(task: str, method: str, args: argparse.Namespace, seconds: float | None, stop: Stop) -> dict[str, Any]:
+    """Train one piece of a run; returns its status (``done``, ``finished``, ``stopped``) and timings."""
+    state, work, dest = (d / task / method for d in (args.state, args.work, args.weights))
+    for d in (state, dest):
+        _recover(d)
+    wanted = training_config(task, method, args.steps_scale)
+    cfg = _read(state / "train.json")
+    if cfg is None:
+        if _read(dest / "train.json") == wanted and all((dest / f).is_file() for f in WEIGHT_FILES):
+            return {"status": "done"}
+        cfg = wanted
+        shutil.rmtree(work, ignore_errors=True)  # left by a run of another config
+    elif cfg != wanted:
+        print(f"[pretrain] {task}/{method}: continuing with the config it started with (today's differs)", flush=True)
+    cfg_path = args.configs / task / f"{method}.json"
+    atomic_write_json(cfg_path, cfg)
+    progress = _read(state / "progress.json") or {"pieces": []}
+    threads = args.threads or cfg["num_threads"]
+    if progress["pieces"] and progress["pieces"][-1]["threads"] != threads:
+        print(f"[pretrain] {task}/{method}: {threads} threads after {progress['pieces'][-1]['threads']}: the run "
+              "goes on, but not bit for bit as one uninterrupted run", flush=True)
+    restore_work(state, work)
+    start_step = max(_step(work), 0)
+    cmd = [sys.executable, "-m", "precisionrecon", "train", "--config", str(cfg_path), "--output-dir", str(work),
+           "--resume", "--no-progress"]
+    if seconds is not None:
+        cmd += ["--max-seconds", f"{max(seconds - STARTUP_S, 0.0):.1f}"]
+    if args.threads is not None:
+        cmd += ["--num-threads", str(args.threads)]
+    t0 = time.time()
+    stop.child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    out, _ = stop.child.communicate()
+    code, stop.child = stop.child.returncode, None
+    wall = time.time() - t0
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with status {code}")
+    printed = json.loads(out.strip().splitlines()[-1])
+    piece = {"steps": [start_step, printed["step"]], "wall_s": round(wall, 1), "device": printed["device"],
+             "threads": threads, "stopped": printed["stopped"]}
+    progress["pieces"].append(piece)
+    pieces = progress["pieces"]
+    summary = {"status": "finished" if printed["finished"] else "stopped", "step": printed["step"],
+               "steps": cfg["steps"], "start_step": start_step, "wall_s": wall}
+    if not printed["finished"]:
+        save_state(work, state, cfg, progress)
+        return summary
+    result = {
+        "task": task, "method": method, "steps": cfg["steps"], "batch_size": cfg["batch_size"], "seed": cfg["seed"],
+        "wall_s": round(sum(p["wall_s"] for p in pieces), 1), "pieces": len(pieces),
+        "devices": sorted({p["device"] for p in pieces}), "train_time_s": round(printed["train_time"], 1),
+        "metrics": {k: v for k, v in printed.items() if k.startswith("val_")},
+        "command": f"precisionrecon train --config {_shown(cfg_path)} --resume",
+    }
+    save_weights(work, dest, cfg, result)
+    for d in (state, work):
+        shutil.rmtree(d, ignore_errors=True)
+        if d.parent.is_dir() and not any(d.parent.iterdir()):
+            d.parent.rmdir()  # the task's folder, once its last run is done
+    return summary
+
+
+def _eta(runs: list[tuple[str, str]], args: argparse.Namespace, rates: dict[str, float]) -> float:
+    """Seconds still to train for ``runs`` (measured rates where known)."""
+    total = 0.0
+    for task, method in runs:
+        state = _read(args.state / task / method / "latest.json")
+        done = state["step"] if state else 0
+        steps = max(2, round(BUDGET[method][0] * args.steps_scale))
+        if state is None and _read(args.weights / task / method / "train.json") == training_config(
+            task, method, args.steps_scale
+        ):
+            continue
+        total += (steps - done) * rates.get(method, SECONDS_PER_STEP[method])
+    return total
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds:.0f} s"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--tasks", nargs="+", default=list(bench.TASKS), choices=list(bench.TASKS))
     p.add_argument("--methods", nargs="+", default=list(bench.LEARNED), choices=list(bench.LEARNED))
-    p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every step budget (smoke runs)")
-    p.add_argument("--configs", type=Path, default=CONFIGS)
-    p.add_argument("--weights", type=Path, default=WEIGHTS)
-    p.add_argument("--work", type=Path, default=ROOT / "build" / "pretrain")
+    p.add_argument("--hours", type=float, help="time budget of this invocation (default: until all runs are done)")
+    p.add_argument("--steps-scale", type=float, default=1.0,
+                   help="multiply every step budget (smoke runs; then --weights and --state outside the repo)")
+    p.add_argument("--threads", type=int, help="override the configs' num_threads (bitwise resume needs the same)")
+    p.add_argument("--weights", type=Path, default=WEIGHTS, help="final weights (default: the package's)")
+    p.add_argument("--state", type=Path, default=STATE, help="resume state of unfinished runs (default: in git)")
+    p.add_argument("--configs", type=Path, help="training configs (default: the package's, or beside --weights)")
+    p.add_argument("--work", type=Path, help="training folders (default: build/pretrain, or beside --state)")
     args = p.parse_args(argv)
-    for task in args.tasks:
-        for method in methods_of(task):
-            if method not in args.methods:
-                continue
-            print(f"[pretrain] {task} / {method} ...", flush=True)
-            r = train_one(task, method, args.steps_scale, args.configs, args.weights, args.work)
-            print(f"[pretrain] {task} / {method}: {r['steps']} steps in {r['wall_s']} s, {r['metrics']}", flush=True)
+    if args.hours is not None and not args.hours > 0:
+        p.error(f"--hours must be positive, got {args.hours}")
+    if not args.steps_scale > 0:
+        p.error(f"--steps-scale must be positive, got {args.steps_scale}")
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads must be at least 1, got {args.threads}")
+    args.weights, args.state = args.weights.resolve(), args.state.resolve()
+    if args.configs is None:
+        args.configs = CONFIGS if args.weights == WEIGHTS else args.weights.with_name(f"{args.weights.name}-configs")
+    if args.work is None:
+        args.work = WORK if args.state == STATE else args.state.with_name(f"{args.state.name}-work")
+    args.configs, args.work = args.configs.resolve(), args.work.resolve()
+    if args.steps_scale != 1.0:
+        inside = [str(d) for d in (args.weights, args.state, args.configs) if d.is_relative_to(ROOT)]
+        if inside:
+            p.error(f"a run with --steps-scale {args.steps_scale} must not write into the repository ({inside}); "
+                    "give --weights and --state outside it")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    deadline = None if args.hours is None else time.time() + args.hours * 3600
+    stop = Stop()
+    runs = run_order(args.tasks, args.methods)
+    rates: dict[str, float] = {}
+    for i, (task, method) in enumerate(runs):
+        left = None if deadline is None else deadline - time.time()
+        if stop.requested or (left is not None and left < MIN_PIECE_S):
+            break
+        r = train_piece(task, method, args, left, stop)
+        if r["status"] == "done":
+            print(f"[pretrain] {task}/{method}: done (weights of this config present)", flush=True)
+            continue
+        taken = r["step"] - r["start_step"]
+        if taken > 0:
+            rates[method] = r["wall_s"] / taken
+        eta_run = (r["steps"] - r["step"]) * rates.get(method, SECONDS_PER_STEP[method])
+        eta_all = _eta(runs[i:], args, rates)
+        print(f"[pretrain] {task}/{method}: steps {r['step']}/{r['steps']} (+{taken} in {r['wall_s']:.0f} s), "
+              f"{r['status']}; ETA {_hours(eta_run)} for this run, {_hours(eta_all)} for all left", flush=True)
+        if r["status"] == "stopped":
+            break
+    left_runs = [f"{t}/{m}" for t, m in runs if (args.state / t / m / "train.json").is_file()]
+    if left_runs:
+        print(f"[pretrain] to be continued: {', '.join(left_runs)} (state in {_shown(args.state)})", flush=True)
     return 0
 
 

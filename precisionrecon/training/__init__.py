@@ -1,6 +1,7 @@
 """Training of reconstruction models on simulated data: one :class:`Trainer` for every
 model (Adam, cosine schedule, gradient clipping, seeds, progress bar, validation PSNR/SSIM,
-safetensors checkpoints, resume, DDP), its :class:`TrainingConfig`, and
+safetensors checkpoints, resume bit for bit, stop at a time budget or on SIGTERM, DDP), its
+:class:`TrainingConfig`, and
 :func:`load_checkpoint`, which rebuilds a trained model without any of the training code.
 
 Command line (one process, or data parallel under ``torchrun``)::

@@ -5,20 +5,26 @@ A checkpoint is a folder ``step-00001000/`` holding
 * ``model.safetensors``: the model's ``state_dict``;
 * ``optimizer.safetensors``: the optimizer's state tensors (Adam moments);
 * ``config.json``: the model's ``config()`` (which rebuilds it), the training config,
-  the step, the parameter dtype, the optimizer's hyper-parameters and the latest
-  validation metrics.
+  the step, the parameter dtype, the optimizer's hyper-parameters, the latest
+  validation metrics, the history and the training losses since its last entry.
 
 The folder is written under a temporary name and renamed into place, so a reader never
 sees half a checkpoint; ``latest.json`` in the output folder (replaced atomically) names
-the newest. :func:`load_checkpoint` needs nothing but this module, the model classes and
-``safetensors``: ``torch.load`` is never used.
+the newest. A run holds ``.lock`` (its host, PID and process start) in the output folder
+while it trains, so a second live run on the same folder is refused; the lock of a process
+that is gone is taken over, and the ``.step-*.tmp`` leftovers of a save it did not finish
+are removed (:func:`acquire_lock`, :func:`remove_temporary`). :func:`load_checkpoint`
+needs nothing but this module, the model classes and ``safetensors``: ``torch.load`` is never used.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,7 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 CONFIG_FILE = "config.json"
 LATEST_FILE = "latest.json"
+LOCK_FILE = ".lock"
 _PREFIX = "step-"
 
 
@@ -146,6 +153,89 @@ def write_checkpoint(
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (Linux ``/proc``; None elsewhere or when it is gone):
+    tells a live run from a new process that reuses a dead run's PID."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22 of stat, counting after the name
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by someone else
+    now = _process_start(pid)
+    return started is None or now is None or now == started
+
+
+def acquire_lock(output_dir: str | Path) -> Path:
+    """Mark ``output_dir`` as held by this process (``.lock``: host, PID, process start).
+
+    The lock of this process (a second trainer in it) is kept; that of a dead process on this
+    host, or of another host (a folder copied from another machine), is taken over with a
+    warning.
+
+    Raises
+    ------
+    ValueError
+        A live process on this host holds ``output_dir``.
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    host, pid = socket.gethostname(), os.getpid()
+    mine = {"host": host, "pid": pid, "started": _process_start(pid)}
+    try:
+        held = json.loads(path.read_text())
+    except FileNotFoundError:
+        held = None
+    except (OSError, ValueError):
+        held = {}  # unreadable (a write cut short): stale
+    if isinstance(held, dict) and held.get("host") == host and held.get("pid") == pid:
+        return path
+    if isinstance(held, dict) and held:
+        other = held.get("pid")
+        if held.get("host") == host and isinstance(other, int) and _alive(other, held.get("started")):
+            raise ValueError(
+                f"output_dir {str(out)!r} is held by a live training run (pid {other}); wait for it, stop it, or "
+                "use another folder"
+            )
+        where = "this host" if held.get("host") == host else f"host {held.get('host')!r}"
+        warnings.warn(f"taking over the stale lock of {str(out)!r} (pid {other} on {where})", RuntimeWarning,
+                      stacklevel=2)
+    atomic_write_json(path, mine)
+    return path
+
+
+def release_lock(output_dir: str | Path) -> None:
+    """Remove ``output_dir``'s lock if this process holds it."""
+    path = Path(output_dir) / LOCK_FILE
+    try:
+        held = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(held, dict) and held.get("host") == socket.gethostname() and held.get("pid") == os.getpid():
+        path.unlink(missing_ok=True)
+
+
+def remove_temporary(output_dir: str | Path) -> list[Path]:
+    """Delete the leftovers of writes that a killed run did not finish (``.step-*.tmp``
+    folders, ``.*.tmp`` files) in ``output_dir``; call it holding the lock. Returns them."""
+    found = sorted(Path(output_dir).glob(".*.tmp"))
+    for p in found:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return found
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:

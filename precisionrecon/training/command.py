@@ -1,9 +1,15 @@
 """The training command: ``python -m precisionrecon.training --config cfg.json`` (also under
 ``torchrun``) and ``precisionrecon train``.
 
-Trains the model of the config, writes checkpoints to its ``output_dir`` and prints the
-final step, checkpoint and validation metrics as one JSON line (first process only).
-Configuration errors (unknown keys or model, bad paths) exit with status 2.
+Trains the model of the config, writes checkpoints to its ``output_dir`` and prints one
+JSON line (first process only): ``step``, ``steps``, ``finished``, ``stopped`` (why it
+stopped early: ``"deadline"``, ``"signal"``, or null), ``checkpoint``, ``device``,
+``train_time`` and the latest validation metrics.
+
+Exit status: 0 when the run finished *or* stopped cleanly before its end (``--max-seconds``
+used up, SIGTERM or SIGINT: a checkpoint is written and ``"finished": false``; ``--resume``
+continues it); 2 on a configuration error (unknown keys or model, bad paths, an output folder
+held by another live run, a checkpoint trained with other settings).
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="override seed")
     parser.add_argument("--device", help="override device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    parser.add_argument("--max-seconds", type=float,
+                        help="time budget: checkpoint and stop (exit 0, \"finished\": false) before it is used up")
+    parser.add_argument("--num-threads", type=int, help="override num_threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -45,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         "device": args.device,
         "resume": True if args.resume else None,
         "progress": False if args.no_progress else None,
+        "max_seconds": args.max_seconds,
+        "num_threads": args.num_threads,
     }
     created = False
     try:
@@ -61,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
         trainer.fit()
         if trainer.rank == 0:
             checkpoint = str(trainer.last_checkpoint) if trainer.last_checkpoint is not None else None
-            print(json.dumps({"step": trainer.step, "checkpoint": checkpoint, **trainer.metrics}))
+            print(json.dumps({
+                "step": trainer.step, "steps": trainer.config.steps, "finished": trainer.finished,
+                "stopped": trainer.stop_reason, "checkpoint": checkpoint, "device": str(trainer.device),
+                "train_time": trainer.train_time, **trainer.metrics,
+            }), flush=True)
     finally:
         if created:
             dist.destroy_process_group()

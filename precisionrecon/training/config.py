@@ -6,7 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .._validate import check_int, choice, finite_float, positive_float
 from ._io import atomic_write_bytes, atomic_write_json, read_json
@@ -173,7 +173,17 @@ class TrainingConfig:
     progress : bool
         Show a tqdm progress bar (first process only).
     num_threads : int, optional
-        ``torch.set_num_threads`` for this process.
+        ``torch.set_num_threads`` for this process. A resumed run is bitwise identical to an
+        uninterrupted one on the same kind of machine with the same number of threads.
+    max_seconds : float, optional
+        Time budget of one :meth:`~.Trainer.fit` call: before each step, the run stops
+        (writing a checkpoint, ``Trainer.finished`` False) when that step would end after
+        ``max_seconds`` from the start of the call, judged by the mean time of the steps so
+        far. ``resume=True`` then continues it. ``None``: no limit.
+    deterministic : bool
+        On CUDA, use deterministic algorithms (cuDNN, cuBLAS workspace,
+        ``torch.use_deterministic_algorithms(True, warn_only=True)``), so that a resumed run
+        repeats an uninterrupted one bit for bit. The CPU needs nothing.
     data : DataConfig
     """
 
@@ -199,7 +209,15 @@ class TrainingConfig:
     resume: bool | str = False
     progress: bool = True
     num_threads: int | None = None
+    max_seconds: float | None = None
+    deterministic: bool = True
     data: DataConfig = field(default_factory=DataConfig)
+
+    # settings a resumed run may change: they do not alter the trained weights
+    RESUMABLE_CHANGES: ClassVar[frozenset[str]] = frozenset(
+        {"output_dir", "resume", "progress", "num_threads", "device", "max_seconds", "deterministic", "val_every",
+         "checkpoint_every", "keep_checkpoints"}
+    )
 
     def __post_init__(self) -> None:
         if self.model is not None and not isinstance(self.model, dict):
@@ -240,6 +258,10 @@ class TrainingConfig:
             raise ValueError(f"progress must be a bool, got {self.progress!r}")
         if self.num_threads is not None:
             check_int(self.num_threads, "num_threads", minimum=1)
+        if self.max_seconds is not None:
+            self.max_seconds = finite_float(self.max_seconds, "max_seconds", minimum=0.0)
+        if not isinstance(self.deterministic, bool):
+            raise ValueError(f"deterministic must be a bool, got {self.deterministic!r}")
         if isinstance(self.data, dict):
             self.data = DataConfig(**_from_dict(DataConfig, self.data, "data"))
         if not isinstance(self.data, DataConfig):

@@ -31,7 +31,7 @@ from ..operators import LinearOperator, XRayTransform
 from .config import DataConfig
 
 # independent random streams of one seed
-PHANTOM_STREAM, NOISE_STREAM, _ORDER, _VAL_PHANTOM, _VAL_NOISE, _STEP = range(6)
+PHANTOM_STREAM, NOISE_STREAM, _ORDER, _VAL_PHANTOM, _VAL_NOISE, _STEP, _VALIDATE = range(7)
 # sub-streams of a phantom's seed (the ellipses draw from the seed itself, as they always did)
 _MIX, _ANATOMY = range(2)
 
@@ -45,6 +45,12 @@ def derive_seed(seed: int, *key: int) -> int:
 def step_seed(seed: int, step: int, rank: int) -> int:
     """The seed of torch's global generator for the random layers (dropout) of one step."""
     return derive_seed(seed, _STEP, step, rank)
+
+
+def validation_seed(seed: int, step: int) -> int:
+    """The seed of torch's global generator for the validation after step ``step`` (models
+    that sample, e.g. MC dropout, validate alike in a resumed run)."""
+    return derive_seed(seed, _VALIDATE, step)
 
 
 class SimulatedData:
@@ -220,4 +226,4 @@ def shard(batch_size: int, rank: int, world_size: int) -> range:
     return range(rank * per, (rank + 1) * per)
 
 
-__all__ = ["SimulatedData", "derive_seed", "shard", "step_seed"]
+__all__ = ["SimulatedData", "derive_seed", "shard", "step_seed", "validation_seed"]

@@ -15,13 +15,29 @@ The learning rate at step ``t`` (counting from 0) with warm-up ``W`` and ``T`` s
 ``lr (t + 1) / W`` for ``t < W``, then ``min_lr + (lr - min_lr) (1 + cos(pi (t - W) /
 (T - W))) / 2`` (cosine) or ``lr`` (constant): a function of ``t`` alone, so a resumed run
 needs no scheduler state.
+
+Stop and resume anywhere: a checkpoint holds the parameters, Adam's moments and step count,
+the history, the latest metrics and the training losses since the last history entry. Every
+step seeds python's, numpy's and torch's generators from ``(seed, step, rank)`` and draws its
+data from seeds of ``(seed, step, item)``, the validation seeds torch from ``(seed, step)``,
+and gradient clipping has no state, so ``resume=True`` continues bit for bit as if the run
+had never stopped (same software, same kind of machine and thread count; on CUDA with
+``deterministic=True``). A checkpoint written on CUDA resumes on the CPU and vice versa (the
+tensors are stored on the CPU and moved to the run's device), though not bit for bit.
+:meth:`Trainer.fit` stops early, writing a checkpoint, after ``max_steps`` steps, when the
+time budget ``config.max_seconds`` is used, or on SIGTERM / SIGINT (``Trainer.finished`` is
+then False and ``Trainer.stop_reason`` says why). While it trains, a run holds a lock in its
+output folder (see :mod:`precisionrecon.training.checkpoint`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,15 +63,18 @@ from ..uncertainty import (
 from ._io import atomic_write_json
 from .checkpoint import (
     OPTIMIZER_FILE,
+    acquire_lock,
     find_checkpoint,
     list_checkpoints,
     load_state,
     read_checkpoint,
+    release_lock,
+    remove_temporary,
     restore_optimizer,
     write_checkpoint,
 )
 from .config import TrainingConfig
-from .data import SimulatedData, shard, step_seed
+from .data import SimulatedData, shard, step_seed, validation_seed
 
 HISTORY_FILE = "history.json"
 
@@ -65,6 +84,25 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _now() -> float:
+    """The clock of the time budget (a function, so tests can replace it)."""
+    return time.monotonic()
+
+
+# why fit() stopped early, as codes (agreed on by all processes of a distributed run)
+_STOP_REASONS = (None, "max_steps", "deadline", "signal")
+
+
+def deterministic_cuda() -> None:
+    """Make CUDA computations repeatable: deterministic cuDNN and cuBLAS, and
+    ``torch.use_deterministic_algorithms(True, warn_only=True)`` (a warning, not an error,
+    for operations without a deterministic implementation)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def learning_rate(config: TrainingConfig, step: int) -> float:
@@ -168,7 +206,12 @@ class Trainer:
         models that predict a std ``val_nll``, ``val_coverage90``,
         ``val_calibration_error``, ``val_spearman`` (real images).
     last_checkpoint : Path or None
-        The newest checkpoint written by this trainer.
+        The newest checkpoint written by this trainer (or the one it resumed from).
+    finished : bool
+        Whether :meth:`fit` reached ``config.steps``.
+    stop_reason : str or None
+        Why the last :meth:`fit` stopped early: ``"max_steps"``, ``"deadline"`` (the time
+        budget ``config.max_seconds``) or ``"signal"`` (SIGTERM / SIGINT); None otherwise.
     """
 
     def __init__(
@@ -185,9 +228,14 @@ class Trainer:
         init_distributed(cfg.device)
         self.rank, self.world_size, local_rank = _distributed()
         self.device = _device(cfg.device, local_rank, self.world_size)
+        if self.device.type == "cuda" and cfg.deterministic:
+            deterministic_cuda()
         self.items = shard(cfg.batch_size, self.rank, self.world_size)
         self.dtype = parse_dtype(cfg.dtype)
         resume_from = self._resume_source()
+        if self.rank == 0 and cfg.output_dir is not None:
+            acquire_lock(cfg.output_dir)  # before anything in the folder is read or removed
+            remove_temporary(cfg.output_dir)
 
         seed_everything(cfg.seed)
         if model is None:
@@ -217,6 +265,11 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.metrics: dict[str, float] = {}
         self.last_checkpoint: Path | None = None
+        self.finished = False
+        self.stop_reason: str | None = None
+        self._losses: list[float] = []  # training losses since the last history entry
+        self._saved_step: int | None = None  # the step of the newest checkpoint on disk
+        self._signal: int | None = None
         self._validation: tuple[Tensor, Tensor] | None = None
         if resume_from is not None:
             self._restore(resume_from)
@@ -249,11 +302,33 @@ class Trainer:
         self.model.load_state_dict(load_state(folder))
         if "optimizer" not in meta:
             raise ValueError(f"checkpoint {str(folder)!r} has no optimizer state to resume from")
+        self._check_resumable(folder, meta)
         restore_optimizer(self.optimizer, load_state(folder, OPTIMIZER_FILE), meta["optimizer"])
         self.step = int(meta["step"])
         self.history = list(meta.get("history", []))
         self.metrics = dict(meta.get("metrics", {}))
         self.train_time = float(meta.get("train_time", 0.0))
+        self._losses = [float(v) for v in meta.get("pending_losses", [])]
+        self.last_checkpoint = folder
+        out = self.config.output_dir
+        self._saved_step = self.step if out is not None and folder.parent.resolve() == Path(out).resolve() else None
+
+    def _check_resumable(self, folder: Path, meta: dict[str, Any]) -> None:
+        """A ValueError when the checkpoint was trained with other settings than this run's
+        (the resumed run would not be the run it continues)."""
+        saved = meta.get("training") or {}
+        current = self.config.to_dict()
+        changed = sorted(
+            k for k, v in current.items()
+            if k != "model" and k not in TrainingConfig.RESUMABLE_CHANGES and k in saved and saved[k] != v
+        )
+        if json.loads(json.dumps(self.model.config())) != meta.get("model"):
+            changed.insert(0, "model")
+        if changed:
+            raise ValueError(
+                f"checkpoint {str(folder)!r} was trained with other settings ({', '.join(changed)}) than this run; "
+                "resume with the config it was trained with, or start a new run"
+            )
 
     # -- one step -------------------------------------------------------------------------------
     def loss(self, output: Any, target: Tensor) -> Tensor:
@@ -270,7 +345,7 @@ class Trainer:
         """Take step :attr:`step` and return its loss (the mean over the global batch)."""
         cfg, step = self.config, self.step
         start = time.perf_counter()
-        torch.manual_seed(step_seed(cfg.seed, step, self.rank))  # dropout & co. reproducible on resume
+        seed_everything(step_seed(cfg.seed, step, self.rank))  # dropout & co. reproducible on resume
         y, x = self.data.batch(step, self.items, cfg.batch_size)
         lr = learning_rate(cfg, step)
         for group in self.optimizer.param_groups:
@@ -288,7 +363,8 @@ class Trainer:
             value = value / self.world_size
         self.step += 1
         self.train_time += time.perf_counter() - start
-        return float(value)
+        self._losses.append(float(value))
+        return self._losses[-1]
 
     # -- validation and files --------------------------------------------------------------------
     @torch.no_grad()
@@ -303,6 +379,7 @@ class Trainer:
         y, x = self._validation
         was_training = self.model.training
         self.model.eval()
+        torch.manual_seed(validation_seed(self.config.seed, self.step))  # sampling models (MC dropout)
         means, stds = [], []
         for start in range(0, y.shape[0], self.config.batch_size):
             mean, std = predict(self.model, y[start : start + self.config.batch_size])
@@ -340,6 +417,8 @@ class Trainer:
             "metrics": self.metrics,
             "history": self.history,
             "train_time": self.train_time,
+            "pending_losses": self._losses,
+            "device": str(self.device),
             "n_free_parameters": sum(p.numel() for p in self.trainable),
             "world_size": self.world_size,
             "torch_version": torch.__version__,
@@ -347,9 +426,11 @@ class Trainer:
         self.last_checkpoint = write_checkpoint(
             cfg.output_dir, self.step, self.model, self.optimizer, record, keep=cfg.keep_checkpoints
         )
+        self._saved_step = self.step
         return self.last_checkpoint
 
-    def _record(self, losses: list[float]) -> None:
+    def _record(self) -> None:
+        losses, self._losses = self._losses, []
         entry: dict[str, Any] = {
             "step": self.step,
             "loss": float(np.mean(losses)) if losses else None,
@@ -363,33 +444,92 @@ class Trainer:
             atomic_write_json(Path(self.config.output_dir) / HISTORY_FILE, self.history)
 
     # -- the loop ---------------------------------------------------------------------------------
-    def fit(self) -> Trainer:
-        """Train up to ``config.steps``, validating and checkpointing as configured."""
+    def _catch_signals(self) -> dict[int, Any]:
+        """SIGTERM / SIGINT stop after the current step (a second one interrupts at once).
+        Returns the previous handlers; nothing outside the main thread."""
+        self._signal = None
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._signal is not None:
+                raise KeyboardInterrupt
+            self._signal = signum
+
+        return {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def _should_stop(self, taken: int, max_steps: int | None, start: float) -> str | None:
+        """Why to stop before the next step (None: go on); the same answer on every process."""
+        code = 0
+        budget = self.config.max_seconds
+        if self._signal is not None:
+            code = 3
+        elif max_steps is not None and taken >= max_steps:
+            code = 1
+        elif budget is not None:
+            now = _now()
+            per_step = (now - start) / taken if taken else 0.0
+            code = 2 if now + per_step >= start + budget else 0
+        if self.world_size > 1:
+            flag = torch.tensor(code, device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            code = int(flag)
+        return _STOP_REASONS[code]
+
+    def fit(self, max_steps: int | None = None) -> Trainer:
+        """Train up to ``config.steps``, validating and checkpointing as configured.
+
+        Parameters
+        ----------
+        max_steps : int, optional
+            Take at most that many steps in this call.
+
+        Stops early, after writing a checkpoint (with ``output_dir``), after ``max_steps``
+        steps, when ``config.max_seconds`` is used up, or on SIGTERM / SIGINT; see
+        :attr:`finished` and :attr:`stop_reason`.
+        """
         cfg = self.config
-        bar = tqdm(
-            total=cfg.steps, initial=self.step, desc="train", disable=not (cfg.progress and self.rank == 0),
-            dynamic_ncols=True,
-        )
-        losses: list[float] = []
-        if self.step == 0 and cfg.val_every > 0:
-            self._record(losses)
-        while self.step < cfg.steps:
-            losses.append(self.train_step())
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4g}", lr=f"{learning_rate(cfg, self.step - 1):.3g}", refresh=False)
-            last = self.step == cfg.steps
-            if last or (cfg.val_every > 0 and self.step % cfg.val_every == 0):
-                self._record(losses)
-                losses = []
-                if "val_psnr" in self.metrics:
-                    bar.set_postfix(loss=f"{self.history[-1]['loss']:.4g}", psnr=f"{self.metrics['val_psnr']:.2f}")
-            if last or (cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0):
-                self.save()
-        bar.close()
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
+            raise ValueError(f"max_steps must be a non-negative int or None, got {max_steps!r}")
+        if self.rank == 0 and cfg.output_dir is not None:
+            acquire_lock(cfg.output_dir)
+        start, taken = _now(), 0
+        self.stop_reason = None
+        previous = self._catch_signals()
+        try:
+            bar = tqdm(
+                total=cfg.steps, initial=self.step, desc="train", disable=not (cfg.progress and self.rank == 0),
+                dynamic_ncols=True,
+            )
+            if self.step == 0 and not self.history and cfg.val_every > 0:
+                self._record()
+            while self.step < cfg.steps:
+                self.stop_reason = self._should_stop(taken, max_steps, start)
+                if self.stop_reason is not None:
+                    break
+                loss = self.train_step()
+                taken += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4g}", lr=f"{learning_rate(cfg, self.step - 1):.3g}", refresh=False)
+                last = self.step == cfg.steps
+                if last or (cfg.val_every > 0 and self.step % cfg.val_every == 0):
+                    self._record()
+                    if "val_psnr" in self.metrics:
+                        bar.set_postfix(loss=f"{self.history[-1]['loss']:.4g}", psnr=f"{self.metrics['val_psnr']:.2f}")
+                if last or (cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0):
+                    self.save()
+            self.finished = self.step >= cfg.steps
+            if self._saved_step != self.step:
+                self.save()  # where a later run resumes (also when the run ended already)
+            bar.close()
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h if h is not None else signal.SIG_DFL)
+            if self.rank == 0 and cfg.output_dir is not None:
+                release_lock(cfg.output_dir)
         if self.world_size > 1:
             dist.barrier()  # the first process has written the final checkpoint
         return self
-
 
 def train(
     config: TrainingConfig | dict[str, Any] | str | Path,
