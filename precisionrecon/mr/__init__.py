@@ -8,6 +8,7 @@ MR data are native complex tensors (``complex64`` / ``complex128``); k-space is 
 
 from .coils import SENSE, Coils, acs_region, birdcage_maps, coil_images, estimate_maps, rss, simulate_kspace
 from .density import pipe_menon_density, radial_density
+from .espirit import espirit
 from .fastmri import (
     FastMRIFile,
     FastMRIHeader,
@@ -45,6 +46,7 @@ __all__ = [
     "cg_sense",
     "coil_images",
     "equispaced_lines",
+    "espirit",
     "estimate_maps",
     "fftc",
     "gaussian_mask",

@@ -1,0 +1,184 @@
+"""ESPIRiT coil sensitivities (Uecker et al., MRM 2014) in torch, batched over slices."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .._validate import check_int, finite_float
+from ._common import as_complex
+from .coils import acs_region
+from .fft import ifftc
+
+
+def _per_axis(value: int | Sequence[int], dims: int, name: str) -> tuple[int, ...]:
+    values = (value,) * dims if isinstance(value, int) and not isinstance(value, bool) else tuple(value)  # type: ignore[arg-type]
+    if len(values) != dims:
+        raise ValueError(f"{name} must be an int or {dims} ints, got {value!r}")
+    return tuple(check_int(v, name, minimum=1) for v in values)
+
+
+def _calibration_box(
+    spatial: tuple[int, ...], mask: Tensor | None, calib_size: tuple[int, ...]
+) -> tuple[slice, ...]:
+    """The centred calibration box: at most ``calib_size``, inside the mask's fully sampled centre."""
+    if mask is None:
+        acs = tuple(slice(0, n) for n in spatial)
+    else:
+        acs = acs_region(mask, spatial)
+    box = []
+    for n, sl, c in zip(spatial, acs, calib_size, strict=True):
+        size = min(c, sl.stop - sl.start)
+        lo = max(sl.start, n // 2 - size // 2)  # keep index n // 2 inside, as the mask generators do
+        lo = min(lo, sl.stop - size)
+        box.append(slice(lo, lo + size))
+    return tuple(box)
+
+
+def _patches(calib: Tensor, kernel: tuple[int, ...]) -> Tensor:
+    """All ``kernel``-sized patches of the calibration data, as rows of the calibration matrix.
+
+    Shape: ``(B, nc, *calib) -> (B, n_patches, nc * prod(kernel))``, columns ordered (coil, *kernel).
+    """
+    b, nc = calib.shape[:2]
+    x = calib
+    for a, k in enumerate(kernel):
+        x = x.unfold(2 + a, k, 1)  # (B, nc, *positions, *kernel) after all axes
+    dims = len(kernel)
+    # (B, nc, p_1..p_d, k_1..k_d) -> (B, p_1..p_d, nc, k_1..k_d)
+    x = x.movedim(1, 1 + dims)
+    return x.reshape(b, -1, nc * math.prod(kernel))
+
+
+def espirit(
+    kspace: Tensor,
+    mask: Tensor | None = None,
+    *,
+    dims: int = 2,
+    calib_size: int | Sequence[int] = 24,
+    kernel_size: int | Sequence[int] | None = None,
+    threshold: float = 0.005,
+    crop: float = 0.95,
+) -> Tensor:
+    r"""ESPIRiT coil sensitivities from the auto-calibration region (Uecker et al., MRM 2014).
+
+    1. The calibration matrix :math:`A` holds every ``kernel_size`` patch (all coils) of the
+       centred calibration box (at most ``calib_size``, inside the fully sampled centre of
+       ``mask``). Its right singular vectors :math:`V_\parallel` with singular values above
+       ``threshold`` times the largest span the signal space: every patch of fully sampled
+       multi-coil k-space lies in it.
+    2. Projecting every patch on :math:`V_\parallel` and averaging the patches that cover a
+       k-space point is a convolution; in the image domain it is, at every pixel :math:`r`,
+       the :math:`n_c \times n_c` matrix
+       :math:`G(r) = \frac1K \sum_k g_k(r) g_k(r)^H`, with :math:`g_k` the Fourier transform
+       of kernel :math:`k` and :math:`K` the kernel volume. The coil images satisfy
+       :math:`G(r) m(r) = m(r)`: the sensitivities are its eigenvectors of eigenvalue 1.
+    3. The maps are the dominant eigenvector at each pixel (unit root-sum-of-squares), their
+       phase relative to coil 0, and zero where the eigenvalue is below ``crop`` (no signal:
+       the maps are undefined there, and cropping them removes those pixels from the
+       reconstruction, which also makes SENSE much better conditioned).
+
+    :math:`G` is built from the autocorrelation of the kernels (``n_c^2`` FFTs, independent
+    of the number of kernels) and diagonalised by a batched ``eigh``; only torch operations
+    are used, so the function runs on the device of ``kspace`` and batches over slices.
+
+    Parameters
+    ----------
+    kspace : Tensor
+        Centred multi-coil k-space, ``(*batch, n_coils, *spatial)`` with ``dims`` spatial axes,
+        complex. Leading axes (slices) are calibrated independently.
+    mask : Tensor, optional
+        Sampling mask broadcastable to ``spatial``; the calibration box stays inside its fully
+        sampled centre. Default: ``kspace`` is fully sampled (the box is only ``calib_size``).
+    dims : int
+        Number of spatial axes (2 or 3).
+    calib_size : int or tuple of int
+        Largest calibration box per axis (BART's ``-r``; sigpy's ``calib_width``).
+    kernel_size : int or tuple of int, optional
+        Kernel width per axis (BART's ``-k``; sigpy's ``kernel_width``); at most the box.
+        Default: 6, but at most the box width minus 3 on each axis (a kernel needs a few
+        shifts along every axis, or the signal space is not determined: with 8 ACS lines a
+        width of 6 gives maps that CG-SENSE diverges with).
+    threshold : float
+        Relative singular value threshold of the signal space, in (0, 1). The default 0.005
+        (between BART's 0.001 and sigpy's 0.02) kept CG-SENSE with these maps at least as good
+        as with the true maps on the 64² phantom with 8 ACS lines, noiseless and at 30 dB,
+        where 0.02 lost up to 7 dB after 100 iterations.
+    crop : float
+        Eigenvalue below which the maps are set to zero, in [0, 1) (0 keeps all pixels).
+
+    Returns
+    -------
+    Tensor
+        Maps of the shape of ``kspace`` and its complex dtype.
+
+    Notes
+    -----
+    Shape: ``(*batch, n_coils, *spatial) -> (*batch, n_coils, *spatial)``.
+    """
+    kspace = as_complex(kspace, "kspace")
+    if isinstance(dims, bool) or dims not in (2, 3):
+        raise ValueError(f"dims must be 2 or 3, got {dims!r}")
+    if kspace.dim() < dims + 1:
+        raise ValueError(f"kspace must have shape (*batch, n_coils, *spatial) with {dims} spatial axes, "
+                         f"got {tuple(kspace.shape)}")
+    calib = _per_axis(calib_size, dims, "calib_size")
+    threshold = finite_float(threshold, "threshold")
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    crop = finite_float(crop, "crop")
+    if not 0.0 <= crop < 1.0:
+        raise ValueError(f"crop must be in [0, 1), got {crop}")
+    spatial = tuple(kspace.shape[-dims:])
+    nc = kspace.shape[-dims - 1]
+    batch = tuple(kspace.shape[: -dims - 1])
+    box = _calibration_box(spatial, mask, calib)
+    sizes = tuple(sl.stop - sl.start for sl in box)
+    if kernel_size is None:
+        kernel = tuple(max(1, min(6, s - 3)) for s in sizes)
+    else:
+        kernel = _per_axis(kernel_size, dims, "kernel_size")
+    if any(k > s for k, s in zip(kernel, sizes, strict=True)):
+        raise ValueError(f"kernel_size {kernel} must fit in the calibration box {sizes}")
+    data = kspace.reshape(-1, nc, *spatial)[(slice(None), slice(None), *box)]
+    b = data.shape[0]
+    ksize = math.prod(kernel)
+
+    # 1. signal space: eigenvectors of A^H A (n_c K square, cheaper than an SVD of A)
+    rows = _patches(data, kernel)
+    gram = rows.mH @ rows
+    evals, evecs = torch.linalg.eigh(gram)  # ascending
+    sing = evals.clamp_min(0).sqrt()
+    keep = sing >= threshold * sing[:, -1:]  # (B, n_c K)
+    v = evecs * keep.unsqueeze(-2)  # columns outside the signal space zeroed: the batch stays rectangular
+
+    # 2. a patch row a maps to its projection a P, P[(c', κ), (c, κ')] = Σ_k v_k[c', κ] conj(v_k[c, κ']);
+    # summed along κ' - κ = δ it is the convolution kernel whose inverse DFT is G_{c c'}(r)
+    proj = (v @ v.mH).reshape(b, nc, *kernel, nc, *kernel)  # indexed [c', κ, c, κ']
+    auto = torch.zeros((b, nc, nc, *spatial), dtype=kspace.dtype, device=kspace.device)
+    centre = tuple(n // 2 for n in spatial)
+    for kappa in itertools.product(*(range(k) for k in kernel)):
+        block = proj[(slice(None), slice(None), *kappa)]  # (B, c', c, *κ')
+        # δ = κ' - κ lands at centre + δ of the centred grid
+        dst = tuple(slice(c - kp, c - kp + k) for c, kp, k in zip(centre, kappa, kernel, strict=True))
+        auto[(slice(None), slice(None), slice(None), *dst)] += block.transpose(1, 2)  # (B, c, c', *κ')
+    grid = math.prod(spatial)
+    G = ifftc(auto, dims) * (math.sqrt(grid) / ksize)  # unnormalised inverse DFT, over K
+
+    # 3. dominant eigenvector per pixel
+    G = G.movedim(1, -1).movedim(1, -1)  # (B, *spatial, c, c')
+    G = 0.5 * (G + G.mH)  # Hermitian up to rounding
+    lam, vec = torch.linalg.eigh(G)
+    maps = vec[..., -1]  # (B, *spatial, nc), unit norm
+    maps = maps * torch.exp(-1j * torch.angle(maps[..., :1]))  # phase relative to coil 0
+    if crop > 0:
+        maps = maps * (lam[..., -1:] >= crop)
+    maps = maps.movedim(-1, 1)
+    return maps.reshape(*batch, nc, *spatial).to(kspace.dtype)
+
+
+__all__ = ["espirit"]
