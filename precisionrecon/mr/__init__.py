@@ -1,6 +1,7 @@
 """MR known operators: centred FFT, Cartesian sampling and masks, coil sensitivities and SENSE,
 NUFFT (finufft / cufinufft) with density compensation and a Toeplitz normal operator,
-trajectories, complex phantoms and noise, fastMRI files, and baseline reconstructions.
+trajectories, complex phantoms and noise, fastMRI and ISMRMRD files, ESPIRiT maps, and
+baseline reconstructions (CG-SENSE, TV and L1-wavelet compressed sensing).
 
 MR data are native complex tensors (``complex64`` / ``complex128``); k-space is centred
 (zero frequency at index ``n // 2``) and FFTs are orthonormal, as in fastMRI.
@@ -25,6 +26,7 @@ from .phantoms import add_noise, shepp_logan, smooth_phase
 from .recon import cg_sense, tv_recon, zero_filled
 from .sampling import Sampling, acceleration
 from .trajectories import GOLDEN_ANGLE, cartesian, radial, spiral
+from .wavelet import Wavelet, wavelet_recon
 
 __all__ = [
     "FFT",
@@ -37,6 +39,7 @@ __all__ = [
     "FastMRISliceDataset",
     "Sampling",
     "ToeplitzNormal",
+    "Wavelet",
     "acceleration",
     "acs_region",
     "add_noise",
@@ -67,5 +70,6 @@ __all__ = [
     "smooth_phase",
     "spiral",
     "tv_recon",
+    "wavelet_recon",
     "zero_filled",
 ]
