@@ -21,6 +21,7 @@ from .fastmri import (
 )
 from .fft import FFT, fftc, ifftc
 from .masks import equispaced_lines, gaussian_mask, poisson_disc_mask, random_lines
+from .mrd import MRDData, read_ismrmrd
 from .nufft import NUFFT, ToeplitzNormal, nudft, nudft_adjoint
 from .phantoms import add_noise, shepp_logan, smooth_phase
 from .recon import cg_sense, tv_recon, zero_filled
@@ -37,6 +38,7 @@ __all__ = [
     "FastMRIFile",
     "FastMRIHeader",
     "FastMRISliceDataset",
+    "MRDData",
     "Sampling",
     "ToeplitzNormal",
     "Wavelet",
@@ -63,6 +65,7 @@ __all__ = [
     "radial_density",
     "random_lines",
     "read_fastmri",
+    "read_ismrmrd",
     "rss",
     "rss_target",
     "shepp_logan",
