@@ -316,7 +316,8 @@ def estimate_maps(
 
     * ``method="espirit"`` (default): :func:`~precisionrecon.mr.espirit` on the fully
       sampled centre of ``mask``, with ``calib_size``, ``kernel_size`` (default: 6, at most
-      the box width minus 3), the singular value ``threshold`` (default 0.005) and the
+      the box width minus 3), the singular value ``threshold`` (default 0.02, or 0.005 for a
+      calibration matrix with fewer patches than columns) and the
       eigenvalue ``crop``: the maps are zero where the data hold no signal.
     * ``method="walsh"`` and ``"lowres"`` work on the low-resolution coil images
       :math:`c_i = \mathcal F^H(w \odot y_i)` of the ACS box (the rest of k-space zeroed, a Hann
@@ -378,7 +379,7 @@ def estimate_maps(
             dims=kspace.dim() - 1,
             calib_size=calib_size,
             kernel_size=kernel_size,
-            threshold=0.005 if threshold is None else threshold,
+            threshold=threshold,
             crop=crop,
         )
     kernel_size = 5 if kernel_size is None else kernel_size
