@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import math
 import statistics
@@ -451,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     before = load_average()
     result = run(args.image, args.spokes, args.readout, args.coils, args.eps, args.repeats, not args.no_normal,
                  not args.no_mrpro)
-    if not args.no_espirit:
+    if not args.no_espirit and importlib.util.find_spec("sigpy") is not None:
         acs = max(8, round(24 * args.espirit_image / 256))
         result["espirit"] = run_espirit(args.espirit_image, 8, acs, 30.0, args.repeats)
     meta = {
