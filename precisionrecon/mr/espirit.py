@@ -103,7 +103,7 @@ def espirit(
         Kernel width per axis (BART's ``-k``; sigpy's ``kernel_width``); at most the box.
         Default: 6, but at most the box width minus 3 on each axis (a kernel needs a few
         shifts along every axis, or the signal space is not determined: with 8 ACS lines a
-        width of 6 gives maps that CG-SENSE diverges with).
+        width of 6 gives maps that CG-SENSE diverges with); a box narrower than 5 raises.
     threshold : float, optional
         Relative singular value threshold of the signal space, in (0, 1). Default: sigpy's 0.02
         when the calibration matrix has at least as many patches as columns, else 0.005. With
@@ -144,7 +144,11 @@ def espirit(
     box = _calibration_box(spatial, mask, calib)
     sizes = tuple(sl.stop - sl.start for sl in box)
     if kernel_size is None:
-        kernel = tuple(max(1, min(6, s - 3)) for s in sizes)
+        if min(sizes) < 5:
+            raise ValueError(f"the calibration box {sizes} is too small for ESPIRiT: the mask needs a fully sampled "
+                             "centre of at least 5 lines (a kernel of width 1 cannot resolve the coils along that "
+                             "axis and CG-SENSE with such maps diverges); pass kernel_size to override")
+        kernel = tuple(min(6, s - 3) for s in sizes)
     else:
         kernel = _per_axis(kernel_size, dims, "kernel_size")
     if any(k > s for k, s in zip(kernel, sizes, strict=True)):
