@@ -87,6 +87,12 @@ def espirit(
     only torch operations are used, so the function runs on the device of ``kspace`` and
     batches over slices.
 
+    One set of maps only: where the object fills or exceeds the field of view, the coil
+    images wrap around at its edge and no smooth map matches the data there (ESPIRiT's second
+    set of maps, soft-SENSE, is not implemented). ``MR_small.dcm`` at its own 64² field of
+    view is such a case: map error 0.24 in the object, CG-SENSE 11.5 dB after 30 iterations
+    (true maps 28.4 dB); with 16 pixels of zero padding around it 0.007 and 31.6 dB.
+
     Parameters
     ----------
     kspace : Tensor
