@@ -51,7 +51,7 @@ from .bench import (
     write_report,
 )
 from .geometry import Volume, from_dict
-from .mr import SENSE, cg_sense, estimate_maps, tv_recon, zero_filled
+from .mr import SENSE, cg_sense, estimate_maps, read_ismrmrd, tv_recon, zero_filled
 from .operators import FBP, XRayTransform
 from .training.command import add_arguments as add_train_arguments
 from .training.command import run as run_training
@@ -142,6 +142,11 @@ def _read_array(path: Path, dataset: str | None) -> np.ndarray:
     if not path.is_file():
         raise CLIError(f"input {str(path)!r} does not exist")
     suffix = path.suffix.lower()
+    if suffix == ".mrd" or (suffix in (".h5", ".hdf5") and _is_ismrmrd(path, dataset or "dataset")):
+        try:  # ISMRMRD raw data: Cartesian k-space (slices, coils, readout, lines), zero-filled
+            return read_ismrmrd(path, dataset=dataset or "dataset").kspace.numpy()
+        except (ValueError, ImportError, OSError) as exc:
+            raise CLIError(f"input {str(path)!r}: {exc}") from exc
     if suffix == ".npy":
         try:
             return np.load(path, allow_pickle=False)
@@ -158,7 +163,17 @@ def _read_array(path: Path, dataset: str | None) -> np.ndarray:
                 return np.asarray(f[names[0]])
         except OSError as exc:
             raise CLIError(f"input {str(path)!r} is not a readable HDF5 file: {exc}") from exc
-    raise CLIError(f"input {str(path)!r}: expected a .npy, .h5 or .hdf5 file")
+    raise CLIError(f"input {str(path)!r}: expected a .npy, .h5, .hdf5 or .mrd file")
+
+
+def _is_ismrmrd(path: Path, group: str) -> bool:
+    """An HDF5 file holding an ISMRMRD dataset (``group/xml`` and ``group/data``)."""
+    h5py = _require("h5py", "h5py")
+    try:
+        with h5py.File(path, "r") as f:
+            return f"{group}/xml" in f and f"{group}/data" in f
+    except OSError:
+        return False
 
 
 def _read_geometry(path: Path) -> tuple[Any, Any]:
@@ -360,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     r = sub.add_parser("reconstruct", help="reconstruct a sinogram or k-space file")
-    r.add_argument("input", help="sinogram (real) or multi-coil k-space (complex) as .npy or .h5/.hdf5")
+    r.add_argument("input", help="sinogram (real) or multi-coil k-space (complex) as .npy or .h5/.hdf5, "
+                                    "or ISMRMRD raw data (.mrd/.h5)")
     r.add_argument("--geometry", help="CT: JSON/YAML file {'volume': ..., 'geometry': ...} (geometry.to_dict)")
     r.add_argument("--method", default="fbp",
                    help=f"CT: {', '.join(CT_RECON_METHODS)}; MR: {', '.join(MR_RECON_METHODS)} (default fbp)")

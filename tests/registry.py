@@ -417,6 +417,8 @@ REGISTRY: dict[str, Case] = {
                                               random_maps((3, 9, 8))), complex=True, norm_rtol=SLOW_POWER),
     "mr-sense3d": Case(lambda: mr.SENSE(random_mask((4, 5, 6), weighted=True), random_maps((2, 4, 5, 6))),
                        complex=True),
+    "mr-wavelet-db4": Case(lambda: mr.Wavelet((16, 24), "db4", 1), complex=True, requires=("ptwt",)),
+    "mr-wavelet-haar-3level": Case(lambda: mr.Wavelet((8, 16), "haar", 3), complex=True, requires=("ptwt",)),
     # non-Cartesian MR (finufft; its own autograd.Function, hence gradcheck)
     "nufft-radial-even": Case(lambda: mr.NUFFT(mr.radial(9, 16), (8, 8), eps=1e-12), complex=True, gradcheck=True,
                               requires=_NUFFT),

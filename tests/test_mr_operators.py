@@ -212,7 +212,7 @@ def test_birdcage_maps() -> None:
     assert float(maps3[0, 0].abs().mean()) > float(maps3[0, -1].abs().mean())  # ring 0 is at low z
 
 
-@pytest.mark.parametrize("method", ["walsh", "lowres"])
+@pytest.mark.parametrize("method", ["espirit", "walsh", "lowres"])
 def test_estimate_maps_recovers_birdcage(method: str) -> None:
     n = 64
     x = mr.shepp_logan((n, n), dtype=torch.complex128)
@@ -290,7 +290,7 @@ def test_bad_input() -> None:
     with pytest.raises(ValueError, match="sigma"):
         mr.gaussian_mask((16, 16), 4, sigma=0.0)
     with pytest.raises(ValueError, match="method"):
-        mr.estimate_maps(torch.zeros(2, 8, 8, dtype=torch.complex64), torch.ones(8, 8), method="espirit")
+        mr.estimate_maps(torch.zeros(2, 8, 8, dtype=torch.complex64), torch.ones(8, 8), method="bogus")
     with pytest.raises(ValueError, match="coils_per_ring"):
         mr.birdcage_maps((8, 4, 16, 16), coils_per_ring=3)
     with pytest.raises(ValueError, match="snr_db"):

@@ -121,3 +121,27 @@ def test_bad_input() -> None:
     with pytest.raises(ValueError, match="shape"):
         mr.tv_recon(A, torch.zeros(3, 8, 8, dtype=torch.complex64), 0.1, 5)
     assert math.isfinite(float(mr.zero_filled(A, y).abs().sum()))
+
+
+@pytest.mark.parametrize("transpose", [False, True], ids=["lines-x", "lines-y"])
+@pytest.mark.parametrize("snr_db", [None, 30.0], ids=["noiseless", "noisy"])
+def test_cg_sense_with_estimated_maps_matches_true_maps(transpose: bool, snr_db: float | None) -> None:
+    """Issue 15: CG-SENSE with maps estimated from 8 ACS lines (the default, ESPIRiT) is within
+    1 dB of CG-SENSE with the true maps, and does not fall behind as the iterations grow (the
+    former Walsh default lost 4 dB after 30 and 14 dB after 100 iterations here)."""
+    n = 64
+    x = mr.shepp_logan((n, n))
+    maps = mr.birdcage_maps((N_COILS, n, n))
+    mask = mr.equispaced_lines((n, n), 4, center_lines=8, seed=0)
+    if transpose:
+        mask = mask.T.contiguous()
+    kspace = mr.simulate_kspace(x, maps)
+    if snr_db is not None:
+        kspace = mr.add_noise(kspace, snr_db, seed=1)
+    y = mr.Sampling(mask, (N_COILS, n, n))(kspace)
+    est = mr.estimate_maps(y, mask)
+    true_A, est_A = mr.SENSE(mask, maps), mr.SENSE(mask, est)
+    for n_iter in (30, 100):
+        true_psnr = _scores(mr.cg_sense(true_A, y, n_iter).x, x)[0]
+        est_psnr = _scores(mr.cg_sense(est_A, y, n_iter).x, x)[0]
+        assert est_psnr > true_psnr - 1.0, (n_iter, est_psnr, true_psnr)

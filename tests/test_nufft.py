@@ -162,6 +162,13 @@ def test_benchmark_quick_run(tmp_path: Path) -> None:
     assert set(data["timings"]) == {"forward", "adjoint", "normal"}
     assert data["accuracy_rel_l2_vs_finufft_fp64_eps1e-12"]["forward"]["ours"] < 1e-5
     assert "torchkbnufft / ours" in (tmp_path / "mr.md").read_text()
+    # raw finufft (the wrapper's floor) in the same run, with the same accuracy as ours
+    assert {"ours", "finufft", "torchkbnufft"} <= set(data["timings"]["forward"])
+    assert set(data["ratios_ours_over_finufft"]) == {"forward", "adjoint"}
+    assert data["accuracy_rel_l2_vs_finufft_fp64_eps1e-12"]["adjoint"]["finufft"] < 1e-5
+    if importlib.util.find_spec("sigpy") is not None:
+        assert data["espirit"]["cg_sense_psnr_db"]["ours"] > data["espirit"]["cg_sense_psnr_db"]["true maps"]
+        assert "ESPIRiT: ours vs sigpy" in (tmp_path / "mr.md").read_text()
 
 
 @pytest.mark.gpu

@@ -1,6 +1,7 @@
 """MR known operators: centred FFT, Cartesian sampling and masks, coil sensitivities and SENSE,
 NUFFT (finufft / cufinufft) with density compensation and a Toeplitz normal operator,
-trajectories, complex phantoms and noise, fastMRI files, and baseline reconstructions.
+trajectories, complex phantoms and noise, fastMRI and ISMRMRD files, ESPIRiT maps, and
+baseline reconstructions (CG-SENSE, TV and L1-wavelet compressed sensing).
 
 MR data are native complex tensors (``complex64`` / ``complex128``); k-space is centred
 (zero frequency at index ``n // 2``) and FFTs are orthonormal, as in fastMRI.
@@ -8,6 +9,7 @@ MR data are native complex tensors (``complex64`` / ``complex128``); k-space is 
 
 from .coils import SENSE, Coils, acs_region, birdcage_maps, coil_images, estimate_maps, rss, simulate_kspace
 from .density import pipe_menon_density, radial_density
+from .espirit import espirit
 from .fastmri import (
     FastMRIFile,
     FastMRIHeader,
@@ -19,11 +21,13 @@ from .fastmri import (
 )
 from .fft import FFT, fftc, ifftc
 from .masks import equispaced_lines, gaussian_mask, poisson_disc_mask, random_lines
+from .mrd import MRDData, read_ismrmrd
 from .nufft import NUFFT, ToeplitzNormal, nudft, nudft_adjoint
 from .phantoms import add_noise, shepp_logan, smooth_phase
 from .recon import cg_sense, tv_recon, zero_filled
 from .sampling import Sampling, acceleration
 from .trajectories import GOLDEN_ANGLE, cartesian, radial, spiral
+from .wavelet import Wavelet, wavelet_recon
 
 __all__ = [
     "FFT",
@@ -34,8 +38,10 @@ __all__ = [
     "FastMRIFile",
     "FastMRIHeader",
     "FastMRISliceDataset",
+    "MRDData",
     "Sampling",
     "ToeplitzNormal",
+    "Wavelet",
     "acceleration",
     "acs_region",
     "add_noise",
@@ -45,6 +51,7 @@ __all__ = [
     "cg_sense",
     "coil_images",
     "equispaced_lines",
+    "espirit",
     "estimate_maps",
     "fftc",
     "gaussian_mask",
@@ -58,6 +65,7 @@ __all__ = [
     "radial_density",
     "random_lines",
     "read_fastmri",
+    "read_ismrmrd",
     "rss",
     "rss_target",
     "shepp_logan",
@@ -65,5 +73,6 @@ __all__ = [
     "smooth_phase",
     "spiral",
     "tv_recon",
+    "wavelet_recon",
     "zero_filled",
 ]

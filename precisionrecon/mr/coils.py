@@ -306,26 +306,39 @@ def estimate_maps(
     kspace: Tensor,
     mask: Tensor,
     *,
-    method: str = "walsh",
-    kernel_size: int = 5,
-    threshold: float = 0.0,
+    method: str = "espirit",
+    kernel_size: int | None = None,
+    threshold: float | None = None,
+    crop: float = 0.95,
+    calib_size: int | Sequence[int] = 24,
 ) -> Tensor:
     r"""Estimate coil sensitivities from the fully sampled centre of k-space.
 
-    The auto-calibration (ACS) box is found with :func:`acs_region`; the k-space outside it is
-    zeroed and a Hann window over the box suppresses ringing, which gives smooth low-resolution
-    coil images :math:`c_i = \mathcal F^H(w \odot y_i)`. Then
+    * ``method="espirit"`` (default): :func:`~precisionrecon.mr.espirit` on the fully
+      sampled centre of ``mask``, with ``calib_size``, ``kernel_size`` (default: 6, at most
+      the box width minus 3), the singular value ``threshold`` (default 0.02, or 0.005 for a
+      calibration matrix with fewer patches than columns) and the
+      eigenvalue ``crop``: the maps are zero where the data hold no signal.
+    * ``method="walsh"`` and ``"lowres"`` work on the low-resolution coil images
+      :math:`c_i = \mathcal F^H(w \odot y_i)` of the ACS box (the rest of k-space zeroed, a Hann
+      window against ringing). ``"lowres"``: :math:`S_i = c_i / \sqrt{\sum_j |c_j|^2}`
+      (Pruessmann's SENSE paper); ``"walsh"``: the dominant eigenvector of the coil covariance
+      :math:`R = \sum_{r' \in W(r)} c(r') c(r')^H` over a ``kernel_size`` box (default 5)
+      around each pixel (Walsh, Gmitro and Marcellin, MRM 2000). Pixels whose low-resolution
+      RSS is below ``threshold`` (default 0) times its maximum get zero sensitivity.
 
-    * ``method="lowres"``: :math:`S_i = c_i / \sqrt{\sum_j |c_j|^2}` (ACS low-resolution
-      images normalised by their root-sum-of-squares, as in Pruessmann's SENSE paper);
-    * ``method="walsh"``: the coil covariance :math:`R = \sum_{r' \in W(r)} c(r') c(r')^H` over
-      a ``kernel_size`` box :math:`W(r)` around each pixel; :math:`S(r)` is its dominant
-      eigenvector (Walsh, Gmitro and Marcellin, MRM 2000), which averages noise better.
+    All maps have unit root-sum-of-squares (where not cropped) and their phase relative to
+    coil 0, so a reconstruction with them carries the object's phase relative to coil 0.
 
-    Both have unit root-sum-of-squares; the phase is made relative to coil 0 (the phase of
-    :math:`S_0` is zero), so a reconstruction with these maps carries the object's phase
-    relative to coil 0. Pixels whose low-resolution RSS is below ``threshold`` times its
-    maximum get zero sensitivity (a support mask; 0 keeps all).
+    Why ESPIRiT is the default: ``walsh`` and ``lowres`` maps are the ratio of blurred coil
+    images, biased within a blur width of every edge of the object, and they have unit RSS
+    in the background, where no data define them. The data are then not in the range of
+    ``SENSE(mask, maps)`` (7 % relative residual for the best image on the 64² phantom with
+    8 ACS lines), and the background pixels stay unknowns, which leaves the 4x normal
+    operator badly conditioned; CG-SENSE fits the inconsistency along its near-null space
+    and gets worse with every iteration (16.3 dB after 30, 8.9 dB after 100 iterations
+    against 20.2 and 22.9 dB with the true maps). ESPIRiT's maps are consistent with the
+    calibration data and cropped where the eigenvalue shows no signal.
 
     Parameters
     ----------
@@ -334,11 +347,16 @@ def estimate_maps(
     mask : Tensor
         Sampling mask broadcastable to the spatial shape; its fully sampled centre is the ACS.
     method : str
-        ``"walsh"`` or ``"lowres"``.
-    kernel_size : int
-        Odd box size of the Walsh covariance window (pixels).
-    threshold : float
-        Relative RSS level below which the maps are set to zero, in [0, 1).
+        ``"espirit"``, ``"walsh"`` or ``"lowres"``.
+    kernel_size : int, optional
+        ESPIRiT kernel width, or the odd box size of the Walsh covariance window (pixels).
+    threshold : float, optional
+        ESPIRiT: relative singular value threshold in (0, 1); Walsh/lowres: relative RSS level
+        below which the maps are set to zero, in [0, 1).
+    crop : float
+        ESPIRiT only: eigenvalue below which the maps are zero, in [0, 1).
+    calib_size : int or tuple of int
+        ESPIRiT only: largest calibration box per axis.
 
     Returns
     -------
@@ -350,8 +368,22 @@ def estimate_maps(
         raise ValueError(
             f"kspace must have shape (n_coils, ny, nx) or (n_coils, nz, ny, nx), got {tuple(kspace.shape)}"
         )
-    if method not in ("walsh", "lowres"):
-        raise ValueError(f"method must be 'walsh' or 'lowres', got {method!r}")
+    if method not in ("espirit", "walsh", "lowres"):
+        raise ValueError(f"method must be 'espirit', 'walsh' or 'lowres', got {method!r}")
+    if method == "espirit":
+        from .espirit import espirit  # espirit builds on acs_region of this module
+
+        return espirit(
+            kspace,
+            mask,
+            dims=kspace.dim() - 1,
+            calib_size=calib_size,
+            kernel_size=kernel_size,
+            threshold=threshold,
+            crop=crop,
+        )
+    kernel_size = 5 if kernel_size is None else kernel_size
+    threshold = 0.0 if threshold is None else threshold
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
     if not 0.0 <= threshold < 1.0:
