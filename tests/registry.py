@@ -417,6 +417,11 @@ REGISTRY: dict[str, Case] = {
                                               random_maps((3, 9, 8))), complex=True, norm_rtol=SLOW_POWER),
     "mr-sense3d": Case(lambda: mr.SENSE(random_mask((4, 5, 6), weighted=True), random_maps((2, 4, 5, 6))),
                        complex=True),
+    "mr-coils2d-sets": Case(lambda: mr.Coils(random_maps((2, 4, 7, 6)), sets=True), complex=True),
+    "mr-sense2d-sets": Case(lambda: mr.SENSE(random_mask((7, 8)), random_maps((2, 3, 7, 8)), sets=True),
+                            complex=True),
+    "mr-sense3d-sets": Case(lambda: mr.SENSE(random_mask((4, 5, 6)), random_maps((2, 2, 4, 5, 6)), sets=True),
+                            complex=True),
     "mr-wavelet-db4": Case(lambda: mr.Wavelet((16, 24), "db4", 1), complex=True, requires=("ptwt",)),
     "mr-wavelet-haar-3level": Case(lambda: mr.Wavelet((8, 16), "haar", 3), complex=True, requires=("ptwt",)),
     # non-Cartesian MR (finufft; its own autograd.Function, hence gradcheck)

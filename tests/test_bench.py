@@ -57,7 +57,7 @@ def test_run_bench_writes_results(quick_run: dict) -> None:
     assert set(tasks) == {"sparse-view-30", "mr-4x"}
     ct, mr = tasks["sparse-view-30"]["methods"], tasks["mr-4x"]["methods"]
     assert set(ct) == {"FBP", "SIRT", "TV", "LearnedFBP", "VN", "LPD"}
-    assert set(mr) == {"zero-filled", "CG-SENSE", "TV", "VN", "LPD"}
+    assert set(mr) == {"zero-filled", "CG-SENSE", "CG-SENSE (true maps)", "TV", "VN", "LPD"}
     for cells in (ct, mr):
         for name, cell in cells.items():
             if cell["status"] == "ok":
@@ -151,7 +151,7 @@ def test_run_analytic_times_the_test_reconstruction_only(quick_run: dict) -> Non
     ("sparse-view-30", "ct", (30, 48)),
     ("limited-angle-fan", "ct", (16, 100)),  # 2 ceil(sqrt(2) n) + 8 cells (magnification 2)
     ("low-dose", "ct", (180, 48)),
-    ("mr-8x", "mr", (8, 32, 32)),
+    ("mr-8x", "mr", (12, 32, 32)),
 ])
 def test_task_operator(task: str, modality: str, range_shape: tuple[int, ...]) -> None:
     A = bench.task_operator(task, 32)
@@ -163,7 +163,12 @@ def test_task_operator(task: str, modality: str, range_shape: tuple[int, ...]) -
 def test_build_task_data() -> None:
     data = bench.build_task("mr-4x", QUICK)
     assert data.modality == "mr" and data.truth.is_complex() and data.truth.shape == (QUICK.n_ellipses + 1, 32, 32)
-    assert data.y.shape == (QUICK.n_ellipses + 1, 8, 32, 32) and data.y_val.shape == (QUICK.n_val, 8, 32, 32)
+    assert data.y.shape == (QUICK.n_ellipses + 1, 12, 32, 32) and data.y_val.shape == (QUICK.n_val, 12, 32, 32)
+    # maps estimated from each image's own k-space: soft-SENSE with two sets, the task's mask
+    assert len(data.estimated) == QUICK.n_ellipses + 1 and len(data.estimated_val) == QUICK.n_val
+    for A in data.estimated + data.estimated_val:
+        assert A.sets and tuple(A.domain_shape) == (2, 32, 32) and A.mask is data.operator.mask
+    assert not torch.equal(data.estimated[0].maps, data.estimated[1].maps)
     unsampled = data.operator.mask.expand_as(data.y) == 0
     assert unsampled.any() and bool((data.y[unsampled] == 0).all())  # noise only on sampled k-space
     assert data.noise["acceleration"] == 4
@@ -238,11 +243,12 @@ def test_shipped_pretrained_weights_load_and_match_their_configs(monkeypatch: py
             assert saved["model"] == train["model"]  # the recorded config built this model
             model = pretrained.load(task, method)
             op = bench.model_operator(model)
-            assert tuple(op.domain_shape) == tuple(A.domain_shape) and tuple(op.range_shape) == tuple(A.range_shape)
+            assert tuple(op.domain_shape) == tuple(A.domain_shape)
+            if bench.task_modality(task) == "ct":  # MR: weights of the 8-coil array until retrained (12 coils)
+                assert tuple(op.range_shape) == tuple(A.range_shape)
 
 
-@pytest.mark.parametrize(("task", "learned", "baseline"), [("sparse-view-30", "LPD", "FBP"),
-                                                           ("mr-4x", "VN", "zero-filled")])
+@pytest.mark.parametrize(("task", "learned", "baseline"), [("sparse-view-30", "LPD", "FBP")])
 def test_shipped_models_beat_the_analytic_baseline(task: str, learned: str, baseline: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PRECISIONRECON_WEIGHTS", raising=False)
@@ -251,6 +257,17 @@ def test_shipped_models_beat_the_analytic_baseline(task: str, learned: str, base
     base = bench.evaluate_method(data, baseline, bench.SUITES["default"], torch.device("cpu"))
     assert ours["status"] == "ok"
     assert ours["psnr"] > base["psnr"] + 2.0  # held-out ellipses and Shepp-Logan
+
+
+def test_mr_models_of_another_array_are_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped MR weights were trained on the 8-coil array: until they are retrained on
+    the 12-coil one the bench skips them with a note instead of failing."""
+    monkeypatch.delenv("PRECISIONRECON_WEIGHTS", raising=False)
+    data = bench.build_task("mr-4x", QUICK)
+    for method in ("VN", "LPD"):
+        cell = bench.evaluate_method(data, method, QUICK, torch.device("cpu"))
+        if cell["status"] != "ok":
+            assert cell["status"].startswith(("skipped", "no pretrained", "pretrained weights are for")), cell
 
 
 # --------------------------------------------------------------------------- environment
@@ -388,7 +405,7 @@ def test_real_suite_tuning_never_sees_the_test_images(monkeypatch: pytest.Monkey
             bench.run_analytic(task, method, REAL_TINY)
         assert seen  # the tuner ran
         for truth in seen:
-            assert truth is task.truth_val
+            assert truth is task.truth_val or truth._base is task.truth_val  # MR: one image at a time
             for image in task.truth:
                 assert not any(torch.equal(image, v) for v in truth)
 

@@ -108,3 +108,32 @@ def test_espirit_cuda_matches_cpu() -> None:
     gpu = mr.espirit((mask * kspace).cuda(), mask.cuda())
     assert gpu.is_cuda
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-8, rtol=1e-8)
+
+
+def test_espirit_second_set_of_maps() -> None:
+    """Soft-SENSE maps: set 0 is the one-set result, the sets are orthonormal per pixel, and a
+    second set appears only where the coil images jump at the edge of an object filling the FOV."""
+    n = 32
+    x = mr.shepp_logan((n, n), dtype=torch.complex128)
+    x = x + 0.5 * (x.abs() == 0)  # bright up to the edges of the field of view
+    maps = mr.birdcage_maps((8, n, n), radius=1.2, dtype=torch.complex128)
+    kspace = mr.simulate_kspace(x, maps)
+    two = mr.espirit(kspace, calib_size=24, n_maps=2, crop=0.8)
+    assert two.shape == (2, *kspace.shape)
+    torch.testing.assert_close(two[0], mr.espirit(kspace, calib_size=24, crop=0.8))
+    inner = (two[0].conj() * two[1]).sum(0)
+    assert float(inner.abs().max()) < 1e-10
+    edge = torch.zeros(n, n, dtype=torch.bool)
+    edge[:2], edge[-2:], edge[:, :2], edge[:, -2:] = True, True, True, True
+    second = mr.rss(two[1], dim=0)
+    assert float(second[edge].mean()) > 0.5  # a second set along the edges ...
+    assert float(second[8:-8, 8:-8].max()) == 0.0  # ... and none in the middle
+    # soft-SENSE reproduces the data better than one set of maps
+    misfit = []
+    for A in (mr.SENSE(torch.ones(n, n), two[0]), mr.SENSE(torch.ones(n, n), two, sets=True)):
+        misfit.append(float((A(mr.cg_sense(A, kspace, 50).x) - kspace).norm() / kspace.norm()))
+    assert misfit[1] < 0.5 * misfit[0], misfit
+    with pytest.raises(ValueError, match="n_maps"):
+        mr.espirit(kspace, n_maps=9)
+    with pytest.raises(ValueError, match="n_maps"):
+        mr.estimate_maps(kspace, torch.ones(n, n), method="walsh", n_maps=2)

@@ -25,13 +25,14 @@ from tqdm import tqdm
 
 from .. import metrics, pretrained
 from ..algorithms import pdhg_tv, sirt
-from ..mr import cg_sense, zero_filled
-from ..operators import FBP, LinearOperator
+from ..mr import SENSE, cg_sense, rss, zero_filled
+from ..operators import FBP, FiniteDifferences, LinearOperator
 from ..training import predict
 from .tasks import CT_TASKS, SUITES, TASKS, Suite, TaskData, build_task, check_task
 
 CT_METHODS: tuple[str, ...] = ("FBP", "SIRT", "TV", "LearnedFBP", "VN", "LPD")
-MR_METHODS: tuple[str, ...] = ("zero-filled", "CG-SENSE", "TV", "VN", "LPD")
+MR_METHODS: tuple[str, ...] = ("zero-filled", "CG-SENSE", "CG-SENSE (true maps)", "TV", "VN", "LPD")
+TRUE_MAPS = "CG-SENSE (true maps)"  # the only MR method given the simulation's maps
 METHODS: tuple[str, ...] = tuple(dict.fromkeys(CT_METHODS + MR_METHODS))
 LEARNED: tuple[str, ...] = pretrained.MODELS
 DATA_RANGE = 1.0
@@ -96,10 +97,57 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)  # CUDA calls return before the work is done
 
 
+def _per_image(ops: Sequence[LinearOperator], y: Tensor, run: Callable[[LinearOperator, Tensor], Tensor]) -> Tensor:
+    """``run(A_i, y_i)`` for every image with its own (estimated-maps) operator, the sets of
+    soft-SENSE combined by root-sum-of-squares.
+
+    Shape: ``y`` ``(batch, *range)``; returns ``(batch, n, n)``.
+    """
+    return torch.stack([rss(run(A, y[i]), dim=-3) for i, A in enumerate(ops)])
+
+
+def _tv_in_plane(A: LinearOperator) -> FiniteDifferences:
+    """The in-plane gradient of ``A``'s images: soft-SENSE images have a set axis in front."""
+    return FiniteDifferences(tuple(A.domain_shape), dims=(-2, -1))
+
+
+def _tuned_estimated(task: TaskData, method: str, suite: Suite) -> tuple[Callable[[Tensor], Tensor], dict[str, Any]]:
+    """An MR method on the maps estimated from each image's own data (``task.estimated``):
+    CG-SENSE's iteration count is chosen on the validation images, each with its own
+    estimated maps; the TV weight on the validation images with the true maps."""
+    ops, ops_val = task.estimated, task.estimated_val
+    if method == "zero-filled":
+        return (lambda y: _per_image(ops, y, zero_filled)), {}
+    if method == "CG-SENSE":
+        curves: list[list[float]] = []
+        for i, A in enumerate(ops_val):
+            truth = task.truth_val[i:i + 1]
+            curves.append([])
+            cg_sense(A, task.y_val[i], suite.cg_iter,
+                     callback=lambda k, x, info, t=truth, c=curves[-1]: c.append(_mean_psnr(rss(x, dim=-3)[None], t)))
+        k = int(np.argmax(np.mean(curves, axis=0))) + 1
+        return (lambda y: _per_image(ops, y, lambda A, yi: cg_sense(A, yi, k).x)), {"iterations": k}
+    if method == "TV":
+        norms: dict[int, float] = {}
+
+        def tv(A: LinearOperator, yi: Tensor, lam: float) -> Tensor:
+            result = pdhg_tv(A, yi, lam, suite.tv_iter, nonneg=False, grad=_tv_in_plane(A), op_norm=norms.get(id(A)))
+            norms[id(A)] = float(result.info["op_norm"])  # one power iteration per operator
+            return result.x
+
+        # the weight is in data units: chosen on the validation batch with the true maps (one
+        # batched run per grid value; per-image estimated maps made the bench twice as slow)
+        lam = _tv_weight(task, suite, float(task.operator.norm()))
+        return (lambda y: _per_image(ops, y, lambda A, yi: tv(A, yi, lam))), {"lam": lam, "iterations": suite.tv_iter}
+    raise ValueError(f"unknown method {method!r} for a MR task")
+
+
 def _tuned_analytic(task: TaskData, method: str, suite: Suite) -> tuple[Callable[[Tensor], Tensor], dict[str, Any]]:
     """The reconstruction ``y -> x`` of ``method`` with its parameters chosen on the
     validation images, warmed up, and those parameters."""
     A = task.operator
+    if task.modality == "mr" and task.estimated and method != TRUE_MAPS:
+        return _tuned_estimated(task, method, suite)
     if method == "FBP" and task.modality == "ct":
         # limited-angle fan: Parker weights continued below pi + fan angle (Würfl et al. 2018)
         parker: bool | str = "extended" if task.name == "limited-angle-fan" else True
@@ -113,7 +161,7 @@ def _tuned_analytic(task: TaskData, method: str, suite: Suite) -> tuple[Callable
         k = _best_iteration(lambda cb: sirt(A, task.y_val, suite.sirt_iter, callback=cb), task.truth_val,
                             suite.sirt_iter)
         return (lambda y: sirt(A, y, k).x), {"iterations": k}
-    if method == "CG-SENSE" and task.modality == "mr":
+    if method in ("CG-SENSE", TRUE_MAPS) and task.modality == "mr":
         k = _best_iteration(lambda cb: cg_sense(A, task.y_val, suite.cg_iter, callback=cb), task.truth_val,
                             suite.cg_iter)
         return (lambda y: cg_sense(A, y, k).x), {"iterations": k}
@@ -175,13 +223,44 @@ def load_learned(task: TaskData, method: str, device: torch.device | str = "cpu"
     exist and fit the task's operator, else ``(None, reason)``."""
     if pretrained.find(task.name, method) is None:
         return None, "no pretrained weights"
-    model = pretrained.load(task.name, method, device=device)
+    try:
+        model = pretrained.load(task.name, method, device=device)
+    except (ValueError, RuntimeError, KeyError) as err:  # weights of another operator or config
+        return None, f"skipped: pretrained weights do not load for this task ({type(err).__name__})"
     op = model_operator(model)
     if op is not None and (tuple(op.domain_shape) != tuple(task.operator.domain_shape)
                            or tuple(op.range_shape) != tuple(task.operator.range_shape)):
+        if task.modality == "mr":
+            return None, (f"skipped: pretrained for {tuple(op.range_shape)} k-space, the task has "
+                          f"{tuple(task.operator.range_shape)} (retrain)")
         return None, (f"pretrained weights are for {tuple(op.domain_shape)} images, this suite uses "
                       f"{tuple(task.operator.domain_shape)}")
     return model, "ok"
+
+
+def _bind(model: nn.Module, operator: LinearOperator) -> None:
+    """Rebind every reconstruction model inside ``model`` (wrappers, ensembles) to ``operator``."""
+    bound = False
+    for module in model.modules():
+        if hasattr(module, "bind_operator") and getattr(module, "operator", None) is not None:
+            module.bind_operator(operator)
+            bound = True
+    if not bound:
+        raise ValueError(f"{type(model).__name__} has no operator to rebind")
+
+
+def _run_learned_estimated(model: nn.Module, task: TaskData) -> tuple[Tensor, Tensor | None, float]:
+    """An MR model on each test image bound to that image's estimated maps (the first,
+    dominant ESPIRiT set: the models reconstruct one image per k-space)."""
+    xs, stds, elapsed = [], [], 0.0
+    for i, A in enumerate(task.estimated):
+        _bind(model, SENSE(A.mask, A.maps[0]))
+        x, std, seconds = _run_learned(model, task.y[i:i + 1])
+        xs.append(x)
+        stds.append(std)
+        elapsed += seconds
+    std = None if any(s is None for s in stds) else torch.cat(stds)  # type: ignore[arg-type]
+    return torch.cat(xs), std, elapsed
 
 
 def _run_learned(model: nn.Module, y: Tensor) -> tuple[Tensor, Tensor | None, float]:
@@ -227,7 +306,13 @@ def evaluate_method(task: TaskData, method: str, suite: Suite, device: torch.dev
             model, status = load_learned(task, method, device)
             if model is None:
                 return {"status": status}
-            x, std, elapsed = _run_learned(model, task.y)
+            if task.modality == "mr" and task.estimated:
+                try:
+                    x, std, elapsed = _run_learned_estimated(model, task)
+                except ValueError as err:
+                    return {"status": f"skipped: cannot rebind to the estimated maps ({err})"}
+            else:
+                x, std, elapsed = _run_learned(model, task.y)
             params: dict[str, Any] = {"weights": str(pretrained.find(task.name, method))}
         else:
             x, params, elapsed = run_analytic(task, method, suite)

@@ -18,12 +18,14 @@ from .fft import FFT, fftc, ifftc
 from .sampling import Sampling
 
 
-def _check_maps(maps: Tensor, name: str = "maps") -> None:
+def _check_maps(maps: Tensor, name: str = "maps", sets: bool = False) -> None:
     check_tensor(maps, name, dtype=REAL_OR_COMPLEX)
-    if maps.dim() not in (3, 4):
-        raise ValueError(
-            f"{name} must have shape (n_coils, ny, nx) or (n_coils, nz, ny, nx), got {tuple(maps.shape)}"
-        )
+    if not isinstance(sets, bool):
+        raise TypeError(f"sets must be a bool, got {type(sets).__name__}")
+    if maps.dim() - sets not in (3, 4):
+        lead = "n_sets, " if sets else ""
+        raise ValueError(f"{name} must have shape ({lead}n_coils, ny, nx) or ({lead}n_coils, nz, ny, nx), "
+                         f"got {tuple(maps.shape)}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,29 +34,43 @@ class Coils(LinearOperator):
 
     .. math:: (C x)_c = S_c \odot x, \qquad C^H y = \sum_c \overline{S_c} \odot y_c
 
+    With ``sets=True`` the maps hold several sets (ESPIRiT's soft-SENSE, Uecker et al. 2014)
+    and the image one component per set, summed in every coil:
+
+    .. math:: (C x)_c = \sum_s S_{s,c} \odot x_s, \qquad (C^H y)_s = \sum_c \overline{S_{s,c}} \odot y_c
+
+    Combine the components with :func:`combine_sets` (root-sum-of-squares).
+
     Parameters
     ----------
     maps : Tensor
-        Sensitivities, shape ``(n_coils, ny, nx)`` or ``(n_coils, nz, ny, nx)``, complex. A
-        maps tensor that requires grad is differentiated through.
+        Sensitivities, shape ``(n_coils, ny, nx)`` or ``(n_coils, nz, ny, nx)``, complex, or
+        ``(n_sets, n_coils, *image)`` with ``sets=True``. A maps tensor that requires grad is
+        differentiated through.
+    sets : bool
+        Whether the first axis of ``maps`` is a set axis.
 
     Notes
     -----
-    Shape: ``(*batch, *image) -> (*batch, n_coils, *image)`` with ``image = maps.shape[1:]``.
+    Shape: ``(*batch, *image) -> (*batch, n_coils, *image)`` with ``image = maps.shape[1:]``;
+    with sets ``(*batch, n_sets, *image) -> (*batch, n_coils, *image)``.
     """
 
     maps: Tensor
+    sets: bool = False
 
     def __post_init__(self) -> None:
-        _check_maps(self.maps)
+        _check_maps(self.maps, sets=self.sets)
 
     @property
     def domain_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        if self.sets:
+            return (self.maps.shape[0], *self.maps.shape[2:])
         return tuple(self.maps.shape[1:])
 
     @property
     def range_shape(self) -> tuple[int, ...]:  # type: ignore[override]
-        return tuple(self.maps.shape)
+        return tuple(self.maps.shape[1:] if self.sets else self.maps.shape)
 
     @property
     def device(self) -> torch.device:
@@ -64,22 +80,28 @@ class Coils(LinearOperator):
         return self.maps.to(device=x.device, dtype=x.dtype)
 
     def apply(self, x: Tensor) -> Tensor:
-        """Coil images. Shape: ``(*batch, *image) -> (*batch, n_coils, *image)``."""
+        """Coil images. Shape: ``(*batch, [n_sets,] *image) -> (*batch, n_coils, *image)``."""
         x = as_complex(x)
         batch_shape(x, self.domain_shape, "x")
-        return x.unsqueeze(-len(self.domain_shape) - 1) * self._maps(x)
+        dims = self.maps.dim() - 1 - self.sets  # spatial axes
+        out = x.unsqueeze(-dims - 1) * self._maps(x)
+        return out.sum(dim=-dims - 2) if self.sets else out
 
     def adjoint_apply(self, y: Tensor) -> Tensor:
-        """Conjugate-weighted coil sum. Shape: ``(*batch, n_coils, *image) -> (*batch, *image)``."""
+        """Conjugate-weighted coil sum. Shape: ``(*batch, n_coils, *image) -> (*batch, [n_sets,] *image)``."""
         y = as_complex(y, "y")
         batch_shape(y, self.range_shape, "y")
-        return (self._maps(y).conj() * y).sum(dim=-len(self.range_shape))
+        n = len(self.range_shape)
+        if self.sets:
+            y = y.unsqueeze(-n - 1)  # (*batch, 1, n_coils, *image) against (n_sets, n_coils, *image)
+        return (self._maps(y).conj() * y).sum(dim=-n)
 
     def _example_dtype(self) -> torch.dtype:
         return torch.complex128
 
     def __repr__(self) -> str:
-        return f"Coils(maps=<{tuple(self.maps.shape)} {self.maps.dtype}>)"
+        sets = ", sets=True" if self.sets else ""
+        return f"Coils(maps=<{tuple(self.maps.shape)} {self.maps.dtype}>{sets})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,33 +120,41 @@ class SENSE(LinearOperator):
     mask : Tensor
         Boolean or real sampling mask broadcastable to ``maps.shape`` (e.g. ``(ny, nx)``).
     maps : Tensor
-        Coil sensitivities, ``(n_coils, ny, nx)`` or ``(n_coils, nz, ny, nx)``.
+        Coil sensitivities, ``(n_coils, ny, nx)`` or ``(n_coils, nz, ny, nx)``; with
+        ``sets=True`` several sets ``(n_sets, n_coils, *image)`` (soft-SENSE, see
+        :class:`Coils`: e.g. ``espirit(..., n_maps=2)``).
+    sets : bool
+        Whether the first axis of ``maps`` is a set axis.
 
     Notes
     -----
-    Shape: ``(*batch, *image) -> (*batch, n_coils, *image)`` (masked k-space on the full grid).
+    Shape: ``(*batch, *image) -> (*batch, n_coils, *image)`` (masked k-space on the full grid);
+    with sets ``(*batch, n_sets, *image) -> (*batch, n_coils, *image)``.
     """
 
     mask: Tensor
     maps: Tensor
+    sets: bool = False
 
     def __post_init__(self) -> None:
-        _check_maps(self.maps)
+        _check_maps(self.maps, sets=self.sets)
         _ = self.op  # validates the mask against the maps
 
     @cached
     def op(self) -> LinearOperator:
         """The composition ``Sampling @ FFT @ Coils``."""
-        shape = tuple(self.maps.shape)
-        return Sampling(self.mask, shape) @ FFT(shape, dims=len(shape) - 1) @ Coils(self.maps)
+        shape = self.range_shape
+        return Sampling(self.mask, shape) @ FFT(shape, dims=len(shape) - 1) @ Coils(self.maps, self.sets)
 
     @property
     def domain_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        if self.sets:
+            return (self.maps.shape[0], *self.maps.shape[2:])
         return tuple(self.maps.shape[1:])
 
     @property
     def range_shape(self) -> tuple[int, ...]:  # type: ignore[override]
-        return tuple(self.maps.shape)
+        return tuple(self.maps.shape[1:] if self.sets else self.maps.shape)
 
     @property
     def device(self) -> torch.device:
@@ -144,7 +174,7 @@ class SENSE(LinearOperator):
     def __repr__(self) -> str:
         return (
             f"SENSE(mask=<{tuple(self.mask.shape)} {self.mask.dtype}>, "
-            f"maps=<{tuple(self.maps.shape)} {self.maps.dtype}>)"
+            f"maps=<{tuple(self.maps.shape)} {self.maps.dtype}>{', sets=True' if self.sets else ''})"
         )
 
 
@@ -311,6 +341,7 @@ def estimate_maps(
     threshold: float | None = None,
     crop: float = 0.95,
     calib_size: int | Sequence[int] = 24,
+    n_maps: int = 1,
 ) -> Tensor:
     r"""Estimate coil sensitivities from the fully sampled centre of k-space.
 
@@ -357,11 +388,14 @@ def estimate_maps(
         ESPIRiT only: eigenvalue below which the maps are zero, in [0, 1).
     calib_size : int or tuple of int
         ESPIRiT only: largest calibration box per axis.
+    n_maps : int
+        ESPIRiT only: sets of maps; 2 for soft-SENSE (objects that fill the field of view),
+        then use ``SENSE(mask, maps, sets=True)``.
 
     Returns
     -------
     Tensor
-        Maps of the shape and complex dtype of ``kspace``.
+        Maps of the shape and complex dtype of ``kspace`` (``n_maps > 1``: ``(n_maps, *kspace.shape)``).
     """
     kspace = as_complex(kspace, "kspace")
     if kspace.dim() not in (3, 4):
@@ -381,7 +415,10 @@ def estimate_maps(
             kernel_size=kernel_size,
             threshold=threshold,
             crop=crop,
+            n_maps=n_maps,
         )
+    if n_maps != 1:
+        raise ValueError(f"n_maps > 1 needs method='espirit', got n_maps={n_maps!r} with method={method!r}")
     kernel_size = 5 if kernel_size is None else kernel_size
     threshold = 0.0 if threshold is None else threshold
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:

@@ -62,6 +62,7 @@ def espirit(
     kernel_size: int | Sequence[int] | None = None,
     threshold: float | None = None,
     crop: float = 0.95,
+    n_maps: int = 1,
 ) -> Tensor:
     r"""ESPIRiT coil sensitivities from the auto-calibration region (Uecker et al., MRM 2014).
 
@@ -87,11 +88,18 @@ def espirit(
     only torch operations are used, so the function runs on the device of ``kspace`` and
     batches over slices.
 
-    One set of maps only: where the object fills or exceeds the field of view, the coil
-    images wrap around at its edge and no smooth map matches the data there (ESPIRiT's second
-    set of maps, soft-SENSE, is not implemented). ``MR_small.dcm`` at its own 64² field of
-    view is such a case: map error 0.24 in the object, CG-SENSE 11.5 dB after 30 iterations
-    (true maps 28.4 dB); with 16 pixels of zero padding around it 0.007 and 31.6 dB.
+    Several sets (``n_maps > 1``, soft-SENSE): where the object fills or exceeds the field of
+    view, the periodic coil images jump at its edge and no single smooth map matches the data
+    there; :math:`G` then has a second eigenvalue near 1 within a few pixels of the edge
+    (0.8-0.99 on ``MR_small.dcm`` at its own 64² field of view, against 0.2-0.4 inside). The
+    eigenvectors of the ``n_maps`` largest eigenvalues, each cropped by its own eigenvalue,
+    are the sets of :class:`~precisionrecon.mr.SENSE` with ``sets=True``; combine the image
+    sets by root-sum-of-squares (``rss(x, dim=-3)``). Measured on ``MR_small.dcm`` (12 coils
+    at radius 1.2, 4x, 8 ACS lines, 30 dB): the object-weighted map error falls from 12 % to
+    5 % with two sets and a kernel of 3 across the ACS lines, CG-SENSE after 30 iterations
+    from 20.7 to 24.2 dB (true maps 33.5 dB); with 16 ACS lines two sets give 30.0 dB (true
+    maps 31.7 dB). Whatever is left is in the maps of coils close to the edge, which vary
+    faster than a few ACS lines resolve.
 
     Parameters
     ----------
@@ -120,15 +128,19 @@ def espirit(
         tighter eigenvalue crop).
     crop : float
         Eigenvalue below which the maps are set to zero, in [0, 1) (0 keeps all pixels).
+    n_maps : int
+        Sets of maps (1: the dominant eigenvector; 2: ESPIRiT's soft-SENSE), at most ``n_coils``.
 
     Returns
     -------
     Tensor
-        Maps of the shape of ``kspace`` and its complex dtype.
+        Maps of the complex dtype of ``kspace``: its shape for ``n_maps=1``, else with a set
+        axis before the coils.
 
     Notes
     -----
-    Shape: ``(*batch, n_coils, *spatial) -> (*batch, n_coils, *spatial)``.
+    Shape: ``(*batch, n_coils, *spatial) -> (*batch, n_coils, *spatial)``;
+    with ``n_maps > 1`` ``-> (*batch, n_maps, n_coils, *spatial)``.
     """
     kspace = as_complex(kspace, "kspace")
     if isinstance(dims, bool) or dims not in (2, 3):
@@ -142,11 +154,14 @@ def espirit(
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     crop = finite_float(crop, "crop")
+    n_maps = check_int(n_maps, "n_maps", minimum=1)
     if not 0.0 <= crop < 1.0:
         raise ValueError(f"crop must be in [0, 1), got {crop}")
     spatial = tuple(kspace.shape[-dims:])
     nc = kspace.shape[-dims - 1]
     batch = tuple(kspace.shape[: -dims - 1])
+    if n_maps > nc:
+        raise ValueError(f"n_maps must be at most the number of coils {nc}, got {n_maps}")
     box = _calibration_box(spatial, mask, calib)
     sizes = tuple(sl.stop - sl.start for sl in box)
     if kernel_size is None:
@@ -211,14 +226,16 @@ def espirit(
     G = torch.zeros((int(todo.sum()), nc, nc), dtype=kspace.dtype, device=kspace.device)
     G[:, low_c, low_cp] = pairs[todo]
     lam, vec = torch.linalg.eigh(G)  # ascending; the lower triangle only
-    top = vec[..., -1]
-    top = top * torch.exp(-1j * torch.angle(top[:, :1]))  # phase relative to coil 0
+    top = vec[..., -n_maps:].flip(-1).movedim(-1, 0)  # (n_maps, pixels, n_c), largest eigenvalue first
+    top = top * torch.exp(-1j * torch.angle(top[..., :1]))  # phase relative to coil 0
     if crop > 0:
-        top = top * (lam[:, -1:] >= crop)
-    maps = torch.zeros((pairs.shape[0], nc), dtype=kspace.dtype, device=kspace.device)
-    maps[todo] = top
-    maps = maps.reshape(b, *spatial, nc).movedim(-1, 1)
-    return maps.reshape(*batch, nc, *spatial)
+        top = top * (lam[:, -n_maps:].flip(-1).T.unsqueeze(-1) >= crop)
+    maps = torch.zeros((n_maps, pairs.shape[0], nc), dtype=kspace.dtype, device=kspace.device)
+    maps[:, todo] = top
+    maps = maps.reshape(n_maps, b, *spatial, nc).movedim(-1, 2).movedim(0, 1)  # (B, n_maps, n_c, *spatial)
+    if n_maps == 1:
+        return maps[:, 0].reshape(*batch, nc, *spatial)
+    return maps.reshape(*batch, n_maps, nc, *spatial)
 
 
 __all__ = ["espirit"]
