@@ -218,7 +218,7 @@ def task_operator(task: str, n: int, device: torch.device | str = "cpu") -> Line
     -------
     LinearOperator
         CT: an :class:`~precisionrecon.XRayTransform` (parallel beam, or fan beam over 160 deg
-        for ``limited-angle-fan``); MR: a :class:`~precisionrecon.mr.SENSE` operator with 8
+        for ``limited-angle-fan``); MR: a :class:`~precisionrecon.mr.SENSE` operator with 12
         birdcage coils (radius 1.2) and equispaced lines, 12.5 % of them fully sampled in
         the centre, with the true maps.
         Shape: domain ``(n, n)``.
