@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._io import default_mode
 from .._validate import dtype_name, parse_dtype
 from ._io import atomic_write_json, read_json
 
@@ -135,6 +136,8 @@ def write_checkpoint(
     }
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.", suffix=".tmp"))
     try:
+        # mkdtemp's folder is private (0700); a checkpoint is shared like any folder the user makes
+        os.chmod(tmp, default_mode(folder=True))
         (tmp / MODEL_FILE).write_bytes(_tensors_bytes(model.state_dict(), "state_dict"))
         if optimizer is not None:
             tensors, meta["optimizer"] = optimizer_state(optimizer)
