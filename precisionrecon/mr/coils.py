@@ -19,7 +19,7 @@ from .sampling import Sampling
 
 
 def _check_maps(maps: Tensor, name: str = "maps") -> None:
-    check_tensor(maps, name, dtype=REAL_OR_COMPLEX)
+    check_tensor(maps, name, dtype=REAL_OR_COMPLEX, finite=True)
     if maps.dim() not in (3, 4):
         raise ValueError(
             f"{name} must have shape (n_coils, ny, nx) or (n_coils, nz, ny, nx), got {tuple(maps.shape)}"
