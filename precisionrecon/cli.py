@@ -51,7 +51,7 @@ from .bench import (
     tuning_set,
     write_report,
 )
-from .geometry import Volume, from_dict
+from .geometry import from_file_dict
 from .mr import SENSE, cg_sense, estimate_maps, tv_recon, zero_filled
 from .operators import FBP, XRayTransform
 from .operators.filters import WINDOWS
@@ -185,23 +185,22 @@ def _check_array(data: np.ndarray, path: Path) -> np.ndarray:
 def _read_geometry(path: Path) -> tuple[Any, Any]:
     if not path.is_file():
         raise CLIError(f"geometry file {str(path)!r} does not exist")
-    text = path.read_text()
     try:
+        text = path.read_text()
         if path.suffix.lower() in (".yaml", ".yml"):
             d = yaml.safe_load(text)
         else:
             d = json.loads(text)
     except Exception as exc:
         raise CLIError(f"geometry file {str(path)!r} is not valid JSON/YAML: {exc}") from exc
-    if not isinstance(d, dict) or "volume" not in d or "geometry" not in d:
-        raise CLIError(f"geometry file {str(path)!r} must hold {{'volume': ..., 'geometry': ...}} "
-                       "(each as written by precisionrecon.geometry.to_dict)")
+    if not isinstance(d, dict) or set(d) != {"volume", "geometry"}:
+        raise CLIError(f"geometry file {str(path)!r} must hold {{'volume': ..., 'geometry': ...}} and nothing else "
+                       "(see README, 'Geometry file')")
     try:
-        volume, geometry = from_dict(d["volume"]), from_dict(d["geometry"])
-    except (ValueError, TypeError, KeyError) as exc:
+        volume, geometry = from_file_dict(d["volume"], "volume"), from_file_dict(d["geometry"], "geometry")
+        XRayTransform(volume, geometry)  # the pair: dimensions, sources outside the volume
+    except (ValueError, TypeError) as exc:
         raise CLIError(f"geometry file {str(path)!r}: {exc}") from exc
-    if not isinstance(volume, Volume):
-        raise CLIError(f"geometry file {str(path)!r}: 'volume' must be a Volume, got {type(volume).__name__}")
     return volume, geometry
 
 
