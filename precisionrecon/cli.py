@@ -66,6 +66,14 @@ class CLIError(Exception):
     """A user error: printed as ``error: <message>``, exit status 2."""
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (YAML and numpy messages span several)."""
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.YAMLError) and problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
 # --------------------------------------------------------------------------- small helpers
 
 
@@ -192,7 +200,7 @@ def _read_geometry(path: Path) -> tuple[Any, Any]:
         else:
             d = json.loads(text)
     except Exception as exc:
-        raise CLIError(f"geometry file {str(path)!r} is not valid JSON/YAML: {exc}") from exc
+        raise CLIError(f"geometry file {str(path)!r} is not valid JSON/YAML: {_one_line(exc)}") from exc
     if not isinstance(d, dict) or set(d) != {"volume", "geometry"}:
         raise CLIError(f"geometry file {str(path)!r} must hold {{'volume': ..., 'geometry': ...}} and nothing else "
                        "(see README, 'Geometry file')")
@@ -417,12 +425,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except CLIError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, ImportError, ValueError, TypeError) as exc:
+    except (CLIError, OSError, ImportError, ValueError, TypeError) as exc:
         # what the packages raise for bad input (files, configs, geometries): one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted (Ctrl-C); nothing more was written", file=sys.stderr)

@@ -292,7 +292,11 @@ class TrainingConfig:
             try:
                 d = yaml.safe_load(path.read_text())
             except yaml.YAMLError as exc:  # tags (!!python/...), syntax errors
-                raise ValueError(f"config file {str(path)!r} is not valid YAML (plain data, no tags): {exc}") from None
+                mark = getattr(exc, "problem_mark", None)
+                where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+                problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+                raise ValueError(f"config file {str(path)!r} is not valid YAML (plain data, no tags): "
+                                 f"{problem}{where}") from None
         elif path.suffix.lower() == ".json":
             d = read_json(path, "config file")
         else:
