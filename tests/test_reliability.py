@@ -199,6 +199,28 @@ def test_diverging_training_stops_loudly(tmp_path: Path, capsys: pytest.CaptureF
     assert training.list_checkpoints(tmp_path / "run2") == []
 
 
+def test_second_ctrl_c_in_train_is_an_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first SIGINT stops after the step with a checkpoint (tests/test_resume.py); a second
+    one raises KeyboardInterrupt out of the step: exit 130 and one error line, no traceback."""
+    cfg = tmp_path / "cfg.json"
+    training.TrainingConfig.from_dict(_train_config(tmp_path / "run", steps=50)).save(cfg)
+    sent: list[int] = []
+
+    def step(self: training.Trainer) -> float:
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C, then Ctrl-C again before the step ends
+        sent.append(1)
+        signal.raise_signal(signal.SIGINT)
+        return 0.0
+
+    monkeypatch.setattr(training.Trainer, "train_step", step)
+    before = signal.getsignal(signal.SIGINT)
+    rc, err = _run_cli(["train", "--config", str(cfg)], capsys)
+    assert rc == 130 and err.startswith("error: interrupted") and "Traceback" not in err
+    assert len(sent) == 1 and signal.getsignal(signal.SIGINT) is before
+    assert not (tmp_path / "run" / LOCK_FILE).exists()
+
+
 # ---------------------------------------------------------------- 6: sources inside the volume
 
 
