@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
+# OpenMP threads that finish a parallel region wait passively (sleep) instead of spinning:
+# on a busy machine, spinning threads take the cores that the threads doing the work need
+# (benchmarks/threads_under_load.py: 2 threads 1.3-1.6x faster under load). libgomp reads
+# this once, when torch loads it, so it works when precisionrecon is imported before torch
+# (the command line) and changes nothing otherwise; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING

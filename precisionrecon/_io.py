@@ -1,7 +1,9 @@
 """Atomic file writes: a temporary file in the target's folder, then ``os.replace``.
 
 Every file the library, its benchmarks and its examples write goes through here, so a
-reader sees the old file or the new one, never a partial one.
+reader sees the old file or the new one, never a partial one. New files get the
+permissions any file the user creates gets (``0o666`` less the umask), not ``mkstemp``'s
+private 0600.
 """
 
 from __future__ import annotations
@@ -15,16 +17,30 @@ from pathlib import Path
 from typing import Any
 
 
+def umask() -> int:
+    """The process's umask (read by setting it and setting it back: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(mode: int | None = None, *, folder: bool = False) -> int:
+    """``mode``, or what ``open``/``mkdir`` would give a new file (``0o666``) or folder
+    (``0o777``) under the current umask."""
+    if mode is not None:
+        return mode
+    return (0o777 if folder else 0o666) & ~umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, flushed,
     renamed over ``path``); creates the folder. ``mode``: permissions of the new file
-    (default: ``mkstemp``'s 0600; results meant to be shared pass 0o644)."""
+    (default: ``0o666`` less the umask, as for any file the user creates)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
+        os.fchmod(fd, default_mode(mode))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -62,8 +78,7 @@ def atomic_path(path: str | Path, *, mode: int | None = None) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         try:
-            if mode is not None:
-                os.fchmod(fd, mode)
+            os.fchmod(fd, default_mode(mode))
         finally:
             os.close(fd)  # the writer opens the file by name
         yield Path(tmp)

@@ -10,6 +10,7 @@ at module level.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -56,13 +57,30 @@ def positive_float(value: Any, name: str) -> float:
     return out
 
 
-def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
-    """``value`` as an int (numpy integers accepted, bools rejected), at least ``minimum``."""
+def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int (numpy integers accepted, bools rejected), in ``[minimum, maximum]``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return int(value)
+
+
+def max_threads() -> int:
+    """The most threads :func:`check_threads` accepts: 4 per core, at least 64 (libgomp
+    segfaults when it cannot create the threads asked for, e.g. 100000)."""
+    return max(64, 4 * (os.cpu_count() or 1))
+
+
+def check_threads(value: Any, name: str = "num_threads") -> int:
+    """A thread count for ``torch.set_num_threads``: an int in ``[1, max_threads()]``."""
+    return check_int(value, name, minimum=1, maximum=max_threads())
+
+
+# the most unrolled iterations a model config may ask for: more only hangs in construction
+MAX_UNROLLED = 1000
 
 
 def positive_int(value: Any, name: str) -> int:
@@ -130,6 +148,18 @@ def as_shape(shape: Sequence[int] | int, name: str = "shape") -> tuple[int, ...]
     if any(n != m for n, m in zip(out, shape, strict=True)) or not out or min(out) <= 0:
         raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {tuple(shape)!r}")
     return out
+
+
+def geometry_angles(angles: Any) -> tuple[float, ...]:
+    """The angles of a geometry (:func:`angles_tuple`), refusing a tensor that requires grad:
+    a geometry holds plain floats, so the gradient would be dropped without a word."""
+    if isinstance(angles, Tensor) and angles.requires_grad:
+        raise ValueError(
+            "angles requires grad, but a geometry holds plain floats and would drop the gradient; "
+            "use precisionrecon.ParametricXRayTransform for gradients with respect to the geometry "
+            "(or pass angles.detach())"
+        )
+    return angles_tuple(angles)
 
 
 def angles_tuple(angles: Any) -> tuple[float, ...]:
@@ -306,3 +336,34 @@ def check_geometry_pair(volume: Any, geometry: Any) -> None:
         raise TypeError(f"geometry must be a precisionrecon geometry, got {type(geometry).__name__}")
     if volume.ndim != geometry.ndim:
         raise ValueError(f"a {volume.ndim}-D volume needs a {volume.ndim}-D geometry, got a {geometry.ndim}-D one")
+
+
+def check_sources_outside(volume: Any, geometry: Any) -> None:
+    """Reject a divergent-beam geometry with a source inside or on the box of ``volume``.
+
+    The projectors integrate each ray over the whole volume, also behind the source, so such
+    a view would give a silently wrong line integral; we refuse it instead of clipping.
+
+    Raises
+    ------
+    ValueError
+        Naming the first such view and its source position.
+    """
+    if geometry.beam == "parallel":
+        return
+    vectors = geometry._vectors()
+    d = volume.ndim
+    n, sp, off = volume.kernel_params()  # tensor order; vectors are in kernel order (x first)
+    src = vectors[:, :d]
+    inside = np.ones(len(src), dtype=bool)
+    for k in range(d):
+        axis = d - 1 - k
+        index = src[:, k] / sp[axis] + off[axis]  # continuous voxel index; the box is [-0.5, n - 0.5]
+        inside &= (index >= -0.5) & (index <= n[axis] - 0.5)
+    if inside.any():
+        view = int(np.flatnonzero(inside)[0])
+        raise ValueError(
+            f"geometry: the source of view {view} (at {tuple(round(float(v), 6) for v in src[view])} mm) lies inside "
+            f"or on the volume box ({int(inside.sum())} of {len(src)} views); rays would be integrated behind the "
+            "source: move the source out (larger src_iso) or use a smaller volume"
+        )

@@ -36,6 +36,7 @@ import yaml
 from torch import Tensor
 
 from ._io import atomic_path, atomic_write_bytes
+from ._validate import check_threads
 from .algorithms import cgls, pdhg_tv, sirt
 from .bench import (
     DATA_RANGE,
@@ -50,19 +51,27 @@ from .bench import (
     tuning_set,
     write_report,
 )
-from .geometry import Volume, from_dict
+from .geometry import from_file_dict
 from .mr import SENSE, cg_sense, estimate_maps, read_ismrmrd, tv_recon, zero_filled
 from .operators import FBP, XRayTransform
+from .operators.filters import WINDOWS
 from .training.command import add_arguments as add_train_arguments
 from .training.command import run as run_training
 
 DEFAULT_BENCH_OUT = Path("benchmarks") / "results" / "bench"
 DEFAULT_REAL_BENCH_OUT = Path("benchmarks") / "results" / "bench-real"  # --suite real
-OUTPUT_MODE = 0o644  # files written for the user, readable like any file they create
 
 
 class CLIError(Exception):
     """A user error: printed as ``error: <message>``, exit status 2."""
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (YAML and numpy messages span several)."""
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.YAMLError) and problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -92,9 +101,10 @@ def _device(name: str) -> torch.device:
 
 def _threads(n: int | None) -> None:
     if n is not None:
-        if n < 1:
-            raise CLIError(f"--threads must be >= 1, got {n}")
-        torch.set_num_threads(n)
+        try:
+            torch.set_num_threads(check_threads(n, "--threads"))
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- bench
@@ -149,8 +159,8 @@ def _read_array(path: Path, dataset: str | None) -> np.ndarray:
             raise CLIError(f"input {str(path)!r}: {exc}") from exc
     if suffix == ".npy":
         try:
-            return np.load(path, allow_pickle=False)
-        except ValueError as exc:
+            return _check_array(np.load(path, allow_pickle=False), path)
+        except (ValueError, OSError, EOFError) as exc:  # corrupt, truncated, empty or pickled
             raise CLIError(f"input {str(path)!r} is not a readable .npy array: {exc}") from exc
     if suffix in (".h5", ".hdf5"):
         h5py = _require("h5py", "h5py")
@@ -160,8 +170,12 @@ def _read_array(path: Path, dataset: str | None) -> np.ndarray:
                 if not names or names[0] not in f:
                     raise CLIError(f"{str(path)!r} has no dataset {dataset or 'sinogram/kspace/data'!r} "
                                    f"(has {sorted(f.keys())}); pick one with --dataset")
-                return np.asarray(f[names[0]])
-        except OSError as exc:
+                node = f[names[0]]
+                if not isinstance(node, h5py.Dataset):
+                    raise CLIError(f"{str(path)!r}: {names[0]!r} is a {type(node).__name__}, not a dataset; "
+                                   "pick one with --dataset")
+                return _check_array(np.asarray(node), path)
+        except (OSError, TypeError, ValueError) as exc:
             raise CLIError(f"input {str(path)!r} is not a readable HDF5 file: {exc}") from exc
     raise CLIError(f"input {str(path)!r}: expected a .npy, .h5, .hdf5 or .mrd file")
 
@@ -176,26 +190,40 @@ def _is_ismrmrd(path: Path, group: str) -> bool:
         return False
 
 
+def _check_array(data: np.ndarray, path: Path) -> np.ndarray:
+    """``data`` as a native-endian real or complex float array; a CLIError for what no method can use."""
+    if data.dtype.kind not in "biufc" or data.dtype.fields is not None:
+        raise CLIError(f"input {str(path)!r} holds dtype {data.dtype}; expected real (sinogram) or complex (k-space) "
+                       "numbers")
+    if data.size == 0:
+        raise CLIError(f"input {str(path)!r} is empty (shape {data.shape})")
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))  # big-endian files: torch needs native order
+    if not np.all(np.isfinite(data)):
+        raise CLIError(f"input {str(path)!r} holds {int(np.sum(~np.isfinite(data)))} NaN or infinite values; "
+                       "reconstructing them would give a NaN image")
+    return data
+
+
 def _read_geometry(path: Path) -> tuple[Any, Any]:
     if not path.is_file():
         raise CLIError(f"geometry file {str(path)!r} does not exist")
-    text = path.read_text()
     try:
+        text = path.read_text()
         if path.suffix.lower() in (".yaml", ".yml"):
             d = yaml.safe_load(text)
         else:
             d = json.loads(text)
     except Exception as exc:
-        raise CLIError(f"geometry file {str(path)!r} is not valid JSON/YAML: {exc}") from exc
-    if not isinstance(d, dict) or "volume" not in d or "geometry" not in d:
-        raise CLIError(f"geometry file {str(path)!r} must hold {{'volume': ..., 'geometry': ...}} "
-                       "(each as written by precisionrecon.geometry.to_dict)")
+        raise CLIError(f"geometry file {str(path)!r} is not valid JSON/YAML: {_one_line(exc)}") from exc
+    if not isinstance(d, dict) or set(d) != {"volume", "geometry"}:
+        raise CLIError(f"geometry file {str(path)!r} must hold {{'volume': ..., 'geometry': ...}} and nothing else "
+                       "(see README, 'Geometry file')")
     try:
-        volume, geometry = from_dict(d["volume"]), from_dict(d["geometry"])
-    except (ValueError, TypeError, KeyError) as exc:
+        volume, geometry = from_file_dict(d["volume"], "volume"), from_file_dict(d["geometry"], "geometry")
+        XRayTransform(volume, geometry)  # the pair: dimensions, sources outside the volume
+    except (ValueError, TypeError) as exc:
         raise CLIError(f"geometry file {str(path)!r}: {exc}") from exc
-    if not isinstance(volume, Volume):
-        raise CLIError(f"geometry file {str(path)!r}: 'volume' must be a Volume, got {type(volume).__name__}")
     return volume, geometry
 
 
@@ -253,17 +281,21 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     if out.suffix.lower() == ".npy":
         buf = io.BytesIO()
         np.save(buf, image_np)
-        written.append(atomic_write_bytes(out, buf.getvalue(), mode=OUTPUT_MODE))
+        written.append(atomic_write_bytes(out, buf.getvalue()))
     elif out.suffix.lower() in (".h5", ".hdf5"):
         h5py = _require("h5py", "h5py")
-        with atomic_path(out, mode=OUTPUT_MODE) as tmp, h5py.File(tmp, "w") as f:
+        with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
             f.create_dataset("image", data=image_np)
             f.attrs["method"] = method
         written.append(out)
     preview = out.with_suffix(".png")
     try:
         importlib.import_module("matplotlib")
-        written.append(atomic_write_bytes(preview, _preview(image_np), mode=OUTPUT_MODE))
+        if preview != out and preview.exists():
+            # the preview is a side product: never replace a file the user did not name
+            print(f"note: no PNG preview ({str(preview)!r} exists already; remove it to get one)", file=sys.stderr)
+        else:
+            written.append(atomic_write_bytes(preview, _preview(image_np)))
     except ImportError:
         if out.suffix.lower() == ".png":
             raise CLIError("a PNG output needs the optional dependency 'matplotlib': pip install matplotlib") from None
@@ -385,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--maps", help="MR: coil maps (.npy/.h5, (coils, ny, nx)); default: estimated from the ACS")
     r.add_argument("--iters", type=int, help="iterations of sirt/cgls/tv/cg-sense")
     r.add_argument("--lam", type=float, help="TV weight (CT default 1.0; MR default 1%% of max |zero-filled|)")
-    r.add_argument("--filter", default="ram-lak", help="FBP window (ram-lak, shepp-logan, cosine, hamming, hann)")
+    r.add_argument("--filter", default="ram-lak", choices=WINDOWS, help="FBP window (default ram-lak)")
     r.add_argument("--nonneg", action="store_true", help="CT TV: non-negativity constraint")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     common(r)
@@ -409,12 +441,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except CLIError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (CLIError, OSError, ImportError, ValueError, TypeError) as exc:
+        # what the packages raise for bad input (files, configs, geometries): one line, no traceback
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C); nothing more was written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ _CPU_NAMES = {
     _SENSITIVITY: "pr_xray_sensitivity",
 }
 _CUDA_DTYPES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
+# Samples (batch x rays x samples per ray) of one CPU library call, about 0.1-0.5 s. Larger
+# calls run in chunks so that Ctrl-C (a Python signal handler, run between two ctypes calls,
+# which release the GIL) interrupts a long projection within a chunk's time.
+CHUNK_SAMPLES = 1 << 28
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -91,6 +95,42 @@ def _call_cuda(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off, vector
                            f"(code {err})")
 
 
+def _chunks(n: int, per_item: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges covering ``range(n)`` of about :data:`CHUNK_SAMPLES` samples each."""
+    step = max(1, CHUNK_SAMPLES // max(per_item, 1))
+    return [(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _call_cpu_chunked(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off, vectors: Tensor, nu, nv,
+                      *ints) -> bool:
+    """:func:`_call_cpu` in chunks that keep the result bitwise identical to one call.
+
+    Projections (forward, voxel-driven projection, sensitivities) are computed ray by ray,
+    so they are split into chunks of views (each into its own buffer, copied into ``dst``).
+    The back-projections sum over the views in an order of the library's own, so only the
+    batch is split for them (each image's sum is unchanged); one huge image back-projected
+    from many views stays one call.
+    """
+    samples = max(n) * nu * nv  # per view and image
+    n_views = vectors.shape[0]
+    if batch * n_views * samples <= CHUNK_SAMPLES:
+        return _call_cpu(op, src, dst, batch, n, sp, off, vectors, nu, nv, *ints)
+    if cpu_library() is None:
+        return False
+    to_volume = op in (_ADJOINT, _VBP_BACKPROJECT)
+    src_items, dst_items = src.reshape(batch, -1), dst.view(batch, -1)
+    for b0, b1 in _chunks(batch, n_views * samples):
+        if to_volume or b1 - b0 > 1 or n_views * samples <= CHUNK_SAMPLES:
+            _call_cpu(op, src_items[b0:b1], dst_items[b0:b1], b1 - b0, n, sp, off, vectors, nu, nv, *ints)
+            continue
+        out = dst_items[b0].view(n_views, -1)  # one image: chunks of views
+        for v0, v1 in _chunks(n_views, samples):
+            part = out.new_empty((v1 - v0, out.shape[1]))
+            _call_cpu(op, src_items[b0:b1], part, 1, n, sp, off, vectors[v0:v1], nu, nv, *ints)
+            out[v0:v1] = part
+    return True
+
+
 def _sensitivity_shape(vectors: Tensor, vol_shape: list[int], det_shape: list[int]) -> tuple[int, int]:
     """``(n_rays, K)`` of the geometry sensitivities: K = 2 sums per ray in 2-D, 4 in 3-D."""
     return vectors.shape[0] * math.prod(det_shape), 2 if len(vol_shape) == 2 else 4
@@ -129,7 +169,7 @@ def _run(op: int, src: Tensor, vectors: Tensor, vol_shape, vol_spacing, vol_offs
     if src.device.type == "cuda":
         _call_cuda(op, sc, out, batch, n, sp, off, vc, nu, nv, beam, curved, weighted or 0)
         return out
-    if _call_cpu(op, sc, out, batch, n, sp, off, vc, nu, nv, beam, curved, *extra):
+    if _call_cpu_chunked(op, sc, out, batch, n, sp, off, vc, nu, nv, beam, curved, *extra):
         return out
     geo = (vc, n, sp, off, nu, nv, beam, curved)
     if op == _SENSITIVITY:

@@ -165,6 +165,11 @@ def pdhg(
             active = active & (change > tol)
         if mon.step(k + 1, x, info, active, use_active=tol > 0):
             break
+    if not bool(torch.isfinite(x).all()) and bool(torch.isfinite(x0).all()):
+        raise ValueError(
+            f"pdhg diverged to non-finite values: the steps need tau * sigma * ||K||^2 < 1 (tau={tau:.4g}, "
+            f"sigma={sigma:.4g}), or a proximal map gave NaN"
+        )
     result = mon.result(x, ~active if tol > 0 else torch.zeros_like(active))
     result.info.update(tau=tau, sigma=sigma)
     return result
@@ -270,6 +275,12 @@ def pdhg_tv(
         op_norm = stacked_norm(A, Dc, dtype=y.dtype)
     else:
         op_norm = positive_float(op_norm, "op_norm")
+        # ||[A; c grad]|| >= ||A||: a smaller value gives steps that diverge
+        if op_norm < norm_a / NORM_SAFETY:
+            raise ValueError(
+                f"op_norm must be at least ||A|| = {norm_a:.6g} (the norm of the balanced [A; c grad]); got "
+                f"{op_norm:.6g}: leave it None, or pass result.info['op_norm'] of an earlier call"
+            )
     tau = sigma = 1.0 / (NORM_SAFETY * op_norm)
     radius = lam / c
     nd = len(domain)

@@ -7,7 +7,7 @@ from .cone import ConeBeam3D
 from .facts import CIRCULAR, FULL_SCAN_TOL, as_angles, check_circular, detector_uv, fan_angles, scan_arc, scan_type
 from .fan import FanBeam2D
 from .parallel import ParallelBeam2D, ParallelBeam3D
-from .serialize import from_dict, to_dict
+from .serialize import from_dict, from_file_dict, to_dict
 from .vectors import VectorGeometry
 from .volume import Volume
 
@@ -28,6 +28,7 @@ __all__ = [
     "detector_uv",
     "fan_angles",
     "from_dict",
+    "from_file_dict",
     "parallel_vectors",
     "scan_arc",
     "scan_type",

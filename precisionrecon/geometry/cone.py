@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import angles_tuple, choice, fan_distances, per_axis
+from .._validate import choice, fan_distances, geometry_angles, per_axis
 from ._circular import circular_vectors
 from .base import Geometry, repr_fields
 from .parallel import _det_shape
@@ -60,7 +60,7 @@ class ConeBeam3D(Geometry):
         det_offset: Any = 0.0,
     ) -> None:
         src_iso, src_det = fan_distances(src_iso, src_det)
-        object.__setattr__(self, "angles", angles_tuple(angles))
+        object.__setattr__(self, "angles", geometry_angles(angles))
         object.__setattr__(self, "det_shape", _det_shape(det_shape))
         object.__setattr__(self, "det_spacing", per_axis(det_spacing, 2, "det_spacing", positive=True))
         object.__setattr__(self, "src_iso", src_iso)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import angles_tuple, choice, fan_distances, finite_float, positive_float, positive_int
+from .._validate import choice, fan_distances, finite_float, geometry_angles, positive_float, positive_int
 from ._circular import circular_vectors
 from .base import Geometry, repr_fields
 
@@ -59,7 +59,7 @@ class FanBeam2D(Geometry):
         det_offset: float = 0.0,
     ) -> None:
         src_iso, src_det = fan_distances(src_iso, src_det)
-        object.__setattr__(self, "angles", angles_tuple(angles))
+        object.__setattr__(self, "angles", geometry_angles(angles))
         object.__setattr__(self, "det_count", positive_int(det_count, "det_count"))
         object.__setattr__(self, "det_spacing", positive_float(det_spacing, "det_spacing"))
         object.__setattr__(self, "src_iso", src_iso)

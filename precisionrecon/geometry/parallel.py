@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import angles_tuple, finite_float, per_axis, positive_float, positive_int
+from .._validate import finite_float, geometry_angles, per_axis, positive_float, positive_int
 from ._circular import parallel_vectors
 from .base import Geometry, repr_fields
 
@@ -39,7 +39,7 @@ class ParallelBeam2D(Geometry):
     beam = "parallel"
 
     def __init__(self, *, angles: Any, det_count: int, det_spacing: float = 1.0, det_offset: float = 0.0) -> None:
-        object.__setattr__(self, "angles", angles_tuple(angles))
+        object.__setattr__(self, "angles", geometry_angles(angles))
         object.__setattr__(self, "det_count", positive_int(det_count, "det_count"))
         object.__setattr__(self, "det_spacing", positive_float(det_spacing, "det_spacing"))
         object.__setattr__(self, "det_offset", finite_float(det_offset, "det_offset"))
@@ -77,7 +77,7 @@ class ParallelBeam3D(Geometry):
     beam = "parallel"
 
     def __init__(self, *, angles: Any, det_shape: Any, det_spacing: Any = 1.0, det_offset: Any = 0.0) -> None:
-        object.__setattr__(self, "angles", angles_tuple(angles))
+        object.__setattr__(self, "angles", geometry_angles(angles))
         object.__setattr__(self, "det_shape", _det_shape(det_shape))
         object.__setattr__(self, "det_spacing", per_axis(det_spacing, 2, "det_spacing", positive=True))
         object.__setattr__(self, "det_offset", per_axis(det_offset, 2, "det_offset", positive=False))

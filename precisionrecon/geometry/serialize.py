@@ -17,9 +17,12 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import math
 from typing import Any
 
-from .base import Geometry
+from .._validate import check_int, finite_float
+from .base import Geometry, angles
 from .cone import ConeBeam3D
 from .fan import FanBeam2D
 from .parallel import ParallelBeam2D, ParallelBeam3D
@@ -78,3 +81,58 @@ def from_dict(d: dict[str, Any]) -> Volume | Geometry:
         missing, extra = sorted(expected - given), sorted(given - expected)
         raise ValueError(f"d describes a {name} but has missing fields {missing} and unexpected fields {extra}")
     return cls(**{k: d[k] for k in expected})
+
+
+def _short_angles(value: Any) -> Any:
+    """``{"n": 180, "arc": 3.14159, "start": 0.0}`` (arc default pi, start 0) as the list of
+    :func:`precisionrecon.angles`; anything else as it is (the constructor checks it)."""
+    if not isinstance(value, dict):
+        return value
+    extra = sorted(set(value) - {"n", "arc", "start"})
+    if "n" not in value or extra:
+        raise ValueError(f"angles as a dict must be {{'n': int, 'arc': float, 'start': float}} (arc and start "
+                         f"optional), got keys {sorted(value)}")
+    n = check_int(value["n"], "angles['n']", minimum=1)
+    arc = finite_float(value.get("arc", math.pi), "angles['arc']")
+    start = finite_float(value.get("start", 0.0), "angles['start']")
+    return angles(n, arc=arc, start=start).tolist()
+
+
+def from_file_dict(d: Any, kind: str = "geometry") -> Volume | Geometry:
+    """A volume or geometry written by hand (the geometry file of ``precisionrecon reconstruct``).
+
+    Like :func:`from_dict`, with short forms: a volume needs no ``"type"``; fields the
+    constructor has defaults for may be left out (``spacing``, ``center``, ``det_spacing``,
+    ``det_offset``, ``detector``); ``angles`` may be ``{"n": 180, "arc": 3.14159,
+    "start": 0.0}`` (arc default pi, start default 0).
+
+    Parameters
+    ----------
+    d : dict
+    kind : {"volume", "geometry"}
+        What ``d`` must describe (and the name in the error messages).
+
+    Raises
+    ------
+    ValueError
+        A wrong type, a missing required or an unknown field, or a value the constructor rejects.
+    """
+    if not isinstance(d, dict):
+        raise ValueError(f"{kind} must be a mapping of fields, got {type(d).__name__}")
+    name = d.get("type", "Volume" if kind == "volume" else None)
+    allowed = ["Volume"] if kind == "volume" else sorted(n for n in TYPES if n != "Volume")
+    if name not in allowed:
+        raise ValueError(f"{kind} 'type' must be one of {allowed}, got {name!r}")
+    cls = TYPES[name]
+    params = inspect.signature(cls.__init__).parameters
+    fields = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in d.items() if k != "type"}
+    unknown = sorted(set(given) - fields)
+    required = sorted(k for k in fields if params[k].default is inspect.Parameter.empty)
+    missing = sorted(set(required) - set(given))
+    if unknown or missing:
+        raise ValueError(f"{kind} ({name}) has unknown fields {unknown} and lacks required fields {missing}; "
+                         f"fields: required {required}, optional {sorted(fields - set(required))}")
+    if "angles" in given:
+        given["angles"] = _short_angles(given["angles"])
+    return cls(**given)

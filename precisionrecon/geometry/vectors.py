@@ -11,6 +11,11 @@ from .._validate import as_float_array, choice, positive_int
 from .base import Geometry, repr_fields
 
 
+def _first(bad: np.ndarray) -> int:
+    """The index of the first true entry (the view an error message names)."""
+    return int(np.flatnonzero(bad)[0])
+
+
 @dataclass(frozen=True, init=False, repr=False)
 class VectorGeometry(Geometry):
     """A geometry given view by view, as ASTRA's ``parallel_vec``/``fanflat_vec``/``cone_vec``.
@@ -65,6 +70,24 @@ class VectorGeometry(Geometry):
             raise ValueError("vectors: the source coincides with the detector centre")
         if np.any(np.linalg.norm(u, axis=1) == 0) or (d == 3 and np.any(np.linalg.norm(arr[:, 9:], axis=1) == 0)):
             raise ValueError("vectors: a detector axis u or v is zero")
+        # a detector axis along the ray (2-D), or u parallel to v or a detector plane that
+        # contains the ray (3-D), has no extent across the rays: every pixel would see one line
+        ray = s if beam == "parallel" else det - s
+        if d == 2:
+            cross = np.abs(u[:, 0] * ray[:, 1] - u[:, 1] * ray[:, 0])
+            bad = cross <= 1e-9 * np.linalg.norm(u, axis=1) * np.linalg.norm(ray, axis=1)
+            if np.any(bad):
+                raise ValueError(f"vectors: view {_first(bad)}: the detector axis u is parallel to the ray")
+        else:
+            v = arr[:, 9:]
+            normal = np.cross(u, v)
+            scale = np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1)
+            bad = np.linalg.norm(normal, axis=1) <= 1e-9 * scale
+            if np.any(bad):
+                raise ValueError(f"vectors: view {_first(bad)}: the detector axes u and v are parallel")
+            bad = np.abs(np.sum(normal * ray, axis=1)) <= 1e-9 * scale * np.linalg.norm(ray, axis=1)
+            if np.any(bad):
+                raise ValueError(f"vectors: view {_first(bad)}: the detector plane (u, v) contains the ray")
         if detector == "curved":
             # the arc is parametrised by its tangent at d: u must be perpendicular to d - s
             # (and to v), else pixels would silently leave the circle about the source

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._validate import positive_int
+from .._validate import MAX_UNROLLED, check_int, positive_int
 from ..operators.base import LinearOperator
 from .base import ReconModel, is_complex_operator, resolve_dtype
 from .blocks import ConvPReLUStack, channel_image, check_ndim, image_channels
@@ -100,7 +100,7 @@ class LearnedPrimalDual(ReconModel):
     ) -> None:
         super().__init__(operator, normalize=normalize)
         dt = resolve_dtype(dtype)
-        n_iter = positive_int(n_iter, "n_iter")
+        n_iter = check_int(n_iter, "n_iter", minimum=1, maximum=MAX_UNROLLED)
         self.n_primal = positive_int(n_primal, "n_primal")
         self.n_dual = positive_int(n_dual, "n_dual")
         if op_norm is None:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional
 
-from .._validate import positive_int
+from .._validate import MAX_UNROLLED, check_int, positive_int
 from ..operators.base import LinearOperator
 from .base import ReconModel, is_complex_operator, resolve_dtype
 from .blocks import CONV_FN, CONV_TRANSPOSE_FN, channel_image, check_ndim, image_channels, odd_kernel
@@ -269,7 +269,7 @@ class VariationalNetwork(ReconModel):
         super().__init__(operator, normalize=normalize)
         dt = resolve_dtype(dtype)
         init = default_init(operator) if init is None else init
-        n_steps = positive_int(n_steps, "n_steps")
+        n_steps = check_int(n_steps, "n_steps", minimum=1, maximum=MAX_UNROLLED)
         if op_norm is None:
             op_norm = operator.norm()
         if not (isinstance(op_norm, (int, float)) and math.isfinite(op_norm) and op_norm > 0):

@@ -19,7 +19,7 @@ from .sampling import Sampling
 
 
 def _check_maps(maps: Tensor, name: str = "maps", sets: bool = False) -> None:
-    check_tensor(maps, name, dtype=REAL_OR_COMPLEX)
+    check_tensor(maps, name, dtype=REAL_OR_COMPLEX, finite=True)
     if not isinstance(sets, bool):
         raise TypeError(f"sets must be a bool, got {type(sets).__name__}")
     if maps.dim() - sets not in (3, 4):

@@ -23,6 +23,8 @@ def fftc(x: Tensor, dims: int = 2) -> Tensor:
     Shape: ``(*batch, *spatial) -> (*batch, *spatial)``, complex.
     """
     x = as_complex(x)
+    if x.numel() == 0:  # an empty batch: MKL refuses zero-sized transforms
+        return x.clone()
     axes = tuple(range(-dims, 0))
     return torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(x, dim=axes), dim=axes, norm="ortho"), dim=axes)
 
@@ -33,6 +35,8 @@ def ifftc(y: Tensor, dims: int = 2) -> Tensor:
     Shape: ``(*batch, *spatial) -> (*batch, *spatial)``, complex.
     """
     y = as_complex(y, "y")
+    if y.numel() == 0:
+        return y.clone()
     axes = tuple(range(-dims, 0))
     return torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(y, dim=axes), dim=axes, norm="ortho"), dim=axes)
 

@@ -196,7 +196,9 @@ class NUFFT(LinearOperator):
         check_tensor(t, "traj", dtype=REAL)
         if t.requires_grad:
             raise ValueError("traj requires grad; gradients with respect to the trajectory are not supported")
-        if t.dim() < 2 or t.shape[-1] not in (1, 2, 3) or t.numel() == 0:
+        if t.numel() == 0:
+            raise ValueError(f"traj must hold at least one sample point, got shape {tuple(t.shape)}")
+        if t.dim() < 2 or t.shape[-1] not in (1, 2, 3):
             raise ValueError(f"traj must have shape (*traj_shape, d) with d in (1, 2, 3), got {tuple(t.shape)}")
         if not bool(torch.isfinite(t).all()) or float(t.abs().max()) > 3 * math.pi:
             raise ValueError("traj must be finite and within [-3 pi, 3 pi] (radians per pixel)")
@@ -381,7 +383,9 @@ class ToeplitzNormal(LinearOperator):
             raise TypeError(f"nufft must be a NUFFT, got {type(self.nufft).__name__}")
         w = self.weights
         if w is not None:
-            check_tensor(w, "weights", dtype=REAL)
+            check_tensor(w, "weights", dtype=REAL, finite=True)
+            if bool((w < 0).any()):
+                raise ValueError("weights must be >= 0 (density compensation), got negative values")
             if tuple(w.shape) != self.nufft.traj_shape:
                 raise ValueError(f"weights must have shape {self.nufft.traj_shape}, got {tuple(w.shape)}")
         self.__dict__["_kernels"] = {}

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .. import _validate
 from .._kernels import ops
-from .._validate import check_geometry_pair
+from .._validate import check_geometry_pair, check_sources_outside
 from ..geometry import Geometry, Volume
 from .base import LinearOperator, cached
 
@@ -20,8 +20,10 @@ KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 def check_projector_args(volume: Any, geometry: Any, device: Any) -> torch.device:
-    """Validate the arguments shared by the projectors; returns the device."""
+    """Validate the arguments shared by the projectors; returns the device. A divergent
+    beam whose source lies inside or on the volume box is refused (see README, "Bad input")."""
     check_geometry_pair(volume, geometry)
+    check_sources_outside(volume, geometry)
     dev = torch.device(device)
     if dev.type not in _SUPPORTED_DEVICES:
         raise ValueError(f"device must be one of {_SUPPORTED_DEVICES}, got {dev}")

@@ -13,10 +13,11 @@ Command line (one process, or data parallel under ``torchrun``)::
 from .checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, read_checkpoint, write_checkpoint
 from .config import DataConfig, TrainingConfig
 from .data import SimulatedData, derive_seed
-from .trainer import Trainer, init_distributed, learning_rate, predict, seed_everything, train
+from .trainer import NonFiniteLossError, Trainer, init_distributed, learning_rate, predict, seed_everything, train
 
 __all__ = [
     "DataConfig",
+    "NonFiniteLossError",
     "SimulatedData",
     "Trainer",
     "TrainingConfig",

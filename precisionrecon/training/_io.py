@@ -18,5 +18,7 @@ def read_json(path: str | Path, what: str) -> Any:
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
     try:
         return json.loads(path.read_text())
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} {str(path)!r} is not UTF-8 text: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what} {str(path)!r} is not valid JSON: {exc}") from exc

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._io import default_mode
 from .._validate import dtype_name, parse_dtype
 from ._io import atomic_write_json, read_json
 
@@ -135,6 +136,8 @@ def write_checkpoint(
     }
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.", suffix=".tmp"))
     try:
+        # mkdtemp's folder is private (0700); a checkpoint is shared like any folder the user makes
+        os.chmod(tmp, default_mode(folder=True))
         (tmp / MODEL_FILE).write_bytes(_tensors_bytes(model.state_dict(), "state_dict"))
         if optimizer is not None:
             tensors, meta["optimizer"] = optimizer_state(optimizer)
@@ -255,8 +258,13 @@ def find_checkpoint(path: str | Path) -> Path:
         return p
     if (p / LATEST_FILE).is_file():
         latest = read_json(p / LATEST_FILE, "checkpoint index")
-        target = p / str(latest.get("checkpoint", "")) if isinstance(latest, dict) else p
-        if (target / CONFIG_FILE).is_file():
+        name = str(latest.get("checkpoint", "")) if isinstance(latest, dict) else ""
+        target = p / name
+        # latest.json names a checkpoint folder of this output folder, nothing else
+        if name and (not name.startswith(_PREFIX) or target.resolve().parent != p.resolve()):
+            raise ValueError(f"{str(p / LATEST_FILE)!r} names {name!r}, which is not a checkpoint folder in "
+                             f"{str(p)!r}; refusing to follow it")
+        if name and (target / CONFIG_FILE).is_file():
             return target
     found = list_checkpoints(p)
     if found:
@@ -308,8 +316,15 @@ def load_checkpoint(
     from ..uncertainty import build
 
     folder, meta = read_checkpoint(path)
+    where = str(folder / CONFIG_FILE)
+    missing = [k for k in ("model", "dtype") if k not in meta]
+    if missing:
+        raise ValueError(f"checkpoint config {where!r} lacks {missing}")
+    dtype = parse_dtype(meta["dtype"])
+    if not dtype.is_floating_point:  # complex or integer parameters would break every model silently
+        raise ValueError(f"checkpoint config {where!r}: dtype must be real floating point, got {meta['dtype']!r}")
     model = build(meta["model"], builder=builder)
-    model.to(parse_dtype(meta["dtype"]))
+    model.to(dtype)
     model.load_state_dict(load_state(folder))
     if device is not None:
         model.to(torch.device(device))

@@ -9,7 +9,10 @@ stopped early: ``"deadline"``, ``"signal"``, or null), ``checkpoint``, ``device`
 Exit status: 0 when the run finished *or* stopped cleanly before its end (``--max-seconds``
 used up, SIGTERM or SIGINT: a checkpoint is written and ``"finished": false``; ``--resume``
 continues it); 2 on a configuration error (unknown keys or model, bad paths, an output folder
-held by another live run, a checkpoint trained with other settings).
+held by another live run, a checkpoint trained with other settings); 3 when the loss or the
+weights became NaN or infinite (``error: ...``; no checkpoint of the diverged weights is
+written, the newest one on disk holds the last finite weights); 130 on a second SIGINT
+(interrupted at once, nothing written).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import sys
 import torch.distributed as dist
 
 from .config import TrainingConfig
-from .trainer import Trainer, init_distributed
+from .trainer import NonFiniteLossError, Trainer, init_distributed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m precisionrecon.training", description=__doc__.split("\n")[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, nothing more written
+        print("error: interrupted (Ctrl-C); nothing more was written", file=sys.stderr)
+        return 130
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,13 +71,17 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
         created = init_distributed(config.device)
         trainer = Trainer(config)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if created:
             dist.destroy_process_group()
         return 2
     try:
-        trainer.fit()
+        try:
+            trainer.fit()
+        except NonFiniteLossError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 3
         if trainer.rank == 0:
             checkpoint = str(trainer.last_checkpoint) if trainer.last_checkpoint is not None else None
             print(json.dumps({

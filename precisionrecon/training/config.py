@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._validate import check_int, choice, finite_float, positive_float
+from .._validate import check_int, check_threads, choice, finite_float, positive_float
 from ._io import atomic_write_bytes, atomic_write_json, read_json
 
 DATA_KINDS = ("auto", "ct", "mr")
@@ -257,7 +257,7 @@ class TrainingConfig:
         if not isinstance(self.progress, bool):
             raise ValueError(f"progress must be a bool, got {self.progress!r}")
         if self.num_threads is not None:
-            check_int(self.num_threads, "num_threads", minimum=1)
+            check_threads(self.num_threads, "num_threads")
         if self.max_seconds is not None:
             self.max_seconds = finite_float(self.max_seconds, "max_seconds", minimum=0.0)
         if not isinstance(self.deterministic, bool):
@@ -289,7 +289,14 @@ class TrainingConfig:
                 import yaml
             except ImportError as exc:  # pragma: no cover - PyYAML is installed here
                 raise ImportError("reading YAML configs needs PyYAML (pip install pyyaml)") from exc
-            d = yaml.safe_load(path.read_text())
+            try:
+                d = yaml.safe_load(path.read_text())
+            except yaml.YAMLError as exc:  # tags (!!python/...), syntax errors
+                mark = getattr(exc, "problem_mark", None)
+                where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+                problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+                raise ValueError(f"config file {str(path)!r} is not valid YAML (plain data, no tags): "
+                                 f"{problem}{where}") from None
         elif path.suffix.lower() == ".json":
             d = read_json(path, "config file")
         else:

@@ -79,6 +79,10 @@ from .data import SimulatedData, shard, step_seed, validation_seed
 HISTORY_FILE = "history.json"
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss or the parameters became NaN or infinite: the run stops, writing nothing."""
+
+
 def seed_everything(seed: int) -> None:
     """Seed python's, numpy's and torch's global generators (CPU and CUDA)."""
     random.seed(seed)
@@ -137,7 +141,12 @@ def _distributed() -> tuple[int, int, int]:
 def _device(name: str, local_rank: int, world_size: int) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}") from exc
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device is {name!r} but CUDA is not available")
@@ -361,6 +370,12 @@ class Trainer:
         if self.world_size > 1:
             dist.all_reduce(value)
             value = value / self.world_size
+        if not bool(torch.isfinite(value)):
+            # the same answer on every process (the reduced loss); nothing more is written
+            raise NonFiniteLossError(
+                f"training loss is {float(value)} at step {step} (lr {lr:.3g}): the run diverged; lower lr, set "
+                "grad_clip, or check the data. The newest checkpoint (if any) holds the last finite weights"
+            )
         self.step += 1
         self.train_time += time.perf_counter() - start
         self._losses.append(float(value))
@@ -410,6 +425,12 @@ class Trainer:
         cfg = self.config
         if self.rank != 0 or cfg.output_dir is None:
             return None
+        bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p.detach()).all())]
+        if bad:
+            raise NonFiniteLossError(
+                f"parameters {bad[:3]} hold non-finite values at step {self.step}: the run diverged (lower lr or set "
+                "grad_clip); no checkpoint written"
+            )
         training = cfg.to_dict()
         training["model"] = None  # the model's config is stored once, under "model"
         record = {

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._validate import REAL, REAL_OR_COMPLEX, check_model, check_tensor, positive_int
+from .._validate import REAL, REAL_OR_COMPLEX, check_model, check_tensor, finite_float, positive_int
 from ._common import Wrapper, data_scale_of, model_config
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -153,7 +153,10 @@ class HeteroscedasticHead(Wrapper):
             raise ValueError(f"ndim must be 2 or 3, got {ndim!r}")
         self.ndim = ndim
         self.complex_valued = bool(complex_valued)
-        self.init_log_var = float(init_log_var)
+        # exp(+-80) is still a float32 number: a larger start over- or underflows the variance
+        self.init_log_var = finite_float(init_log_var, "init_log_var", minimum=-80.0)
+        if self.init_log_var > 80.0:
+            raise ValueError(f"init_log_var must be <= 80.0, got {self.init_log_var}")
         if not isinstance(normalize, bool):
             raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
         self.normalize = normalize
