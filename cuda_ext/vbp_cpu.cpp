@@ -9,9 +9,15 @@
 #include <omp.h>
 #include <stdint.h>
 
+#include <atomic>
 #include <vector>
 
 #include "xray_math.h"
+
+namespace pr {
+extern std::atomic<int> g_cancel;  // xray_cpu.cpp: a cancellation request (Ctrl-C)
+constexpr int kCancelled = 98;
+}  // namespace pr
 
 namespace {
 
@@ -43,6 +49,7 @@ void backproject(const T* q, T* x, int64_t batch, const Volume& vol, const std::
     std::vector<double> acc((size_t)nx * batch);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t row = 0; row < rows; ++row) {
+      if (pr::g_cancel.load(std::memory_order_relaxed)) continue;  // the caller discards the output
       const int iy = (int)(row % ny), iz = (int)(row / ny);
       for (auto& a : acc) a = 0.0;
       for (size_t i = 0; i < vp.size(); ++i) {
@@ -159,7 +166,7 @@ int entry(bool transpose, const T* in, T* out, int64_t batch, int ndim, const in
     else
       backproject<T, 3>(in, out, batch, vol, vp, det, nthreads);
   }
-  return 0;
+  return !transpose && pr::g_cancel.load(std::memory_order_relaxed) ? pr::kCancelled : 0;
 }
 
 }  // namespace

@@ -15,10 +15,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <atomic>
 #include <type_traits>
 #include <vector>
 
 #include "xray_math.h"
+
+namespace pr {
+// Set by pr_set_cancel(1) from another thread (Python, on Ctrl-C): the back-projections
+// (this file's adjoint, vbp_cpu.cpp's back-projection) stop at their next block of views or
+// image row and return kCancelled with an unfinished output, which the caller discards.
+std::atomic<int> g_cancel{0};
+constexpr int kCancelled = 98;
+}  // namespace pr
 
 #ifndef PR_ISA_SUFFIX
 #define PR_ISA_SUFFIX
@@ -367,6 +376,7 @@ void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume&
   const int vdim = DIM == 2 ? 6 : 12;
   const int views_per_block = (int)(kMaxTableRays / rays_per_view > 0 ? kMaxTableRays / rays_per_view : 1);
   for (int v0 = 0; v0 < nviews; v0 += views_per_block) {
+    if (pr::g_cancel.load(std::memory_order_relaxed)) return;
     const int v1 = v0 + views_per_block < nviews ? v0 + views_per_block : nviews;
     const int64_t nrays = (v1 - v0) * rays_per_view;
     const int64_t r0 = (int64_t)v0 * rays_per_view;
@@ -512,12 +522,15 @@ int entry(bool adjoint, const T* in, T* out, int64_t batch, int ndim, const int*
     run<T, 2>(adjoint, in, out, batch, vol, vecs, nviews, det, nthreads);
   else
     run<T, 3>(adjoint, in, out, batch, vol, vecs, nviews, det, nthreads);
-  return 0;
+  return adjoint && pr::g_cancel.load(std::memory_order_relaxed) ? pr::kCancelled : 0;
 }
 
 }  // namespace
 
 extern "C" {
+
+// Ask running back-projections to stop (1) or clear the request (0); see pr::g_cancel.
+void PR_EXPORT(pr_set_cancel)(int value) { pr::g_cancel.store(value, std::memory_order_relaxed); }
 
 // x: (batch, [nz,] ny, nx) -> y: (batch, nviews, det_nv, det_nu); vol_* are per axis x, y[, z].
 int PR_EXPORT(pr_xray_forward_f32)(const float* x, float* y, int64_t batch, int ndim, const int* vol_n,

@@ -91,6 +91,8 @@ def cpu_library() -> tuple[ctypes.CDLL, str] | None:
             fn = getattr(lib, name)
             fn.argtypes = _VBP_SIGNATURE
             fn.restype = ctypes.c_int
+        lib.pr_set_cancel.argtypes = [ctypes.c_int]
+        lib.pr_set_cancel.restype = None
         return lib, isa
     warnings.warn(
         "precisionrecon: compiled CPU kernels not found in "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import threading
 
 import torch
 from torch import Tensor
@@ -33,8 +34,11 @@ _CPU_NAMES = {
 _CUDA_DTYPES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
 # Samples (batch x rays x samples per ray) of one CPU library call, about 0.1-0.5 s. Larger
 # calls run in chunks so that Ctrl-C (a Python signal handler, run between two ctypes calls,
-# which release the GIL) interrupts a long projection within a chunk's time.
+# which release the GIL) interrupts a long projection within a chunk's time. A larger
+# back-projection of one image cannot be split without changing its summation order: it
+# runs in a worker thread that the library stops on request (see _call_cpu_interruptible).
 CHUNK_SAMPLES = 1 << 28
+_CANCELLED = 98  # pr::kCancelled of cuda_ext/xray_cpu.cpp
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -57,8 +61,12 @@ def c_geometry(n: list[int], sp: list[float], off: list[float]):
     )
 
 
-def _call_cpu(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off, vectors: Tensor, nu, nv, *ints) -> bool:
-    """Call the CPU library; False when there is no library (then the reference runs)."""
+def _call_cpu(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off, vectors: Tensor, nu, nv, *ints,
+              threads: int | None = None) -> bool:
+    """Call the CPU library; False when there is no library (then the reference runs).
+
+    ``threads`` defaults to torch's thread count of the calling thread.
+    """
     found = cpu_library()
     if found is None:
         return False
@@ -66,10 +74,52 @@ def _call_cpu(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off, vectors
     fn = getattr(lib, f"{_CPU_NAMES[op]}_{'f32' if src.dtype == torch.float32 else 'f64'}")
     c_n, c_sp, c_off = c_geometry(n, sp, off)
     err = fn(src.data_ptr(), dst.data_ptr(), batch, len(n), c_n, c_sp, c_off, vectors.data_ptr(), vectors.shape[0],
-             nu, nv, *ints, torch.get_num_threads())
+             nu, nv, *ints, torch.get_num_threads() if threads is None else threads)
+    if err == _CANCELLED:
+        raise RuntimeError(f"precisionrecon kernel {_CPU_NAMES[op]} was cancelled (an interrupt in another thread)")
     if err != 0:
         raise RuntimeError(f"precisionrecon kernel {_CPU_NAMES[op]} rejected its arguments (code {err})")
     return True
+
+
+def _call_cpu_interruptible(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off, vectors: Tensor, nu, nv,
+                            *ints) -> bool:
+    """:func:`_call_cpu` in a worker thread while the main thread waits, so that Ctrl-C works.
+
+    Python runs signal handlers only in the main thread, between bytecodes: during one long
+    ctypes call they would wait for its end. Here the main thread waits in ``join`` (which a
+    signal interrupts); on KeyboardInterrupt (or any exception) it asks the library to stop
+    (``pr_set_cancel``: the back-projections return at their next block of views or image
+    row), waits for the worker and re-raises. The result of an uninterrupted call is that of
+    :func:`_call_cpu`, bit for bit (same library call, same thread count).
+    """
+    found = cpu_library()
+    if found is None:
+        return False
+    threads = torch.get_num_threads()  # OpenMP's thread count is per thread: take the caller's
+    if threading.current_thread() is not threading.main_thread():  # signals reach only the main thread
+        return _call_cpu(op, src, dst, batch, n, sp, off, vectors, nu, nv, *ints, threads=threads)
+    outcome: list[BaseException | bool] = []
+
+    def work() -> None:
+        try:
+            outcome.append(_call_cpu(op, src, dst, batch, n, sp, off, vectors, nu, nv, *ints, threads=threads))
+        except BaseException as err:  # re-raised in the calling thread
+            outcome.append(err)
+
+    worker = threading.Thread(target=work, name="precisionrecon-kernel", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except BaseException:
+        found[0].pr_set_cancel(1)
+        worker.join()
+        found[0].pr_set_cancel(0)
+        raise
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
 
 
 def _call_cuda(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off, vectors: Tensor, nu, nv, beam, curved,
@@ -109,7 +159,7 @@ def _call_cpu_chunked(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off,
     so they are split into chunks of views (each into its own buffer, copied into ``dst``).
     The back-projections sum over the views in an order of the library's own, so only the
     batch is split for them (each image's sum is unchanged); one huge image back-projected
-    from many views stays one call.
+    from many views stays one call, made interruptible by :func:`_call_cpu_interruptible`.
     """
     samples = max(n) * nu * nv  # per view and image
     n_views = vectors.shape[0]
@@ -120,6 +170,10 @@ def _call_cpu_chunked(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off,
     to_volume = op in (_ADJOINT, _VBP_BACKPROJECT)
     src_items, dst_items = src.reshape(batch, -1), dst.view(batch, -1)
     for b0, b1 in _chunks(batch, n_views * samples):
+        if to_volume and (b1 - b0) * n_views * samples > CHUNK_SAMPLES:
+            _call_cpu_interruptible(op, src_items[b0:b1], dst_items[b0:b1], b1 - b0, n, sp, off, vectors, nu, nv,
+                                    *ints)
+            continue
         if to_volume or b1 - b0 > 1 or n_views * samples <= CHUNK_SAMPLES:
             _call_cpu(op, src_items[b0:b1], dst_items[b0:b1], b1 - b0, n, sp, off, vectors, nu, nv, *ints)
             continue
