@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -45,9 +46,15 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"result": result, "out": out, "written": written, "record": json.loads((out / "bench.json").read_text())}
 
 
-def test_run_bench_writes_results(quick_run: dict) -> None:
+def test_run_bench_writes_results(quick_run: dict, tmp_path: Path) -> None:
     out = quick_run["out"]
     assert quick_run["written"] == [out / "bench.json", out / "bench.md", out / "bench.png"]
+    old = os.umask(0o027)  # the report honours the umask like every file the library writes
+    try:
+        again = bench.write_report(quick_run["result"], tmp_path / "again", figure_png=False)
+    finally:
+        os.umask(old)
+    assert [p.stat().st_mode & 0o777 for p in again] == [0o640, 0o640]
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "bench.md").read_text()
     assert "| method | sparse-view-30 | mr-4x |" in md

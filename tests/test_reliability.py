@@ -240,6 +240,19 @@ def test_source_inside_the_volume_is_refused(geometry: pr.Geometry) -> None:
         pr.VoxelBackprojection(volume, geometry)
 
 
+def test_parametric_transform_refuses_a_source_inside_the_volume() -> None:
+    """The per-call vectors of ParametricXRayTransform (e.g. calibrated geometry) are checked too."""
+    P = pr.ParametricXRayTransform(pr.Volume((64, 64)), det_shape=(33,), beam="cone")
+    inside = torch.tensor([[0.0, 60.0, 0.0, -40.0, 1.0, 0.0], [0.0, 5.0, 0.0, -40.0, 1.0, 0.0]],
+                          dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match=r"source of view 1 .* inside or on the volume box"):
+        P(torch.ones(64, 64, dtype=torch.float64), inside)
+    outside = inside.detach()[:1].clone().requires_grad_()
+    y = P(torch.ones(64, 64, dtype=torch.float64), outside)
+    y.sum().backward()
+    assert torch.isfinite(outside.grad).all()
+
+
 def test_source_just_outside_the_volume_is_accepted() -> None:
     g = pr.FanBeam2D(angles=pr.angles(4, arc=2 * math.pi), det_count=33, det_spacing=1.0, src_iso=45.3,
                      src_det=100.0)  # the corners of the 64 x 64 box lie at 45.25 mm

@@ -20,8 +20,6 @@ from .environment import environment
 from .harness import DATA_RANGE, LEARNED, BenchResult, Cell
 from .tasks import DESCRIPTIONS, REAL_FINE_FACTOR, Suite, TaskData, tuning_set
 
-RESULT_MODE = 0o644  # results are meant to be read by others
-
 
 def format_seconds(s: float) -> str:
     """A time per image for the table: ``0.77 ms``, ``12 ms``, ``138 ms``, ``1.25 s``."""
@@ -210,10 +208,9 @@ def write_report(result: BenchResult, out: str | Path, *, figure_png: bool = Tru
     if out.exists() and not out.is_dir():
         raise ValueError(f"out {str(out)!r} exists and is not a folder")
     record = bench_record(result)
-    written = [atomic_write_text(out / "bench.json", json.dumps(record, indent=1) + "\n", mode=RESULT_MODE),
-               atomic_write_text(out / "bench.md", bench_markdown(result, record), mode=RESULT_MODE)]
+    written = [atomic_write_text(out / "bench.json", json.dumps(record, indent=1) + "\n"),
+               atomic_write_text(out / "bench.md", bench_markdown(result, record))]
     if figure_png:
         drawn = [result.task_data[t] for t in result.tasks if t in result.task_data]
-        written.append(atomic_write_bytes(out / "bench.png", figure(drawn, result.cells, result.methods),
-                                          mode=RESULT_MODE))
+        written.append(atomic_write_bytes(out / "bench.png", figure(drawn, result.cells, result.methods)))
     return written

@@ -68,6 +68,8 @@ class ParametricXRayTransform:
         if vectors.dim() != 2 or vectors.shape[1] != width or vectors.shape[0] < 1:
             raise ValueError(f"vectors must have shape (n_views, {width}), got {tuple(vectors.shape)}")
         _validate.check_tensor(vectors, "vectors", finite=True)
+        if self.beam != "parallel":  # rays would be integrated behind a source inside the volume
+            _validate.check_source_vectors_outside(self.volume, vectors.detach().cpu().double().numpy())
         return vectors.to(device=self.device, dtype=torch.float64)
 
     def __call__(self, x: Tensor, vectors: Tensor) -> Tensor:
