@@ -8,11 +8,14 @@ pass"`` started here under ``timeout`` and killed by its PID when the runs end.
 
 Usage::
 
-    python benchmarks/threads_under_load.py [--workload mixed|short] [--repeats 5] [--out PATH]
+    python benchmarks/threads_under_load.py [--workload mixed|short|bench] [--repeats 5] [--out PATH]
 
 Workloads: ``mixed`` (large kernels, FBP and convolutions: long parallel regions) and
 ``short`` (many small projections with 2 ms of serial Python between them, as in training
-loops and iterative methods: what spinning OpenMP threads hurt most). Writes ``PATH.json``
+loops and iterative methods: what spinning OpenMP threads hurt most) and ``bench`` (the whole
+``precisionrecon bench`` default suite, the command of the issue's 7 min 54 s, one run per
+setting and repeat, settings interleaved; only the thread counts are compared, with
+precisionrecon's default wait policy). Writes ``PATH.json``
 and ``PATH.md`` (default ``benchmarks/results/threads_under_load_<workload>``): median
 seconds per round, and for ``short`` the CPU seconds the process used.
 """
@@ -23,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -78,6 +82,8 @@ print(json.dumps({"threads": torch.get_num_threads(), "times": times}))
 """
 
 WHAT = {
+    "bench": "one full `precisionrecon bench` (default suite, all tasks and methods, no figure), wall time of the "
+             "command",
     "mixed": "per round 5x (forward, adjoint, FBP) of 4 images 256^2, 180 views, 363 bins and 5x a 4-layer "
              "8-channel conv net on 4x8x128^2 (float32, CPU)",
     "short": "per round 100 forward projections of one 64^2 image (32 views), 2 ms of serial work after each",
@@ -92,6 +98,26 @@ SETTINGS = {
 }
 
 
+BENCH_SETTINGS = {"precisionrecon bench --threads 1": 1, "precisionrecon bench (default: 2 threads)": 0}
+
+
+def run_bench(threads: int) -> dict:
+    """Wall time of one ``precisionrecon bench`` in a fresh process (output to a temporary folder)."""
+    import tempfile
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-m", "precisionrecon", "bench", "--no-figure", "--no-progress", "--out", out]
+        if threads > 0:
+            cmd += ["--threads", str(threads)]
+        t = time.perf_counter()
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+        if done.returncode != 0:
+            raise RuntimeError(f"{cmd} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        return {"times": [time.perf_counter() - t]}
+
+
 def run_setting(workload: str, setting: str, env_extra: dict[str, str], threads: int, repeats: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
     env.update(env_extra)
@@ -104,13 +130,12 @@ def run_setting(workload: str, setting: str, env_extra: dict[str, str], threads:
 
 
 def median(v: list[float]) -> float:
-    s = sorted(v)
-    return s[len(s) // 2]
+    return statistics.median(v)  # the mean of the middle two for an even count
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workload", choices=("mixed", "short"), default="short")
+    parser.add_argument("--workload", choices=("mixed", "short", "bench"), default="short")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", help="output path without suffix")
     args = parser.parse_args()
@@ -118,12 +143,20 @@ def main() -> None:
     for loaded in (False, True):
         busy = None
         if loaded:  # one extra busy core, bounded by timeout in case this script dies
-            busy = subprocess.Popen(["timeout", "600", sys.executable, "-c", "while True: pass"])
+            busy = subprocess.Popen(["timeout", "7200" if args.workload == "bench" else "600", sys.executable, "-c",
+                                     "while True: pass"])
             time.sleep(1.0)
         try:
-            for name, (env_extra, threads) in SETTINGS.items():
+            if args.workload == "bench":  # settings interleaved, one command per repeat
+                runs = [(name, ({}, threads)) for _ in range(args.repeats) for name, threads in BENCH_SETTINGS.items()]
+            else:
+                runs = list(SETTINGS.items())
+            for name, (env_extra, threads) in runs:
                 load = os.getloadavg()[0]
-                res = run_setting(args.workload, name, env_extra, threads, args.repeats)
+                if args.workload == "bench":
+                    res = run_bench(threads)
+                else:
+                    res = run_setting(args.workload, name, env_extra, threads, args.repeats)
                 times = res["times"]
                 row = {"setting": name, "busy_loop": loaded, "load_avg_1min": load, "median_s": median(times),
                        "times_s": times}
@@ -141,15 +174,29 @@ def main() -> None:
               "workload": args.workload, "what": WHAT[args.workload]}
     out = Path(args.out or f"benchmarks/results/threads_under_load_{args.workload}")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from precisionrecon._io import atomic_write_json, atomic_write_text
+    from precisionrecon._io import atomic_write_json
 
     atomic_write_json(out.with_suffix(".json"), record)
-    lines = [f"Workload {args.workload}: {WHAT[args.workload]}; {os.cpu_count()} cores.", "",
-             "| machine load | setting | median s per round | CPU s per round |", "|---|---|---|---|"]
-    lines += [f"| {'busy loop + ' if r['busy_loop'] else ''}load avg {r['load_avg_1min']:.2f} | {r['setting']} | "
-              f"{r['median_s']:.3f} | {r.get('median_cpu_s', float('nan')):.2f} |" for r in rows]
-    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    write_markdown(record, out.with_suffix(".md"))
 
+
+def write_markdown(record: dict, path: Path) -> None:
+    """The table of ``record`` (one line per setting and machine state, medians over repeats)."""
+    from precisionrecon._io import atomic_write_text
+
+    lines = [f"Workload {record['workload']}: {record['what']}; {record['cpu_count']} cores.", "",
+             "| machine load | setting | median s per round | CPU s per round |", "|---|---|---|---|"]
+    groups: dict[tuple[bool, str], list[dict]] = {}
+    for r in record["rows"]:  # the bench workload has one row per repeat: report the median over them
+        groups.setdefault((r["busy_loop"], r["setting"]), []).append(r)
+    for (busy_loop, setting), rs in groups.items():
+        loads = "/".join(f"{r['load_avg_1min']:.2f}" for r in rs)
+        cpu = median([r.get("median_cpu_s", float("nan")) for r in rs])
+        lines.append(f"| {'busy loop + ' if busy_loop else ''}load avg {loads} | {setting} | "
+                     f"{median([r['median_s'] for r in rs]):.3f} | {cpu:.2f} |")
+    if record.get("note"):
+        lines += ["", record["note"]]
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 if __name__ == "__main__":
     main()
