@@ -76,7 +76,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from projectors import busy_warning, time_interleaved, write_atomic
+from projectors import busy_warning, time_call, time_interleaved, write_atomic
 from scipy.ndimage import binary_erosion
 
 import precisionrecon as pr
@@ -95,6 +95,7 @@ DATA_RANGE = 1.0
 FILTERS = (("ram-lak", "ram-lak", "Ram-Lak", "ramp"), ("hann", "hann", "Hann", "hann"))
 ASTRA_PROJECTORS = ("linear", "line", "strip")
 OUR_KINDS = ("voxel", "voxel-mean", "footprint", "adjoint")
+SLOW_BUDGET_S = 60.0  # time budget of a slow peer's timed runs (diffct's CPU fallback)
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,11 @@ def import_peers() -> dict[str, Any]:
         peers["astra"] = astra
     except Exception as exc:
         peers["astra"] = f"ASTRA not importable ({type(exc).__name__}: {exc})"
+    for name in ("torchtomo", "diffct", "deepinv"):
+        try:
+            peers[name] = __import__(name)
+        except Exception as exc:
+            peers[name] = f"{name} not importable ({type(exc).__name__}: {exc})"
     try:
         import skimage
         from skimage.transform import iradon
@@ -218,6 +224,21 @@ def quality(rec: np.ndarray, ref_t: torch.Tensor, mask: np.ndarray) -> dict[str,
     }
 
 
+def threaded(fn: Callable[[], Any], n_threads: int) -> Callable[[], Any]:
+    """``fn`` run with ``n_threads`` torch threads under ``torch.inference_mode``."""
+
+    def call() -> Any:
+        old = torch.get_num_threads()
+        torch.set_num_threads(n_threads)
+        try:
+            with torch.inference_mode():
+                return fn()
+        finally:
+            torch.set_num_threads(old)
+
+    return call
+
+
 def build_methods(
     det: Detector,
     filt: tuple[str, str, str, str],
@@ -236,16 +257,7 @@ def build_methods(
     auto = pr.FBP(A, ours_f)
 
     def ours(fbp: pr.FBP, n_threads: int) -> Callable[[], Any]:
-        def call() -> Any:
-            old = torch.get_num_threads()
-            torch.set_num_threads(n_threads)
-            try:
-                with torch.inference_mode():
-                    return fbp(sino)
-            finally:
-                torch.set_num_threads(old)
-
-        return call
+        return threaded(lambda: fbp(sino), n_threads)
 
     def from_torch(t: Any) -> np.ndarray:
         return t.double().numpy()
@@ -282,6 +294,8 @@ def build_methods(
                 {"backprojector": kind, "threads": threads},
             )
         )
+
+    methods += torch_peer_methods(filt, vol, geom, sino, peers, threads, notes)
 
     astra = peers["astra"]
     sino_np = sino.numpy()
@@ -346,6 +360,96 @@ def build_methods(
     return methods, notes
 
 
+# the window names of the PyTorch peers (None: the peer has no such window)
+TORCHTOMO_FILTERS = {"ram-lak": "ramp", "hann": "hann"}
+DIFFCT_FILTERS = {"ram-lak": "ram-lak", "hann": "hann"}
+
+
+def torch_peer_methods(
+    filt: tuple[str, str, str, str],
+    vol: pr.Volume,
+    geom: pr.ParallelBeam2D,
+    sino: torch.Tensor,
+    peers: dict[str, Any],
+    threads: int,
+    notes: list[str],
+) -> list[Method]:
+    """torchtomo's and diffct's FBP (PyTorch on the CPU, ``threads`` threads, as ours)."""
+    methods: list[Method] = []
+    n, views, count = vol.shape[0], len(geom.angles), geom.det_count
+
+    tt = peers["torchtomo"]
+    if isinstance(tt, str):
+        notes.append(f"torchtomo skipped: {tt}")
+    else:
+        # torchtomo's own geometry: pixel centres and detector bins on linspace(-1, 1), i.e. the
+        # detector spans the image width (n - 1 pixels between the outer centres), same bin count
+        # and angles; its sinogram is computed exactly as ours, for that detector
+        tt_geom = geom.replace(det_spacing=(n - 1) * vol.spacing[0] / (count - 1))
+        tt_sino = pr.data.analytic_projection(
+            pr.data.shepp_logan_2d(vol), tt_geom, oversample=max(1, round(tt_geom.det_spacing / SUB_RAY)),
+            dtype=torch.float32,
+        )[None, None]
+        proj = tt.ParallelBeam(img_size=n, n_angles=views, n_det=count, circle=False)
+        ref = pr.data.rasterize(pr.data.shepp_logan_2d(vol), vol, oversample=REF_OVERSAMPLE)
+        with torch.inference_mode():
+            first = proj.fbp(tt_sino, TORCHTOMO_FILTERS[filt[0]])[0, 0].double()
+        # its output is not in density units: scaled by the least-squares factor against the reference
+        scale = float((first * ref).sum() / (first * first).sum())
+        methods.append(
+            Method(
+                "torchtomo",
+                "torchtomo ParallelBeam.fbp (own geometry, LS-scaled)",
+                threaded(lambda: proj.fbp(tt_sino, TORCHTOMO_FILTERS[filt[0]]), threads),
+                lambda t: t[0, 0].double().numpy() * scale,
+                {"filter_name": TORCHTOMO_FILTERS[filt[0]], "threads": threads, "ls_scale": scale,
+                 "det_spacing_mm": tt_geom.det_spacing, "backend": "torch"},
+            )
+        )
+    dc = peers["diffct"]
+    if isinstance(dc, str):
+        notes.append(f"diffct skipped: {dc}")
+    else:
+        angles = torch.tensor(geom.angles, dtype=torch.float32)
+        traj = dc.circular_trajectory_2d_parallel(angles, device="cpu")
+
+        def diffct_fbp() -> Any:
+            return dc.fbp(sino, traj, (n, n), angles, beam="parallel", detector_spacing=geom.det_spacing,
+                          voxel_spacing=vol.spacing[0], window=DIFFCT_FILTERS[filt[0]])
+
+        methods.append(
+            Method(
+                "diffct",
+                "diffct fbp (CPU fallback)",
+                threaded(diffct_fbp, threads),
+                lambda t: t.double().numpy().T,  # diffct's volume is (x, y)
+                {"window": DIFFCT_FILTERS[filt[0]], "threads": threads, "slow": True},
+            )
+        )
+    if isinstance(peers["deepinv"], str):
+        notes.append(f"DeepInverse skipped: {peers['deepinv']}")
+    return methods
+
+
+def filter_timing(vol: pr.Volume, geom: pr.ParallelBeam2D, filt: str, sino: torch.Tensor, repeats: int,
+                  threads: int) -> dict[str, Any]:
+    """Time of ours' steps before the back-projection (weights, ramp filter and, for the footprint,
+    its prefilter) against the whole FBP, interleaved, ``threads`` threads."""
+    fbp = pr.FBP(pr.XRayTransform(vol, geom), filt)
+    back = fbp.backprojection
+    # the footprint back-projector is VoxelBackprojection @ prefilter (a RampFilter)
+    prefilter = back.right if isinstance(getattr(back, "right", None), pr.operators.RampFilter) else None
+
+    def steps() -> Any:
+        y = fbp.ramp(fbp.pre(sino))
+        return prefilter(y) if prefilter is not None else y
+
+    t = time_interleaved({"filtering": threaded(steps, threads), "fbp": threaded(lambda: fbp(sino), threads)}, repeats)
+    return {"backprojector_used": fbp.backprojector_used, "filtering_ms": t["filtering"]["median_ms"],
+            "fbp_ms": t["fbp"]["median_ms"], "fft_length": pr.operators.filters.fft_length(geom.det_count),
+            "prefilter": prefilter is not None, "threads": threads}
+
+
 def run_config(
     det: Detector, n: int, views: int, repeats: int, peers: dict[str, Any], threads: int
 ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
@@ -374,7 +478,10 @@ def run_config(
             out["notes"] += [m for m in notes if m not in out["notes"]]
             # one untimed run for the images and metrics, then the interleaved timing
             first = {m.key: m.output(m.run()).copy() for m in methods}
-            timing = time_interleaved({m.key: m.run for m in methods}, repeats)
+            timing = time_interleaved({m.key: m.run for m in methods if not m.info.get("slow")}, repeats)
+            # peers that take seconds per call: one warm-up and as many runs as SLOW_BUDGET_S allows
+            timing |= {m.key: time_call(m.run, repeats, SLOW_BUDGET_S) for m in methods if m.info.get("slow")}
+            out.setdefault("filtering", {})[filt[0]] = filter_timing(vol, geom, filt[0], sino, repeats, threads)
             rows = []
             for m in methods:
                 last = m.output(m.run())
@@ -406,14 +513,18 @@ def run_config(
 
 
 def done_when(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ours (auto) against the best ASTRA projector and ODL, per detector and filter."""
+    """Ours (auto) against every peer, per detector and filter: PSNR, and time (ours with the run's
+    threads; the peers as they run: ASTRA, ODL single-threaded, torchtomo and diffct with the same
+    threads as ours)."""
     checks = []
     for cfg in configs:
         for filt, rows in cfg["filters"].items():
             by_key = {r["key"]: r for r in rows}
             ours = by_key["ours"]["psnr_db"]
-            for peer in [k for k in by_key if k.startswith("astra_")] + (["odl"] if "odl" in by_key else []):
+            others = [k for k in ("odl", "torchtomo", "diffct") if k in by_key]
+            for peer in [k for k in by_key if k.startswith("astra_")] + others:
                 theirs = by_key[peer]["psnr_db"]
+                ours_ms, peer_ms = by_key["ours"]["time"]["median_ms"], by_key[peer]["time"]["median_ms"]
                 checks.append(
                     {
                         "detector": cfg["name"],
@@ -423,6 +534,10 @@ def done_when(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "peer_psnr_db": theirs,
                         "margin_db": ours - theirs,
                         "status": "met" if ours >= theirs else "NOT met",
+                        "ours_ms": ours_ms,
+                        "peer_ms": peer_ms,
+                        "speed_ratio": peer_ms / ours_ms,
+                        "speed_status": "faster" if ours_ms < peer_ms else "NOT faster",
                     }
                 )
     return checks
@@ -445,15 +560,32 @@ def results_table(cfg: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def filtering_table(cfg: dict[str, Any]) -> str:
+    """Ours (auto): the steps before the back-projection against the whole FBP."""
+    lines = [
+        "| filter | auto | FFT length | filtering (ms) | whole FBP (ms) | share |",
+        "|---|---|---|---|---|---|",
+    ]
+    for filt, f in cfg.get("filtering", {}).items():
+        steps = "weights, ramp, prefilter" if f["prefilter"] else "weights, ramp"
+        lines.append(
+            f"| {filt} | {f['backprojector_used']} | {f['fft_length']} | {format_ms(f['filtering_ms'])} ({steps}) "
+            f"| {format_ms(f['fbp_ms'])} | {f['filtering_ms'] / f['fbp_ms']:.0%} |"
+        )
+    return "\n".join(lines)
+
+
 def done_table(checks: list[dict[str, Any]]) -> str:
     lines = [
-        "| detector | filter | peer | ours (dB) | peer (dB) | margin (dB) | status |",
-        "|---|---|---|---|---|---|---|",
+        "| detector | filter | peer | ours (dB) | peer (dB) | margin (dB) | status | ours (ms) | peer (ms) "
+        "| peer / ours | speed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in checks:
         lines.append(
             f"| {c['detector']} | {c['filter']} | {c['peer']} | {c['ours_psnr_db']:.2f} | {c['peer_psnr_db']:.2f} "
-            f"| {c['margin_db']:+.3f} | {c['status']} |"
+            f"| {c['margin_db']:+.3f} | {c['status']} | {format_ms(c['ours_ms'])} | {format_ms(c['peer_ms'])} "
+            f"| {c['speed_ratio']:.3g}x | {c['speed_status']} |"
         )
     return "\n".join(lines)
 
@@ -463,12 +595,13 @@ def markdown_report(
 ) -> str:
     m = meta["machine"]
     parts = [
-        "# FBP benchmark: precisionrecon vs ASTRA (CPU), ODL and scikit-image",
+        "# FBP benchmark: precisionrecon vs ASTRA (CPU), ODL, scikit-image, torchtomo and diffct",
         "",
         f"{meta['date']} · {m['cpu_model']} · {m['cpu_count']} cores ({m['cpus_usable']} usable) · "
         f"torch {m['torch']} ({m['torch_num_threads']} threads) · kernel ISA {m['kernel_isa']} · "
         f"ASTRA {meta['versions']['astra'] or 'n/a'} · ODL {meta['versions']['odl'] or 'n/a'} · "
-        f"scikit-image {meta['versions']['skimage'] or 'n/a'}"
+        f"scikit-image {meta['versions']['skimage'] or 'n/a'} · torchtomo {meta['versions']['torchtomo'] or 'n/a'} · "
+        f"diffct {meta['versions']['diffct'] or 'n/a'} · DeepInverse {meta['versions']['deepinv'] or 'n/a'}"
         + (f" · **quick run ({meta['n']}², {meta['views']} views): not representative**" if meta["quick"] else ""),
         "",
         f"Modified Shepp-Logan {meta['n']}² (1 mm pixels, values 0-1), {meta['views']} parallel-beam views over pi, "
@@ -488,11 +621,13 @@ def markdown_report(
             "",
             results_table(cfg),
             "",
+            filtering_table(cfg),
+            "",
             *[f"- {n}" for n in cfg["notes"]],
             "",
         ]
     parts += [
-        "## Done-when: our PSNR (auto) at least that of ASTRA and ODL with the same filter",
+        "## Done-when: our PSNR (auto) at least that of every peer with the same filter",
         "",
         done_table(checks) if checks else "(no peer available)",
         "",
@@ -564,6 +699,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for ours (default: torch's)")
     p.add_argument("--no-figure", action="store_true", help="skip fbp.png")
+    p.add_argument("--size", type=int, default=SIZE, help=f"image size (default {SIZE}); other sizes write fbp_<n>.*")
+    p.add_argument("--detectors", nargs="+", choices=("fine", "pixel"), default=["fine", "pixel"],
+                   help="detector configurations to run (default both)")
+    p.add_argument("--views", type=int, default=VIEWS, help=f"number of views (default {VIEWS})")
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
@@ -579,12 +718,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
-    n, views = (QUICK_SIZE, QUICK_VIEWS) if args.quick else (SIZE, VIEWS)
+    n, views = (QUICK_SIZE, QUICK_VIEWS) if args.quick else (args.size, args.views)
+    stem = "fbp" if n in (SIZE, QUICK_SIZE) else f"fbp_{n}"
     peers = import_peers()
     versions = {
         "astra": None if isinstance(peers["astra"], str) else peers["astra"].__version__,
         "odl": None if isinstance(peers["odl"], str) else peers["odl"][0].__version__,
         "skimage": None if isinstance(peers["skimage"], str) else peers["skimage"][0].__version__,
+        **{k: None if isinstance(peers[k], str) else peers[k].__version__ for k in ("torchtomo", "diffct", "deepinv")},
     }
     meta: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -610,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy:
         print(f"  WARNING: {busy}", flush=True)
     configs, images = [], {}
-    for det in detectors(n):
+    for det in [d for d in detectors(n) if d.name in args.detectors]:
         cfg, imgs = run_config(det, n, views, args.repeats, peers, threads)
         configs.append(cfg)
         images[det.name] = imgs
@@ -649,15 +790,16 @@ def main(argv: list[str] | None = None) -> int:
         *([f"**{busy}**"] if busy else []),
     ]
     for c in checks:
-        print(f"done-when {c['detector']} {c['filter']} vs {c['peer']}: {c['margin_db']:+.3f} dB {c['status']}")
+        print(f"done-when {c['detector']} {c['filter']} vs {c['peer']}: {c['margin_db']:+.3f} dB {c['status']}, "
+              f"{c['speed_ratio']:.3g}x {c['speed_status']}")
     payload = {"metadata": meta, "notes": notes, "configs": configs, "done_when": checks}
     out: Path = args.out
-    write_atomic(out / "fbp.json", json.dumps(payload, indent=2) + "\n")
-    write_atomic(out / "fbp.md", markdown_report(meta, configs, checks, notes))
-    written = ["fbp.json", "fbp.md"]
+    write_atomic(out / f"{stem}.json", json.dumps(payload, indent=2) + "\n")
+    write_atomic(out / f"{stem}.md", markdown_report(meta, configs, checks, notes))
+    written = [f"{stem}.json", f"{stem}.md"]
     if not args.no_figure:
-        write_atomic_bytes(out / "fbp.png", figure_png(images, configs, views))
-        written.append("fbp.png")
+        write_atomic_bytes(out / f"{stem}.png", figure_png(images, configs, views))
+        written.append(f"{stem}.png")
     print(f"wrote {', '.join(str(out / w) for w in written)}", flush=True)
     return 0
 

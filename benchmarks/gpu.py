@@ -6,7 +6,17 @@ Cases (float32):
   published setting (19,546 forward / 19,867 back-projections per second on a V100);
 - 2-D parallel, 512x512, 720 views, batch 256 (physical limit about 46 ms on an H100);
 - 3-D cone, 512^3 from 496 views of 1248x960, forward and back-projection (limit about
-  64 ms for the back-projection on an H100).
+  64 ms for the back-projection on an H100);
+- the CPU tables' cases: 2-D parallel batch 1 at 256² (180 views, 363 bins) and 512²
+  (720 views, 725 bins) as in ``projectors.py``; the default FBP (``FBP(A)``, "auto") at
+  256² and 512², 360 views, half-pixel detector, as in ``fbp.py``; 3-D cone 128³ and 256³
+  (180 views of 192² / 360 views of 384²) as in the CPU cone table.
+
+Next to every time: the fraction of the texture-rate limit, i.e. the time the device's
+texture units (4 per SM at the maximum SM clock, one bilinear fetch per Joseph sample)
+would need for the case's samples (about ``rays x n`` for an ``n``-wide volume) divided
+by the measured time (:func:`texture_limit_ms`; our kernels do not use the texture units,
+so this is the yardstick of a texture-based projector, not a hard bound).
 
 Each is timed against a pure-PyTorch GPU implementation in the same run (our readable
 reference, ``precisionrecon/_kernels/reference.py``, the same Joseph weights built as
@@ -140,6 +150,73 @@ def case_cone(repeats: int, size: int, n_views: int, det: tuple[int, int]) -> di
     }
 
 
+def texture_rate() -> float:
+    """Bilinear texture fetches per second of GPU 0: 4 texture units per SM at the maximum SM clock."""
+    props = torch.cuda.get_device_properties(0)
+    try:
+        mhz = float(subprocess.run(["nvidia-smi", "--query-gpu=clocks.max.sm", "--format=csv,noheader,nounits"],
+                                   capture_output=True, text=True).stdout.split()[0])
+    except (OSError, ValueError, IndexError):
+        mhz = float("nan")
+    return 4.0 * props.multi_processor_count * mhz * 1e6
+
+
+def texture_limit_ms(samples: float, rate: float) -> float:
+    """Milliseconds the texture units need for ``samples`` bilinear fetches at ``rate`` per second."""
+    return samples / rate * 1e3
+
+
+def joseph_samples(op: pr.XRayTransform, batch: int) -> float:
+    """About ``rays x n`` Joseph samples of one application (``n`` the widest volume axis)."""
+    rays = math.prod(op.range_shape)
+    return float(batch * rays * max(op.domain_shape))
+
+
+def add_limits(row: dict, samples: float, rate: float) -> dict:
+    """``row`` with the texture-rate limit and its fraction next to every time."""
+    limit = texture_limit_ms(samples, rate)
+    row["texture_limit_ms"] = limit
+    for key in ("forward_ms", "back_ms"):
+        if key in row:
+            row[key.replace("_ms", "_texture_fraction")] = limit / row[key]
+    return row
+
+
+def case_fbp(name: str, size: int, views: int, batch: int, repeats: int) -> dict:
+    """The default FBP (``backprojector="auto"``) of ``batch`` sinograms, half-pixel detector."""
+    det = 2 * math.ceil(math.sqrt(2.0) * size)
+    A = pr.XRayTransform(pr.Volume((size, size)), pr.ParallelBeam2D(angles=pr.angles(views), det_count=det,
+                                                                     det_spacing=0.5), device="cuda")
+    fbp = pr.FBP(A)
+    y = torch.rand(batch, *A.range_shape, device="cuda")
+    with torch.inference_mode():
+        ms = time_cuda(lambda: fbp(y), repeats)
+    return {"case": name, "batch": batch, "back_ms": ms, "forward_ms": float("nan"), "speedup_forward": float("nan"),
+            "speedup_back": float("nan"), "backprojector_used": fbp.backprojector_used,
+            "pytorch_note": f"FBP(A), auto = {fbp.backprojector_used}: the whole reconstruction in the back column"}
+
+
+def cpu_table_cases(quick: bool, repeats: int, rate: float) -> list[dict]:
+    """The cases of the CPU tables (projectors.py batch 1, fbp.py default FBP, the 3-D cone table)."""
+    rows = []
+    for size, views in ((64, 30),) if quick else ((256, 180), (512, 720)):
+        det = math.ceil(math.sqrt(2.0) * size)
+        op = pr.XRayTransform(pr.Volume((size, size)), pr.ParallelBeam2D(angles=pr.angles(views), det_count=det),
+                              device="cuda")
+        rows.append(add_limits(case_2d(f"parallel-{size}-{views}v-b1", op, 1, repeats, ref_batch=1),
+                               joseph_samples(op, 1), rate))
+        print(rows[-1], flush=True)
+    for size in (64,) if quick else (256, 512):
+        row = case_fbp(f"fbp-default-{size}-360v", size, 360, 1, repeats)
+        rows.append(add_limits(row, float(360 * size * size * 4), rate))  # about 4 bins per pixel and view
+        print(rows[-1], flush=True)
+    for size, views, det in ((32, 24, (48, 48)),) if quick else ((128, 180, (192, 192)), (256, 360, (384, 384))):
+        row = case_cone(max(2, repeats // 2), size, views, det)
+        rows.append(add_limits(row, float(views * det[0] * det[1] * size), rate))
+        print(rows[-1], flush=True)
+    return rows
+
+
 def machine() -> dict:
     props = torch.cuda.get_device_properties(0)
     try:
@@ -165,12 +242,14 @@ def write(out_dir: Path, result: dict) -> None:
         f"{result['machine']['gpu']}, driver {result['machine']['driver']}, torch {result['machine']['torch']} "
         f"(CUDA {result['machine']['cuda']}). float32, CUDA-event medians. `scripts/gpu-check` wrote this file.",
         "",
-        "| Case | Batch | Forward ms | Back ms | Forward img/s | Back img/s | vs PyTorch fwd | vs PyTorch back |",
+        "| Case | Batch | Forward ms (texture limit / time) | Back ms (texture limit / time) | Forward img/s "
+        "| Back img/s | vs PyTorch fwd | vs PyTorch back |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
+        fwd_f, back_f = r.get("forward_texture_fraction", float("nan")), r.get("back_texture_fraction", float("nan"))
         lines.append(
-            f"| {r['case']} | {r['batch']} | {r['forward_ms']:.2f} | {r['back_ms']:.2f} | "
+            f"| {r['case']} | {r['batch']} | {r['forward_ms']:.2f} ({fwd_f:.2f}) | {r['back_ms']:.2f} ({back_f:.2f}) | "
             f"{r.get('forward_images_per_s', float('nan')):.0f} | {r.get('back_images_per_s', float('nan')):.0f} | "
             f"{r['speedup_forward']:.1f}x | {r['speedup_back']:.1f}x |"
         )
@@ -215,7 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     cone = (64, 48, (96, 80)) if args.quick else (512, 496, (960, 1248))
     rows.append(case_cone(max(2, args.repeats // 4), *cone))
     print(rows[-1], flush=True)
-    result = {"machine": machine(), "rows": rows}
+    rate = texture_rate()
+    for r, op, b in ((rows[0], par, batch), (rows[1], fan, batch), (rows[2], par512, big[2])):
+        add_limits(r, joseph_samples(op, b), rate)
+    add_limits(rows[3], float(cone[1] * cone[2][0] * cone[2][1] * cone[0]), rate)
+    rows += cpu_table_cases(args.quick, args.repeats, rate)
+    result = {"machine": machine(), "texture_fetches_per_s": rate, "rows": rows}
     if not args.quick:
         result["fractions"] = {
             "parallel-512-b256 forward, limit / time": H100_LIMIT_MS["parallel-512-b256"] / rows[2]["forward_ms"],

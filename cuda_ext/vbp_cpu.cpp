@@ -36,6 +36,204 @@ std::vector<ViewProjection> views(const double* vecs, int nviews, const Detector
   return out;
 }
 
+// ---------------------------------------------------------------------------------------
+// Parallel-beam footprints (2-D, flat detector): per view a table of cubics (see
+// FootprintKernel in xray_math.h), then one look-up and one cubic per pixel, SIMD over the
+// pixels of a row. Table layout: plane (p * 4 + n) holds coefficient n of piece p for cells
+// j = r_min + jj, jj in [0, cells).
+struct FootprintView {
+  pr::FootprintKernel K;
+  std::vector<double> H;  // H[(p * R + r) * 4 + n], r relative to r_min
+  int cells;              // nu + R - 1
+};
+
+// The kernels of every view, or an empty vector when a view is not a parallel beam on a flat
+// detector (then the general footprint path runs).
+std::vector<FootprintView> footprint_views(const std::vector<ViewProjection>& vp, const Volume& vol,
+                                           const Detector& det) {
+  std::vector<FootprintView> out(vp.size());
+  for (size_t i = 0; i < vp.size(); ++i) {
+    FootprintView& F = out[i];
+    if (!vp[i].footprint || !pr::parallel_footprint_kernel(vp[i], vol, F.K)) return {};
+    F.cells = det.nu + F.K.R - 1;
+    F.H.assign((size_t)pr::kFootprintPieces * F.K.R * 4, 0.0);
+    for (int p = 0; p < pr::kFootprintPieces; ++p)
+      for (int r = 0; r < F.K.R; ++r) pr::footprint_piece(F.K, p, F.K.r_min + r, F.H.data() + ((size_t)p * F.K.R + r) * 4);
+  }
+  return out;
+}
+
+inline size_t table_size(const FootprintView& F) { return (size_t)pr::kFootprintPieces * 4 * F.cells; }
+
+// Table of one view from its projection row q (nu bins): plane[jj] = sum_r H[p][r][n] q[jj - r].
+template <typename T>
+void footprint_table(const FootprintView& F, const T* q, int nu, double* qpad, double* table) {
+  const int R = F.K.R, cells = F.cells;
+  for (int k = 0; k < nu + 2 * R; ++k) qpad[k] = (k >= R && k < R + nu) ? (double)q[k - R] : 0.0;
+  for (int pn = 0; pn < pr::kFootprintPieces * 4; ++pn) {
+    double* __restrict plane = table + (size_t)pn * cells;
+    for (int jj = 0; jj < cells; ++jj) plane[jj] = 0.0;
+    const int p = pn / 4, n = pn % 4;
+    for (int r = 0; r < R; ++r) {
+      const double h = F.H[((size_t)p * R + r) * 4 + n];
+      if (h == 0.0) continue;
+      const double* __restrict src = qpad + R - r;
+#pragma omp simd
+      for (int jj = 0; jj < cells; ++jj) plane[jj] += h * src[jj];
+    }
+  }
+}
+
+// Transpose of footprint_table: q[k] = sum_(p, n, r) H[p][r][n] plane[k + r].
+template <typename T>
+void footprint_table_transpose(const FootprintView& F, const double* table, int nu, T* q) {
+  const int R = F.K.R, cells = F.cells;
+  for (int k = 0; k < nu; ++k) {
+    double s = 0.0;
+    for (int pn = 0; pn < pr::kFootprintPieces * 4; ++pn) {
+      const int p = pn / 4, n = pn % 4;
+      const double* plane = table + (size_t)pn * cells + k;
+      for (int r = 0; r < R; ++r) s += F.H[((size_t)p * R + r) * 4 + n] * plane[r];
+    }
+    q[k] = (T)s;
+  }
+}
+
+// What the per-pixel look-up needs, as plain locals (so that the pixel loop vectorises).
+struct CellMap {
+  double inv_den, cu0, r_min, cells, s1, s2, s3, s4;
+  int plane;  // elements per plane
+
+  explicit CellMap(const FootprintView& F)
+      : inv_den(F.K.inv_den), cu0(F.K.cu0), r_min((double)F.K.r_min), cells((double)F.cells), s1(F.K.sigma[1]),
+        s2(F.K.sigma[2]), s3(F.K.sigma[3]), s4(F.K.sigma[4]), plane(F.cells) {}
+
+  // Detector coordinate of the centre of pixel ix in row iy, affine in ix: c0 + ix * dc.
+  inline void row(const ViewProjection& V, const Volume& vol, int iy, double& c0, double& dc) const {
+    const double y = (iy - vol.off[1]) * vol.sp[1];
+    c0 = (V.P[0][0] * (-vol.off[0] * vol.sp[0]) + (V.P[0][1] * y + V.P[0][3])) * inv_den + cu0;
+    dc = V.P[0][0] * vol.sp[0] * inv_den;
+  }
+
+  // Table index (plane p * 4 of piece p, cell jj) and local coordinate t of a pixel whose centre
+  // projects to c; false outside the table.
+  inline bool cell(double c, int& idx, double& t) const {
+    const double fj = floor(c), f = c - fj, jj = fj - r_min;
+    const bool in = jj >= 0.0 && jj < cells;  // also false for NaN
+    // the piece p and its start, as selects (the knots are sorted)
+    const bool b1 = f >= s1, b2 = f >= s2, b3 = f >= s3, b4 = f >= s4;
+    double start = b1 ? s1 : 0.0;
+    start = b2 ? s2 : start;
+    start = b3 ? s3 : start;
+    start = b4 ? s4 : start;
+    t = f - start;
+    const int p = (int)b1 + (int)b2 + (int)b3 + (int)b4;
+    idx = p * 4 * plane + (int)(in ? jj : 0.0);
+    return in;
+  }
+};
+
+// Add the back-projection of one view (its table) to one image row acc[0..nx).
+inline void footprint_row(const FootprintView& F, const ViewProjection& V, const Volume& vol, int iy,
+                          const double* table, double* __restrict acc) {
+  const CellMap map(F);
+  double c0, dc;
+  map.row(V, vol, iy, c0, dc);
+  const int nx = vol.n[0], cells = F.cells;
+  const double *P0 = table, *P1 = table + cells, *P2 = table + 2 * cells, *P3 = table + 3 * cells;
+#pragma omp simd
+  for (int ix = 0; ix < nx; ++ix) {
+    int idx;
+    double t;
+    const bool in = map.cell(c0 + ix * dc, idx, t);
+    const double v = ((P3[idx] * t + P2[idx]) * t + P1[idx]) * t + P0[idx];
+    acc[ix] += in ? v : 0.0;
+  }
+}
+
+constexpr int kTablesPerBlock = 16;  // (image, view) tables built together (about 1 MB at 728 bins)
+
+// q: (batch, nviews, nu) -> x: (batch, ny, nx), parallel-beam footprints. Blocks of views: the
+// tables of a block are built (threads own views), then added to the image (threads own rows);
+// every pixel sums its views in order, so the result does not depend on the number of threads.
+template <typename T>
+void backproject_footprint(const T* q, T* x, int64_t batch, const Volume& vol, const std::vector<ViewProjection>& vp,
+                           const std::vector<FootprintView>& fv, const Detector& det, int nthreads) {
+  const int nx = vol.n[0], ny = vol.n[1], nu = det.nu, nviews = (int)vp.size();
+  const int64_t nvox = (int64_t)nx * ny, proj = (int64_t)nviews * nu;
+  size_t tsize = 0;
+  int rmax = 0;
+  for (const auto& F : fv) {
+    tsize = table_size(F) > tsize ? table_size(F) : tsize;
+    rmax = F.K.R > rmax ? F.K.R : rmax;
+  }
+  const int block = (int)(batch >= kTablesPerBlock ? 1 : kTablesPerBlock / batch);
+  std::vector<double> acc((size_t)(batch * nvox), 0.0), tables(tsize * block * batch);
+  for (int v0 = 0; v0 < nviews; v0 += block) {
+    const int nv = nviews - v0 < block ? nviews - v0 : block;
+#pragma omp parallel num_threads(nthreads)
+    {
+      std::vector<double> qpad((size_t)(nu + 2 * rmax));
+#pragma omp for schedule(static)
+      for (int64_t bv = 0; bv < batch * nv; ++bv) {
+        const int64_t b = bv / nv, v = v0 + bv % nv;
+        footprint_table(fv[v], q + b * proj + v * nu, nu, qpad.data(), tables.data() + bv * tsize);
+      }
+      // this thread's rows [lo, hi), view by view: one view's table and the rows stay in cache
+      const int64_t nthr = omp_get_num_threads(), tid = omp_get_thread_num();
+      const int64_t lo = ny * batch * tid / nthr, hi = ny * batch * (tid + 1) / nthr;
+      for (int v = 0; v < nv; ++v)
+        for (int64_t row = lo; row < hi; ++row) {
+          const int64_t b = row / ny;
+          const int iy = (int)(row % ny);
+          footprint_row(fv[v0 + v], vp[v0 + v], vol, iy, tables.data() + (b * nv + v) * tsize,
+                        acc.data() + b * nvox + (int64_t)iy * nx);
+        }
+#pragma omp barrier
+    }
+  }
+  for (int64_t i = 0; i < batch * nvox; ++i) x[i] = (T)acc[i];
+}
+
+// x: (batch, ny, nx) -> q: (batch, nviews, nu), the exact transpose of backproject_footprint
+// (threads own views; each pixel scatters x t^n into its cell's plane, then the tables'
+// transpose gathers them into bins).
+template <typename T>
+void project_footprint(const T* x, T* q, int64_t batch, const Volume& vol, const std::vector<ViewProjection>& vp,
+                       const std::vector<FootprintView>& fv, const Detector& det, int nthreads) {
+  const int nx = vol.n[0], ny = vol.n[1], nu = det.nu, nviews = (int)vp.size();
+  const int64_t nvox = (int64_t)nx * ny, proj = (int64_t)nviews * nu;
+#pragma omp parallel num_threads(nthreads)
+  {
+    std::vector<double> table;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t bv = 0; bv < batch * nviews; ++bv) {
+      const int64_t b = bv / nviews, v = bv % nviews;
+      const FootprintView& F = fv[v];
+      const ViewProjection& V = vp[v];
+      const CellMap map(F);
+      table.assign(table_size(F), 0.0);
+      const int cells = F.cells;
+      for (int iy = 0; iy < ny; ++iy) {
+        double c0, dc;
+        map.row(V, vol, iy, c0, dc);
+        const T* xr = x + b * nvox + (int64_t)iy * nx;
+        for (int ix = 0; ix < nx; ++ix) {
+          int idx;
+          double t;
+          if (!map.cell(c0 + ix * dc, idx, t)) continue;
+          const double xv = (double)xr[ix];
+          table[idx] += xv;
+          table[idx + cells] += xv * t;
+          table[idx + 2 * cells] += (xv * t) * t;
+          table[idx + 3 * cells] += ((xv * t) * t) * t;
+        }
+      }
+      footprint_table_transpose(F, table.data(), nu, q + b * proj + v * nu);
+    }
+  }
+}
+
 // q: (batch, nviews, nv, nu) -> x: (batch, nz, ny, nx)
 template <typename T, int DIM>
 void backproject(const T* q, T* x, int64_t batch, const Volume& vol, const std::vector<ViewProjection>& vp,
@@ -155,6 +353,14 @@ int entry(bool transpose, const T* in, T* out, int64_t batch, int ndim, const in
   if (nthreads < 1) nthreads = 1;
   if (ndim == 2) {
     const auto vp = views<2>(vecs, nviews, det, flags);
+    const auto fv = footprint_views(vp, vol, det);
+    if (!fv.empty() && batch > 0) {
+      if (transpose)
+        project_footprint<T>(in, out, batch, vol, vp, fv, det, nthreads);
+      else
+        backproject_footprint<T>(in, out, batch, vol, vp, fv, det, nthreads);
+      return 0;
+    }
     if (transpose)
       project<T, 2>(in, out, batch, vol, vp, det, nthreads);
     else

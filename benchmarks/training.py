@@ -1,0 +1,219 @@
+"""Benchmark of training steps of the unrolled models: learned primal-dual (LPD) and the
+variational network (VN), on CT and MR, at 64² and 128².
+
+What is measured
+----------------
+Wall-clock time of one training step (forward, mean-squared-error loss, backward, Adam
+step) at batch 2 on the CPU, float32, for
+
+* ``LearnedPrimalDual`` (10 iterations, 5 + 5 memory channels, 32-channel 3x3 CNNs) and
+  ``VariationalNetwork`` (10 steps, 24 filters 11x11, 31 RBFs), with the default settings;
+* CT: the ``low-dose`` task operator (parallel beam, 180 views, 1 mm detector covering the
+  diagonal); MR: the ``mr-4x`` task operator (SENSE with 12 birdcage coils, 4x equispaced
+  lines), both from :func:`precisionrecon.bench.tasks.task_operator`;
+
+in the variants below, interleaved run by run (one untimed warm-up step each), median of
+``--repeats`` steps:
+
+* ``default``: the model as shipped, ``torch.get_num_threads()`` threads;
+* ``1 thread``: the same with one thread (what a data-parallel run per core would see);
+* ``channels_last``: the model converted with ``to(memory_format=torch.channels_last)``
+  (the 2-D convolutions' NHWC layout; inputs stay as the model makes them).
+
+Profile: with ``--profile`` the default variant of each case also runs under
+``torch.profiler`` and the five most expensive operators (self CPU time) are listed.
+
+Outputs (written atomically): ``<out>/training.json`` and ``<out>/training.md``.
+
+Usage::
+
+    python benchmarks/training.py                 # 64² and 128², 5 repeats
+    python benchmarks/training.py --sizes 64 --profile
+    python benchmarks/training.py --quick --out /tmp/x
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from projectors import busy_warning, time_interleaved, write_atomic
+
+import precisionrecon as pr
+from precisionrecon.bench import format_ms, load_average, machine_info
+from precisionrecon.bench.tasks import MR_TASKS, task_operator
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+BATCH = 2
+TASKS = {"CT": "low-dose", "MR": "mr-4x"}
+MODELS = ("LPD", "VN")
+
+
+def build_model(kind: str, A: pr.LinearOperator, quick: bool) -> torch.nn.Module:
+    """The model with its default architecture (``quick``: 2 iterations)."""
+    n_iter = 2 if quick else 10
+    if kind == "LPD":
+        return pr.models.LearnedPrimalDual(A, n_iter=n_iter)
+    return pr.models.VariationalNetwork(A, n_steps=n_iter)
+
+
+def training_step(model: torch.nn.Module, y: torch.Tensor, x: torch.Tensor, threads: int) -> Callable[[], Any]:
+    """One Adam step on the mean-squared error, with ``threads`` torch threads."""
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+
+    def step() -> float:
+        old = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            opt.zero_grad(set_to_none=True)
+            out = model(y)
+            loss = (out - x).abs().pow(2).mean()
+            loss.backward()
+            opt.step()
+            return float(loss)
+        finally:
+            torch.set_num_threads(old)
+
+    return step
+
+
+def case_data(task: str, n: int) -> tuple[pr.LinearOperator, torch.Tensor, torch.Tensor]:
+    """Operator, data ``A x`` and ground truth ``x`` (batch of smooth random images)."""
+    A = task_operator(task, n)
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.avg_pool2d(torch.rand(BATCH, 1, n, n, generator=g), 5, 1, 2)[:, 0]
+    if task in MR_TASKS:  # MR images are complex
+        x = x.to(torch.complex64)
+    with torch.no_grad():
+        y = A(x)
+    return A, y, x
+
+
+def profile_top(step: Callable[[], Any], k: int = 5) -> list[dict[str, Any]]:
+    """The ``k`` operators with the largest self CPU time over one step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:k]
+    total = sum(e.self_cpu_time_total for e in prof.key_averages()) or 1.0
+    return [{"op": e.key, "self_ms": e.self_cpu_time_total / 1e3, "share": e.self_cpu_time_total / total}
+            for e in events]
+
+
+def run_case(kind: str, modality: str, n: int, repeats: int, threads: int, quick: bool,
+             profile: bool) -> dict[str, Any]:
+    A, y, x = case_data(TASKS[modality], n)
+    torch.manual_seed(0)
+    base = build_model(kind, A, quick)
+    last = build_model(kind, A, quick)
+    last.load_state_dict(base.state_dict())
+    last = last.to(memory_format=torch.channels_last)
+    variants = {
+        "default": training_step(base, y, x, threads),
+        "1 thread": training_step(base, y, x, 1),
+        "channels_last": training_step(last, y, x, threads),
+    }
+    timing = time_interleaved(variants, repeats)
+    row: dict[str, Any] = {"model": kind, "modality": modality, "task": TASKS[modality], "n": n, "batch": BATCH,
+                           "threads": threads, "time": timing}
+    if profile:
+        row["profile"] = profile_top(variants["default"])
+    ms = {k: v["median_ms"] for k, v in timing.items()}
+    print(f"  {kind:3s} {modality} {n:4d}²  " + "  ".join(f"{k} {format_ms(v)} ms" for k, v in ms.items()),
+          flush=True)
+    return row
+
+
+def markdown_report(meta: dict[str, Any], rows: list[dict[str, Any]], notes: list[str]) -> str:
+    m = meta["machine"]
+    lines = [
+        "# Training steps: LPD and VN, CT and MR (CPU)",
+        "",
+        f"{meta['date']} · {m['cpu_model']} · {m['cpu_count']} cores ({m['cpus_usable']} usable) · "
+        f"torch {m['torch']} · kernel ISA {m['kernel_isa']}"
+        + (" · **quick run: not representative**" if meta["quick"] else ""),
+        "",
+        f"One Adam step (forward, MSE, backward) at batch {BATCH}, float32; median of {meta['repeats']} interleaved "
+        "steps after one warm-up each; steps per second = 1000 / ms.",
+        "",
+        "| model | data | n | default (ms) | steps/s | 1 thread (ms) | channels_last (ms) | channels_last / default |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = {k: v["median_ms"] for k, v in r["time"].items()}
+        lines.append(
+            f"| {r['model']} | {r['modality']} ({r['task']}) | {r['n']}² | {format_ms(t['default'])} "
+            f"| {1e3 / t['default']:.2f} | {format_ms(t['1 thread'])} | {format_ms(t['channels_last'])} "
+            f"| {t['channels_last'] / t['default']:.2f} |"
+        )
+    profiled = [r for r in rows if "profile" in r]
+    if profiled:
+        lines += ["", "## Profile (default variant, self CPU time of one step)", ""]
+        for r in profiled:
+            top = ", ".join(f"{p['op']} {p['share']:.0%}" for p in r["profile"])
+            lines.append(f"- {r['model']} {r['modality']} {r['n']}²: {top}")
+    lines += ["", "## Notes", "", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 128], help="image sizes (default 64 128)")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per variant (default 5)")
+    p.add_argument("--profile", action="store_true", help="profile the default variant of each case")
+    p.add_argument("--quick", action="store_true", help="32², 2 iterations, 1 repeat (smoke test)")
+    p.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT})")
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
+    if args.quick:
+        args.sizes, args.repeats = [32], 1
+    if args.out is None:
+        args.out = DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    threads = torch.get_num_threads()
+    meta: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "sizes": args.sizes,
+        "repeats": args.repeats,
+        "machine": machine_info(),
+        "command": " ".join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
+    }
+    m = meta["machine"]
+    busy = busy_warning(m["loadavg_at_start"], m["cpus_usable"] or m["cpu_count"])
+    if busy:
+        print(f"  WARNING: {busy}", flush=True)
+    rows = [
+        run_case(kind, modality, n, args.repeats, threads, args.quick, args.profile)
+        for n in args.sizes
+        for modality in TASKS
+        for kind in MODELS
+    ]
+    m["loadavg_at_end"] = load_average()
+    notes = [
+        f"Load average (1, 5, 15 min) at start {m['loadavg_at_start']}, at end {m['loadavg_at_end']}: the machine is "
+        "shared (a low-priority training job and other engineers' tests ran concurrently); ratios of interleaved "
+        "variants are more reliable than absolute times.",
+        *([f"**{busy}**"] if busy else []),
+    ]
+    payload = {"metadata": meta, "notes": notes, "rows": rows}
+    write_atomic(args.out / "training.json", json.dumps(payload, indent=2) + "\n")
+    write_atomic(args.out / "training.md", markdown_report(meta, rows, notes))
+    print(f"wrote {args.out / 'training.json'}, {args.out / 'training.md'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
