@@ -407,7 +407,7 @@ def test_ctrl_c_interrupts_a_long_projection(monkeypatch: pytest.MonkeyPatch) ->
     assert 2 <= len(calls) < len(ops._chunks(400, 32 * 48)) // 2
 
 
-@pytest.mark.parametrize("kind", ["xray", "vbp"])
+@pytest.mark.parametrize("kind", ["xray", "vbp", "vbp-footprint"])
 def test_ctrl_c_interrupts_a_long_single_image_backprojection(kind: str) -> None:
     """A back-projection of one image cannot be chunked (its sum would change): Ctrl-C stops
     it in the library, within a block of views (xray) or an image row (vbp), not at its end
@@ -418,7 +418,7 @@ def test_ctrl_c_interrupts_a_long_single_image_backprojection(kind: str) -> None
     if kind == "xray":
         backproject = pr.XRayTransform(pr.Volume((256, 256)), geometry).T
     else:
-        backproject = pr.VoxelBackprojection(pr.Volume((256, 256)), geometry)
+        backproject = pr.VoxelBackprojection(pr.Volume((256, 256)), geometry, footprint=kind == "vbp-footprint")
     y = torch.ones(geometry.proj_shape)
     small = pr.XRayTransform(pr.Volume((16, 16)), pr.ParallelBeam2D(angles=pr.angles(8), det_count=23))
     yy = torch.randn(small.range_shape, dtype=torch.float64)
