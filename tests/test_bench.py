@@ -255,7 +255,8 @@ def test_shipped_pretrained_weights_load_and_match_their_configs(monkeypatch: py
                 assert tuple(op.range_shape) == tuple(A.range_shape)
 
 
-@pytest.mark.parametrize(("task", "learned", "baseline"), [("sparse-view-30", "LPD", "FBP")])
+@pytest.mark.parametrize(("task", "learned", "baseline"), [("sparse-view-30", "LPD", "FBP"),
+                                                         ("mr-4x", "VN", "zero-filled")])
 def test_shipped_models_beat_the_analytic_baseline(task: str, learned: str, baseline: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PRECISIONRECON_WEIGHTS", raising=False)
