@@ -27,6 +27,8 @@ from .geometry import (
 )
 from .operators import (
     FBP,
+    ChunkedOperator,
+    ChunkedXRayTransform,
     FiniteDifferences,
     IdentityOperator,
     LinearOperator,
@@ -74,6 +76,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "FBP",
+    "ChunkedOperator",
+    "ChunkedXRayTransform",
     "ConeBeam3D",
     "FanBeam2D",
     "FiniteDifferences",

@@ -11,6 +11,7 @@ from .base import (
     SumOperator,
     power_norm,
 )
+from .chunked import ChunkedOperator, ChunkedXRayTransform, ChunkPlan, memory_budget, plan_chunks, volume_slab
 from .differences import FiniteDifferences
 from .fbp import FBP, arc_ramp_response
 from .filters import RampFilter, fft_length, ramp_response
@@ -30,6 +31,9 @@ from .xray import XRayTransform
 __all__ = [
     "FBP",
     "AdjointOperator",
+    "ChunkPlan",
+    "ChunkedOperator",
+    "ChunkedXRayTransform",
     "ComposedOperator",
     "FiniteDifferences",
     "IdentityOperator",
@@ -48,11 +52,14 @@ __all__ = [
     "fan_angles",
     "fft_length",
     "full_scan_weights",
+    "memory_budget",
     "parker_weight",
     "parker_weights",
+    "plan_chunks",
     "power_norm",
     "ramp_response",
     "redundancy_weights",
     "scan_arc",
     "scan_type",
+    "volume_slab",
 ]
