@@ -6,6 +6,7 @@ from .base import (
     AdjointOperator,
     ComposedOperator,
     IdentityOperator,
+    LinearFunction,
     LinearOperator,
     ScaledOperator,
     SumOperator,
@@ -13,6 +14,7 @@ from .base import (
 )
 from .chunked import ChunkedOperator, ChunkedXRayTransform, ChunkPlan, memory_budget, plan_chunks, volume_slab
 from .differences import FiniteDifferences
+from .distributed import DistributedXRayTransform, view_ranges
 from .fbp import FBP, arc_ramp_response
 from .filters import RampFilter, fft_length, ramp_response
 from .parametric import ParametricXRayTransform
@@ -35,8 +37,10 @@ __all__ = [
     "ChunkedOperator",
     "ChunkedXRayTransform",
     "ComposedOperator",
+    "DistributedXRayTransform",
     "FiniteDifferences",
     "IdentityOperator",
+    "LinearFunction",
     "LinearOperator",
     "ParametricXRayTransform",
     "ProjectionWeighting",
@@ -61,5 +65,6 @@ __all__ = [
     "redundancy_weights",
     "scan_arc",
     "scan_type",
+    "view_ranges",
     "volume_slab",
 ]

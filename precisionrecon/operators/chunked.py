@@ -50,7 +50,7 @@ from torch import Tensor
 from .._validate import check_int
 from ..geometry import Volume
 from .backprojection import VoxelBackprojection
-from .base import LinearOperator, cached
+from .base import LinearFunction, LinearOperator, cached
 from .fbp import FBP, build_backprojector, design_weights
 from .weights import ProjectionWeighting
 from .xray import XRayTransform, check_tensor
@@ -193,21 +193,6 @@ def _view_part(t: Tensor | None, n_views: int, n_trailing: int, v0: int, v1: int
     return t.narrow(t.dim() - n_trailing - 1, v0, v1 - v0)
 
 
-class _Apply(torch.autograd.Function):
-    """A chunked operator (or its adjoint) as one autograd node: the backward is the
-    adjoint, again chunked, so nothing but the operator is saved and autograd never holds
-    the blocks' slices of the input."""
-
-    @staticmethod
-    def forward(ctx: Any, t: Tensor, op: ChunkedOperator, adjoint: bool) -> Tensor:
-        ctx.op, ctx.adjoint = op, adjoint
-        return op._run(t, adjoint)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        return _Apply.apply(grad, ctx.op, not ctx.adjoint), None, None
-
-
 class _Transfers:
     """Moves blocks between the storage device (where the operator's tensors live) and the
     compute device. From host memory to CUDA, uploads run one block ahead on a copy stream
@@ -286,7 +271,8 @@ class ChunkedOperator(LinearOperator):
     Notes
     -----
     Shape: that of ``op``. Differentiable: the gradient of the chunked operator is its
-    chunked adjoint (one autograd node, see :class:`_Apply`); an FBP with learnable
+    chunked adjoint (one autograd node, :class:`~.base.LinearFunction`, which never
+    holds the blocks' slices of the input); an FBP with learnable
     ``response`` or ``weights`` is differentiated block by block instead.
     """
 
@@ -402,12 +388,12 @@ class ChunkedOperator(LinearOperator):
     def apply(self, x: Tensor) -> Tensor:
         """``op(x)`` block by block. Shape: ``(*batch, *op.domain_shape) -> (*batch, *op.range_shape)``."""
         check_tensor(x, "x" if not self._to_volume else "y", self.domain_shape, self.device)
-        return self._run(x, False) if self._learnable() else _Apply.apply(x, self, False)
+        return self._run(x, False) if self._learnable() else LinearFunction.apply(x, self, False)
 
     def adjoint_apply(self, y: Tensor) -> Tensor:
         """``op.T(y)`` block by block. Shape: ``(*batch, *op.range_shape) -> (*batch, *op.domain_shape)``."""
         check_tensor(y, "y" if not self._to_volume else "x", self.range_shape, self.device)
-        return self._run(y, True) if self._learnable() else _Apply.apply(y, self, True)
+        return self._run(y, True) if self._learnable() else LinearFunction.apply(y, self, True)
 
     def _run(self, t: Tensor, adjoint: bool) -> Tensor:
         """Apply ``op`` (or its adjoint) to ``t`` in blocks; writes into a new output."""
