@@ -12,7 +12,15 @@ from .base import (
     SumOperator,
     power_norm,
 )
-from .chunked import ChunkedOperator, ChunkedXRayTransform, ChunkPlan, memory_budget, plan_chunks, volume_slab
+from .chunked import (
+    ChunkedOperator,
+    ChunkedXRayTransform,
+    ChunkPlan,
+    memory_budget,
+    plan_chunks,
+    slab_operator,
+    volume_slab,
+)
 from .differences import FiniteDifferences
 from .distributed import DistributedXRayTransform, view_ranges
 from .fbp import FBP, arc_ramp_response
@@ -65,6 +73,7 @@ __all__ = [
     "redundancy_weights",
     "scan_arc",
     "scan_type",
+    "slab_operator",
     "view_ranges",
     "volume_slab",
 ]

@@ -48,7 +48,7 @@ import torch
 from torch import Tensor
 
 from .._validate import check_int
-from ..geometry import Volume
+from ..geometry import VectorGeometry, Volume
 from .backprojection import VoxelBackprojection
 from .base import LinearFunction, LinearOperator, cached
 from .fbp import FBP, build_backprojector, design_weights
@@ -62,6 +62,7 @@ __all__ = [
     "block_bytes",
     "memory_budget",
     "plan_chunks",
+    "slab_operator",
     "volume_slab",
 ]
 
@@ -85,6 +86,53 @@ def volume_slab(volume: Volume, start: int, stop: int) -> Volume:
     stop = check_int(stop, "stop", minimum=start + 1, maximum=n)
     centre = volume.center[0] + (start + stop - n) / 2 * volume.spacing[0]
     return Volume((stop - start, *volume.shape[1:]), volume.spacing, (centre, *volume.center[1:]))
+
+
+def slab_operator(op: XRayTransform, start: int, stop: int) -> tuple[XRayTransform, tuple[int, int]]:
+    r"""The sub-problem of a slab for slab-wise training: the projector of the slices
+    ``[start, stop)`` onto the detector rows ``[r0, r1)`` that they alone determine.
+
+    With parallel rays perpendicular to z and detector rows along z (``ParallelBeam3D``
+    and its tilted-free vector forms), row ``r`` at height ``z_r`` samples only the slices
+    around ``z_r``; the rows whose index coordinate lies in ``[start, stop - 1]`` see no
+    voxel outside the slab, so ``A_slab x[start:stop] = (A x)[..., r0:r1, :]`` (to rounding).
+
+    Returns
+    -------
+    (XRayTransform, (int, int))
+        The slab's projector (a :class:`~precisionrecon.VectorGeometry` of the rows) and
+        the rows ``(r0, r1)`` to take from the projections.
+
+    Raises
+    ------
+    ValueError
+        A geometry whose rays cross slices (cone beam, tilted rays or detector), or a slab
+        that determines no row.
+    """
+    if not isinstance(op, XRayTransform) or op.volume.ndim != 3:
+        raise TypeError(f"op must be a 3-D XRayTransform, got {type(op).__name__}")
+    geom = op.geometry
+    vec = geom.to_vectors()
+    ray_z, u_z, v_xy = vec[:, 2], vec[:, 8], vec[:, 9:11]
+    if geom.beam != "parallel" or bool(torch.any(ray_z != 0) | torch.any(u_z != 0) | torch.any(v_xy != 0)):
+        raise ValueError("slab_operator needs parallel rays perpendicular to z and detector rows along z: in "
+                         f"this {type(geom).__name__} the slabs are coupled (use ChunkedOperator instead)")
+    vol = volume_slab(op.volume, start, stop)
+    n_rows = geom.det_shape[0]
+    heights = vec[:, 5:6] + (torch.arange(n_rows, dtype=vec.dtype) - (n_rows - 1) / 2) * vec[:, 11:12]
+    if bool(torch.any(heights != heights[:1])):
+        raise ValueError("slab_operator needs the same detector rows (heights) in every view")
+    _, (sp_z, *_), (off_z, *_) = op.volume.kernel_params()
+    index = heights[0] / sp_z + off_z  # the rows' index coordinates along z
+    eps = 1e-9
+    inside = torch.nonzero((index >= start - eps) & (index <= stop - 1 + eps)).flatten()
+    if inside.numel() == 0:
+        raise ValueError(f"the slices [{start}, {stop}) determine no detector row")
+    r0, r1 = int(inside[0]), int(inside[-1]) + 1
+    shifted = vec.clone()
+    shifted[:, 3:6] += ((r0 + r1 - 1) / 2 - (n_rows - 1) / 2) * vec[:, 9:12]
+    rows = VectorGeometry(vectors=shifted, det_shape=(r1 - r0, geom.det_shape[1]), beam="parallel")
+    return XRayTransform(vol, rows, device=op.device), (r0, r1)
 
 
 def memory_budget(device: Any) -> int:
