@@ -5,15 +5,16 @@ and without gradient checkpointing, on the CPU.
 Every measurement runs in a fresh process (``--worker``), so that its peak resident memory
 (``ru_maxrss``) is its own: we report the peak minus the resident memory just before the
 measured call (the inputs and the loaded libraries excluded), i.e. what the call itself
-needed. Peers are interleaved (unchunked, chunked, unchunked, ...) and timed as medians;
-the load average is recorded before and after each measurement: this 2-core machine is
-shared, so absolute times are inflated by the other jobs and only same-run ratios mean
-much. The cone geometry: ``n^3`` voxels of 1 mm, 32 views over 2 pi, a detector of
-``n x 1.5 n`` pixels of 1.5 mm, source at ``3 n`` mm, detector at ``5 n`` mm (so the work
-grows as ``n^3``).
+needed; glibc's mmap threshold is fixed at 1 MiB (``MALLOC_MMAP_THRESHOLD_``), so freed
+large blocks leave the process at once instead of staying in the heap. Peers are
+interleaved (unchunked, chunked, unchunked, ...) and timed as medians; the load average
+is recorded before and after each measurement: this 2-core machine is shared, so absolute
+times are inflated by the other jobs and only same-run ratios mean much. The cone
+geometry: ``n^3`` voxels of 1 mm, 32 views over 2 pi, a detector of ``n x 1.5 n`` pixels
+of 1.5 mm, source at ``3 n`` mm, detector at ``5 n`` mm (so the work grows as ``n^3``).
 
 The GPU cases (resident, chunked and streamed from pinned host memory) are in
-``benchmarks/gpu.py``; this file writes the model of N GPUs from the measured split.
+``benchmarks/gpu.py``; this file writes a model of N GPUs for the view split.
 
 Usage::
 
@@ -214,7 +215,10 @@ WORKERS = {"project": work_project, "check": work_check, "processes": work_proce
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement in a fresh process; adds the load average before and after."""
     load0 = os.getloadavg()[0]
-    env = {**os.environ, "OMP_NUM_THREADS": str(spec.get("threads", 1)), "PYTHONPATH": str(Path(__file__).parents[1])}
+    # glibc's dynamic mmap threshold would keep freed blocks of up to 32 MB in the heap (resident), so that the
+    # peak would depend on the order of earlier allocations: a fixed threshold returns every large block at once
+    env = {**os.environ, "OMP_NUM_THREADS": str(spec.get("threads", 1)), "PYTHONPATH": str(Path(__file__).parents[1]),
+           "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
     done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True,
                           env=env, timeout=1800)
     if done.returncode != 0:
@@ -280,7 +284,8 @@ def write(out: Path, result: dict[str, Any]) -> None:
         f"{m['loadavg_at_start']}: the machine is shared with other jobs (a background training job among "
         "them), so absolute times are inflated; each row lists the load average before/after it. Peak memory: "
         "`ru_maxrss` of a fresh process minus its resident memory just before the call (what the call itself "
-        f"needed). Cone beam, {N_VIEWS} views, detector n x 1.5n, float32, {m['threads']} threads.",
+        "needed; glibc's mmap threshold fixed at 1 MiB, so freed large blocks leave the process at once). "
+        f"Cone beam, {N_VIEWS} views, detector n x 1.5n, float32, {m['threads']} threads.",
         "",
         "## Projection against the volume size",
         "",

@@ -464,7 +464,8 @@ class ChunkedOperator(LinearOperator):
         for k, ((b, o, i), part) in enumerate(zip(order, moves.inputs(parts), strict=True)):
             blk = blocks[(o, i) if to_volume else (i, o)]
             result = blk.adjoint_apply(part) if adjoint else blk.apply(part)
-            acc = result if acc is None else acc + result
+            # in place unless autograd records the sum (learnable FBP parts): one buffer per output piece
+            acc = result if acc is None else acc + result if torch.is_grad_enabled() else acc.add_(result)
             if k + 1 == len(order) or order[k + 1][:2] != (b, o):
                 moves.output(out[b[0] : b[1]].narrow(1, o[0], o[1] - o[0]), acc)
                 acc = None
