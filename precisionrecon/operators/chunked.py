@@ -162,6 +162,8 @@ def block_bytes(slab_voxels: int, view_pixels: int, *, batch: int = 1, itemsize:
     batch-last work copies, and the accumulator of the partial sums).
 
     ``slab_voxels``: voxels of the slab; ``view_pixels``: detector pixels of all its views.
+    Not counted: the output of the whole call (it must exist anyway) and the CPU adjoint's
+    table of ray set-ups (80 bytes per ray, at most 2^19 rays: up to 40 MiB per call).
     """
     return 2 * itemsize * batch * (slab_voxels + view_pixels)
 
