@@ -146,6 +146,23 @@ def case_cone(repeats: int, size: int, n_views: int, det: tuple[int, int]) -> di
     }
 
 
+def machine() -> dict:
+    props = torch.cuda.get_device_properties(0)
+    try:
+        driver = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        driver = "unknown"
+    return {
+        **machine_info(),
+        "gpu": props.name,
+        "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+        "driver": driver,
+        "cuda": torch.version.cuda,
+    }
+
+
 def time_wall(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     """Median milliseconds of ``fn`` by the host clock, synchronising the device (for calls
     that use several streams)."""
@@ -192,23 +209,6 @@ def case_scale(repeats: int, size: int, n_views: int, det: tuple[int, int]) -> d
     row["streamed_forward_rel"] = float((streamed(x_host) - ref_x).norm() / ref_x.norm())
     row["streamed_back_rel"] = float((streamed.T(y_host) - ref_y).norm() / ref_y.norm())
     return row
-
-
-def machine() -> dict:
-    props = torch.cuda.get_device_properties(0)
-    try:
-        driver = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        driver = "unknown"
-    return {
-        **machine_info(),
-        "gpu": props.name,
-        "gpu_memory_gib": round(props.total_memory / 2**30, 1),
-        "driver": driver,
-        "cuda": torch.version.cuda,
-    }
 
 
 def write(out_dir: Path, result: dict) -> None:
