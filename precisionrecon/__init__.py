@@ -27,6 +27,9 @@ from .geometry import (
 )
 from .operators import (
     FBP,
+    ChunkedOperator,
+    ChunkedXRayTransform,
+    DistributedXRayTransform,
     FiniteDifferences,
     IdentityOperator,
     LinearOperator,
@@ -74,7 +77,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "FBP",
+    "ChunkedOperator",
+    "ChunkedXRayTransform",
     "ConeBeam3D",
+    "DistributedXRayTransform",
     "FanBeam2D",
     "FiniteDifferences",
     "Geometry",

@@ -233,6 +233,19 @@ def batch_shape(x: Tensor, shape_suffix: Sequence[int], name: str) -> tuple[int,
     return tuple(x.shape[: x.dim() - k])
 
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether two devices are the same, where a CUDA device without an index (``"cuda"``)
+    stands for the current one (tensors always carry the index: ``"cuda:0"``)."""
+    if a.type != b.type:
+        return False
+    if a.index == b.index or a.type == "cpu":
+        return True
+    if a.type != "cuda" or (a.index is not None and b.index is not None):
+        return False
+    current = torch.cuda.current_device()
+    return (current if a.index is None else a.index) == (current if b.index is None else b.index)
+
+
 def check_tensor(
     x: Any,
     name: str,
@@ -291,7 +304,7 @@ def check_tensor(
         raise ValueError(f"{name} must have at least {ndim_min} dimensions, got shape {tuple(x.shape)}")
     if shape_suffix is not None:
         batch_shape(x, shape_suffix, name)
-    if device is not None and x.device != device:
+    if device is not None and not same_device(x.device, device):
         raise ValueError(f"{name} is on {x.device}, but the operator expects tensors on {device}")
     if finite and not bool(torch.isfinite(x.detach()).all()):
         raise ValueError(f"{name} must be finite, got non-finite values")

@@ -371,6 +371,13 @@ REGISTRY: dict[str, Case] = {
     "fdk-cone-voxel-mean": Case(_fbp(_FBP_A["cone-fine"], backprojector="voxel-mean"), cuda=True),
     "fdk-cone-cylindrical-short": Case(_fbp(_FBP_A["cone-cylindrical-short"], filter="shepp-logan", cutoff=0.8),
                                        cuda=True),
+    # chunked execution: slabs x views x batch groups (the split depends on the batch size)
+    **{f"chunked-{name}": Case(lambda make=make: pr.ChunkedOperator(make(), max_bytes=2 * 8 * (2 * 20 + 2 * 32)),
+                               batch_exact=False, cuda=True)
+       for name, make in (("xray-cone", _FBP_A["cone-flat"]),
+                          ("vbp-cone", lambda: pr.VoxelBackprojection(
+                              pr.Volume((3, 4, 5)), _FBP_A["cone-flat"]().geometry, distance_weight=True)),
+                          ("fdk-cone", _fbp(_FBP_A["cone-flat"])))},
     # ramp filters (self-adjoint), every window and a learnable response
     **{f"ramp-{window}": Case(functools.partial(pr.RampFilter, (7, 45), det_spacing=0.8, window=window,
                                                 cutoff=0.8 if window == "hann" else 1.0), tol32=1e-6, cuda=True,

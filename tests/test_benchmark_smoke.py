@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "projectors.py"
 
@@ -56,3 +57,28 @@ def test_quick_fbp_benchmark_writes_results(tmp_path: Path) -> None:
     assert data["done_when"]
     assert "Done-when" in (tmp_path / "fbp.md").read_text()
     assert (tmp_path / "fbp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scale_benchmark_workers_run_in_process() -> None:
+    """benchmarks/scale.py: the equality check and a measured projection on a 16^3 problem,
+    and the N-GPU model (the full run takes about 18 minutes: not a test)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scale_bench", SCRIPT.parent / "scale.py")
+    assert spec is not None and spec.loader is not None
+    scale = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scale)
+    threads = torch.get_num_threads()
+    try:  # the workers set the thread count of their (normally fresh) process
+        check = scale.work_check({"n": 16, "threads": 1, "budget_fraction": 4})
+        measured = scale.work_project({"n": 16, "mode": "chunked", "direction": "back", "threads": 1,
+                                       "budget_fraction": 4})
+    finally:
+        torch.set_num_threads(threads)
+    assert check["views"]["forward_bitwise"] and check["slabs"]["forward_max_rel"] < 1e-6
+    assert measured["seconds"] > 0 and "slabs" in measured["plan"]
+    rows = scale.gpu_model()
+    for link in ("NVLink 4", "PCIe 5"):
+        speedups = [r["speedup_back"] for r in rows if r["link"] == link]
+        assert speedups[0] == 1.0 and speedups == sorted(speedups)
+    assert "8 GPUs" in scale.gpu_reading(rows)

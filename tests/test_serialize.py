@@ -230,7 +230,7 @@ def test_operator_table_is_explicit() -> None:
     classes = operator_classes()
     assert set(classes) == {
         "XRayTransform", "VoxelBackprojection", "RampFilter", "ProjectionWeighting", "FBP", "FiniteDifferences",
-        "IdentityOperator", "ComposedOperator", "SumOperator", "ScaledOperator",
+        "IdentityOperator", "ComposedOperator", "SumOperator", "ScaledOperator", "ChunkedOperator",
         "FFT", "Sampling", "Coils", "SENSE", "NUFFT",
     }  # fmt: skip
     for name, cls in classes.items():

@@ -149,3 +149,11 @@ def test_is_heteroscedastic_is_public() -> None:
     assert is_heteroscedastic((torch.zeros(2), torch.zeros(2)))
     assert not is_heteroscedastic(torch.zeros(2))
     assert not is_heteroscedastic((torch.zeros(2),))
+
+
+def test_same_device_reads_an_unindexed_cuda_device_as_the_current_one() -> None:
+    cpu, cuda0, cuda1 = torch.device("cpu"), torch.device("cuda:0"), torch.device("cuda:1")
+    assert v.same_device(cpu, torch.device("cpu")) and not v.same_device(cpu, cuda0)
+    assert v.same_device(cuda1, torch.device("cuda", 1)) and not v.same_device(cuda0, cuda1)
+    if torch.cuda.is_available():
+        assert v.same_device(torch.device("cuda"), torch.device("cuda", torch.cuda.current_device()))

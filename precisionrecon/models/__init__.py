@@ -14,6 +14,7 @@ from .blocks import ConvPReLUStack, UNet
 from .fbpconvnet import FBPConvNet
 from .initial import InitialReconstruction
 from .learned_fbp import FBPLayer, LearnedFBP
+from .memory import for_operator
 from .primal_dual import LearnedPrimalDual
 from .serialize import operator_from_dict, operator_to_dict
 from .varnet import FieldsOfExperts, RBFActivation, VariationalNetwork
@@ -32,6 +33,7 @@ __all__ = [
     "VariationalNetwork",
     "build",
     "extended_parker_weights",
+    "for_operator",
     "operator_from_dict",
     "operator_to_dict",
     "registered_models",

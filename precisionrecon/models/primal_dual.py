@@ -20,6 +20,7 @@ are stored as channel pairs (real, imaginary).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -31,6 +32,7 @@ from ..operators.base import LinearOperator
 from .base import ReconModel, is_complex_operator, resolve_dtype
 from .blocks import ConvPReLUStack, channel_image, check_ndim, image_channels
 from .initial import InitialReconstruction
+from .memory import check_memory_options, cnn_precision, memory_config, unrolled_step
 
 
 def default_data_dims(operator: LinearOperator) -> int:
@@ -74,6 +76,12 @@ class LearnedPrimalDual(ReconModel):
     normalize : bool
         Normalise each sample by its data scale (:meth:`ReconModel.data_scale`), so that
         the networks see data and images of order one, and restore the scale on the output.
+    checkpoint : bool
+        Recompute each iteration in the backward instead of keeping its activations
+        (:mod:`~precisionrecon.models.memory`): memory of one iteration, not ``n_iter``.
+    mixed_precision : {None, "bfloat16", "float16"}
+        Run the update networks under ``torch.autocast`` in this dtype; the operator and
+        the memories stay in ``dtype``.
 
     Notes
     -----
@@ -97,10 +105,13 @@ class LearnedPrimalDual(ReconModel):
         op_norm: float | None = None,
         dtype: Any = None,
         normalize: bool = True,
+        checkpoint: bool = False,
+        mixed_precision: str | None = None,
     ) -> None:
         super().__init__(operator, normalize=normalize)
         dt = resolve_dtype(dtype)
         n_iter = check_int(n_iter, "n_iter", minimum=1, maximum=MAX_UNROLLED)
+        self.checkpoint, self.mixed_precision = check_memory_options(checkpoint, mixed_precision)
         self.n_primal = positive_int(n_primal, "n_primal")
         self.n_dual = positive_int(n_dual, "n_dual")
         if op_norm is None:
@@ -137,6 +148,7 @@ class LearnedPrimalDual(ReconModel):
             data_dims=self.data_dims,
             op_norm=self.op_norm,
             dtype=dt,
+            **memory_config(self.checkpoint, self.mixed_precision),
         )
 
     def bind_operator(self, operator: LinearOperator) -> None:
@@ -159,10 +171,22 @@ class LearnedPrimalDual(ReconModel):
         g = self._to_data_channels(y * scale)
         primal = image_channels(self.init(y), cplx).repeat(1, self.n_primal, *(1,) * len(A.domain_shape))
         dual = g.new_zeros((g.shape[0], g.shape[1] * self.n_dual, *g.shape[2:]))
-        second = 1 if self.n_primal > 1 else 0
         for dual_net, primal_net in zip(self.dual_nets, self.primal_nets, strict=True):
-            evaluated = self._to_data_channels(A(channel_image(primal, second, cplx)) * scale)
-            dual = dual + dual_net(torch.cat([dual, evaluated, g], dim=1))
-            back = A.T(self._from_data_channels(dual, 0, n)) * scale
-            primal = primal + primal_net(torch.cat([primal, image_channels(back, cplx)], dim=1))
+            step = functools.partial(self._iteration, dual_net, primal_net, n)
+            primal, dual = unrolled_step(step, primal, dual, g, checkpoint=self.checkpoint)
         return channel_image(primal, 0, cplx)
+
+    def _iteration(
+        self, dual_net: nn.Module, primal_net: nn.Module, n: int, primal: Tensor, dual: Tensor, g: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """One unrolled iteration: the dual, then the primal update (module docstring)."""
+        A, scale, cplx = self.operator, 1.0 / self.op_norm, self.is_complex
+        second = 1 if self.n_primal > 1 else 0
+        evaluated = self._to_data_channels(A(channel_image(primal, second, cplx)) * scale)
+        with cnn_precision(g, self.mixed_precision):
+            update = dual_net(torch.cat([dual, evaluated, g], dim=1))
+        dual = dual + update.to(dual.dtype)
+        back = A.T(self._from_data_channels(dual, 0, n)) * scale
+        with cnn_precision(g, self.mixed_precision):
+            update = primal_net(torch.cat([primal, image_channels(back, cplx)], dim=1))
+        return primal + update.to(primal.dtype), dual

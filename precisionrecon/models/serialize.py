@@ -76,7 +76,7 @@ def _operator_classes() -> dict[str, type[LinearOperator]]:
     classes: tuple[type[LinearOperator], ...] = (
         ops.XRayTransform, ops.VoxelBackprojection, ops.RampFilter, ops.ProjectionWeighting, ops.FBP,
         ops.FiniteDifferences, ops.IdentityOperator, ops.ComposedOperator, ops.SumOperator, ops.ScaledOperator,
-        FFT, Sampling, Coils, SENSE, NUFFT,
+        ops.ChunkedOperator, FFT, Sampling, Coils, SENSE, NUFFT,
     )  # fmt: skip
     return {cls.__name__: cls for cls in classes}
 

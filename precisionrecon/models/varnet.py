@@ -17,6 +17,7 @@ learned steps ``a_t``. Complex (MR) images enter the convolutions as two real ch
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -30,6 +31,7 @@ from ..operators.base import LinearOperator
 from .base import ReconModel, is_complex_operator, resolve_dtype
 from .blocks import CONV_FN, CONV_TRANSPOSE_FN, channel_image, check_ndim, image_channels, odd_kernel
 from .initial import InitialReconstruction, default_init
+from .memory import check_memory_options, cnn_precision, memory_config, unrolled_step
 
 
 def _rbf_sweep(
@@ -207,7 +209,8 @@ class FieldsOfExperts(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         k = self.filters()
         z = CONV_FN[self.ndim](x, k, padding=self.padding)
-        return CONV_TRANSPOSE_FN[self.ndim](self.activation(z), k, padding=self.padding)
+        # the activation in the kernels' dtype (a reduced-precision z under autocast is cast back)
+        return CONV_TRANSPOSE_FN[self.ndim](self.activation(z.to(k.dtype)), k, padding=self.padding)
 
 
 class VariationalNetwork(ReconModel):
@@ -244,6 +247,12 @@ class VariationalNetwork(ReconModel):
         Normalise each sample by its data scale (:meth:`ReconModel.data_scale`), so that
         the filter responses fall in the activations' range ``[-v_max, v_max]`` whatever
         the object's intensity, and restore the scale on the output.
+    checkpoint : bool
+        Recompute each step in the backward instead of keeping its activations
+        (:mod:`~precisionrecon.models.memory`): memory of one step, not ``n_steps``.
+    mixed_precision : {None, "bfloat16", "float16"}
+        Run the regularisers' convolutions under ``torch.autocast`` in this dtype (the
+        activations, the operator and the iterates stay in ``dtype``).
 
     Notes
     -----
@@ -265,9 +274,12 @@ class VariationalNetwork(ReconModel):
         op_norm: float | None = None,
         dtype: Any = None,
         normalize: bool = True,
+        checkpoint: bool = False,
+        mixed_precision: str | None = None,
     ) -> None:
         super().__init__(operator, normalize=normalize)
         dt = resolve_dtype(dtype)
+        self.checkpoint, self.mixed_precision = check_memory_options(checkpoint, mixed_precision)
         init = default_init(operator) if init is None else init
         n_steps = check_int(n_steps, "n_steps", minimum=1, maximum=MAX_UNROLLED)
         if op_norm is None:
@@ -295,6 +307,7 @@ class VariationalNetwork(ReconModel):
             filter=filter,
             op_norm=self.op_norm,
             dtype=dt,
+            **memory_config(self.checkpoint, self.mixed_precision),
         )
 
     def bind_operator(self, operator: LinearOperator) -> None:
@@ -303,10 +316,15 @@ class VariationalNetwork(ReconModel):
 
     def reconstruct(self, y: Tensor) -> Tensor:
         """The unrolled steps without normalisation. Shape: ``(N, *range) -> (N, *domain)``."""
-        A, inv_l = self.operator, 1.0 / self.op_norm**2
-        cplx = self.is_complex
         x = self.init(y)
         for t, reg in enumerate(self.regularizers):
-            grad = A.T(A(x) - y) * inv_l + channel_image(reg(image_channels(x, cplx)), 0, cplx)
-            x = x - self.steps[t] * grad
+            x = unrolled_step(functools.partial(self._step, t, reg), x, y, checkpoint=self.checkpoint)
         return x
+
+    def _step(self, t: int, reg: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """One unrolled gradient step (module docstring)."""
+        A, inv_l, cplx = self.operator, 1.0 / self.op_norm**2, self.is_complex
+        with cnn_precision(x, self.mixed_precision):
+            prior = reg(image_channels(x, cplx))
+        grad = A.T(A(x) - y) * inv_l + channel_image(prior.to(x.real.dtype), 0, cplx)
+        return x - self.steps[t] * grad

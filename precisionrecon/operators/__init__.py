@@ -6,12 +6,23 @@ from .base import (
     AdjointOperator,
     ComposedOperator,
     IdentityOperator,
+    LinearFunction,
     LinearOperator,
     ScaledOperator,
     SumOperator,
     power_norm,
 )
+from .chunked import (
+    ChunkedOperator,
+    ChunkedXRayTransform,
+    ChunkPlan,
+    memory_budget,
+    plan_chunks,
+    slab_operator,
+    volume_slab,
+)
 from .differences import FiniteDifferences
+from .distributed import DistributedXRayTransform, view_ranges
 from .fbp import FBP, arc_ramp_response
 from .filters import RampFilter, fft_length, ramp_response
 from .parametric import ParametricXRayTransform
@@ -30,9 +41,14 @@ from .xray import XRayTransform
 __all__ = [
     "FBP",
     "AdjointOperator",
+    "ChunkPlan",
+    "ChunkedOperator",
+    "ChunkedXRayTransform",
     "ComposedOperator",
+    "DistributedXRayTransform",
     "FiniteDifferences",
     "IdentityOperator",
+    "LinearFunction",
     "LinearOperator",
     "ParametricXRayTransform",
     "ProjectionWeighting",
@@ -48,11 +64,16 @@ __all__ = [
     "fan_angles",
     "fft_length",
     "full_scan_weights",
+    "memory_budget",
     "parker_weight",
     "parker_weights",
+    "plan_chunks",
     "power_norm",
     "ramp_response",
     "redundancy_weights",
     "scan_arc",
     "scan_type",
+    "slab_operator",
+    "view_ranges",
+    "volume_slab",
 ]

@@ -305,3 +305,21 @@ class IdentityOperator(LinearOperator):
 
     def norm(self, **kwargs: Any) -> float:
         return 1.0
+
+
+class LinearFunction(torch.autograd.Function):
+    """Apply an operator that works in pieces (chunks, processes) as one autograd node.
+
+    ``op`` provides ``_run(t, adjoint)``, the operator (``adjoint=False``) or its adjoint
+    applied without autograd. The backward is the adjoint, applied through this node again
+    (so double backward works); nothing but the operator is saved.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, t: Tensor, op: Any, adjoint: bool) -> Tensor:
+        ctx.op, ctx.adjoint = op, adjoint
+        return op._run(t, adjoint)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        return LinearFunction.apply(grad, ctx.op, not ctx.adjoint), None, None
