@@ -29,6 +29,7 @@ from .geometry import (
 from .operators import (
     FBP,
     FiniteDifferences,
+    HelicalFBP,
     IdentityOperator,
     LinearOperator,
     ParametricXRayTransform,
@@ -80,6 +81,7 @@ __all__ = [
     "FiniteDifferences",
     "Geometry",
     "HelicalConeBeam",
+    "HelicalFBP",
     "IdentityOperator",
     "LinearOperator",
     "ParallelBeam2D",

@@ -14,6 +14,7 @@ from .base import (
 from .differences import FiniteDifferences
 from .fbp import FBP, arc_ramp_response
 from .filters import RampFilter, fft_length, ramp_response
+from .helical import HelicalFBP, helical_row_weights
 from .parametric import ParametricXRayTransform
 from .weights import (
     ProjectionWeighting,
@@ -32,6 +33,7 @@ __all__ = [
     "AdjointOperator",
     "ComposedOperator",
     "FiniteDifferences",
+    "HelicalFBP",
     "IdentityOperator",
     "LinearOperator",
     "ParametricXRayTransform",
@@ -48,6 +50,7 @@ __all__ = [
     "fan_angles",
     "fft_length",
     "full_scan_weights",
+    "helical_row_weights",
     "parker_weight",
     "parker_weights",
     "power_norm",
