@@ -131,7 +131,7 @@ class DicomCTPD:
         Line integrals, shape ``(n_views, rows, cols)`` (rows along +z).
     geometry : HelicalConeBeam or VectorGeometry
         ``HelicalConeBeam`` when the focal centres follow one helix (or circle), else the
-        per-view vectors.
+        per-view vectors. Angles ``t = -phi_0`` unwrapped, the first in ``[0, 2 pi)``.
     ffs_mode : str
         ``FlyingFocalSpotMode`` (``"FFSNONE"`` when absent).
     views_per_rotation : int or None
@@ -329,6 +329,7 @@ def read_dicom_ct_pd(
     drho = per_view("SourceRadialDistanceShift", 0.0)
     projections = np.stack([_pixels(d, p, rows, cols) for p, d in items])
     t = -np.unwrap(phi)
+    t -= 2.0 * math.pi * math.floor(t[0] / (2.0 * math.pi))  # the first angle in [0, 2 pi)
     (x_col, y_row) = centre
     det_offset = (dv * (y_row - 0.5 * (rows + 1)), du * (0.5 * (cols + 1) - x_col))
     geometry = _geometry(t, z0, rho, d0, (rows, cols), (dv, du), det_offset,
