@@ -237,3 +237,21 @@ def test_learned_fbp_covers_helical_scans() -> None:
     model(y).square().sum().backward()
     assert model.fbp.response.grad is not None and model.fbp.weights.grad is not None
     assert float(model.fbp.weights.grad.abs().sum()) > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("detector", ["cylindrical", "flat"])
+def test_helical_on_cuda_matches_cpu(detector: str) -> None:
+    g = helix(pitch=1.0, mode="FFSXYZ", detector=detector)
+    cpu = pr.XRayTransform(VOL, g)
+    gpu = cpu.to("cuda")
+    x = pr.data.rasterize(PHANTOM, VOL)
+    y = cpu(x)
+    assert rel(gpu(x.cuda()).cpu(), y) < 1e-12
+    assert rel(gpu.T(y.cuda()).cpu(), cpu.T(y)) < 1e-12
+    fbp_cpu, fbp_gpu = pr.HelicalFBP(cpu), pr.HelicalFBP(gpu)
+    assert rel(fbp_gpu(y.cuda()).cpu(), fbp_cpu(y)) < 1e-12
+    assert pr.testing.adjoint_error(fbp_gpu, dtype=torch.float64) < 1e-12
+    model = pr.models.LearnedFBP(cpu, dtype=torch.float64).to("cuda")
+    assert rel(model(y[None].cuda()).cpu()[0], fbp_cpu(y)) < 1e-12
