@@ -24,7 +24,8 @@ Speed. 256 x 256 x 64 voxels, one rotation at pitch 1, 1152 views of 64 rows x 7
 (flat detector, so that diffct, whose curved detectors need a surface callback, does the same
 work): our forward projection, its adjoint and ``HelicalFBP`` on all views; ours and diffct
 2.5's PyTorch CPU back end (``Projector(..., backend="torch")``) on the same ``--peer-views``
-views, interleaved, median of ``--repeats`` runs. float32, ``torch.get_num_threads()`` threads.
+views (default 1: diffct's CPU back end takes minutes per view at this size), interleaved after
+one warm-up, median of ``--repeats`` runs. float32, ``torch.get_num_threads()`` threads.
 
 Usage::
 
@@ -305,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small smoke run")
     p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results)")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--peer-views", type=int, default=8, help="views timed against diffct (its CPU back end is slow)")
+    p.add_argument("--repeats", type=int, default=1, help="timed runs of each method against diffct (median)")
+    p.add_argument("--peer-views", type=int, default=1,
+                   help="views timed against diffct (its CPU back end takes minutes per view at full size)")
     p.add_argument("--skip-speed", action="store_true")
     args = p.parse_args(argv)
     out: Path = args.out or (Path("benchmarks") / "results" / ("quick" if args.quick else ""))
@@ -322,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     if busy:
         print(f"  WARNING: {busy}", flush=True)
     rows, images, extra = accuracy(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "helical.json", json.dumps({"metadata": meta, "accuracy": rows,
+                                                   "dicom_ct_pd": extra.get("dicom")}, indent=2, default=str) + "\n")
+    atomic_write_bytes(out / "helical.png", figure(images, rows))
     spd = {"skipped": True} if args.skip_speed else speed(speed_cfg, args.peer_views, args.repeats)
     m["loadavg_at_end"] = load_average()
     notes = [
@@ -337,11 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         *([f"**{busy}**"] if busy else []),
     ]
     payload = {"metadata": meta, "accuracy": rows, "dicom_ct_pd": extra.get("dicom"), "speed": spd, "notes": notes}
-    out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "helical.json", json.dumps(payload, indent=2, default=str) + "\n")
     if "views" in spd:
         write_atomic(out / "helical.md", markdown(meta, rows, extra, spd, notes))
-    atomic_write_bytes(out / "helical.png", figure(images, rows))
     print(f"wrote {out / 'helical.json'}, {out / 'helical.md'}, {out / 'helical.png'}")
     return 0
 
