@@ -8,7 +8,8 @@ Subcommands
     prints a methods x tasks table (PSNR, SSIM, time per image) and writes ``bench.json``,
     ``bench.md`` and ``bench.png``.
 ``reconstruct``
-    Reconstruct a sinogram (with a geometry file) or multi-coil k-space from npy / HDF5.
+    Reconstruct a sinogram (with a geometry file) or multi-coil k-space from npy / HDF5, or a
+    folder of DICOM-CT-PD projections into a DICOM image series in HU.
 ``train``
     Train a model from a config (:mod:`precisionrecon.training`).
 ``info``
@@ -51,9 +52,11 @@ from .bench import (
     tuning_set,
     write_report,
 )
-from .geometry import from_file_dict
+from .data.dicom_ct_pd import read_dicom_ct_pd
+from .data.loaders import write_dicom
+from .geometry import HelicalConeBeam, Volume, from_file_dict
 from .mr import SENSE, cg_sense, estimate_maps, read_ismrmrd, tv_recon, zero_filled
-from .operators import FBP, XRayTransform
+from .operators import FBP, HelicalFBP, XRayTransform
 from .operators.filters import WINDOWS
 from .training.command import add_arguments as add_train_arguments
 from .training.command import run as run_training
@@ -248,6 +251,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Reconstruct a sinogram (CT, needs --geometry) or multi-coil k-space (MR)."""
     device = _device(args.device)
     _threads(args.threads)
+    if Path(args.input).is_dir():
+        return _reconstruct_ct_pd(args, device)
     data = _read_array(Path(args.input), args.dataset)
     method = args.method.lower()
     out = Path(args.out) if args.out else Path(args.input).with_name(Path(args.input).stem + "_recon.npy")
@@ -304,9 +309,75 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ct_pd_volume(geometry: Any, args: argparse.Namespace) -> Volume:
+    """The reconstruction volume of a DICOM-CT-PD scan: ``--size`` voxels over ``--fov`` mm in-plane
+    (default: the detector's field of view), slices of ``--slice`` mm (default: the row width at the
+    isocentre) over ``--z-range`` (default: the helix's valid range for that field of view)."""
+    cols = geometry.det_shape[1]
+    vectors = geometry.to_vectors().numpy()
+    src_iso, src_det, du, dv = (float(np.median(np.linalg.norm(a, axis=1))) for a in (
+        vectors[:, :2], vectors[:, 3:5] - vectors[:, :2], vectors[:, 6:9], vectors[:, 9:12]))
+    fan = 0.5 * cols * du / src_det if geometry.curved else np.arctan(0.5 * cols * du / src_det)
+    fov = args.fov or 2.0 * src_iso * float(np.sin(min(fan, 0.5 * np.pi)))
+    thickness = args.slice or dv * src_iso / src_det
+    if args.size < 1 or fov <= 0 or thickness <= 0:
+        raise CLIError(f"--size, --fov and --slice must be positive, got {args.size}, {fov}, {thickness}")
+    if args.z_range:
+        lo, hi = args.z_range
+    elif isinstance(geometry, HelicalConeBeam):
+        lo, hi = geometry.z_range(0.5 * fov)
+    else:
+        z = vectors[:, 2]
+        lo, hi = float(z.min()), float(z.max())
+    if not hi >= lo:
+        raise CLIError(f"no valid slices: the scan's z range for a field of view of {fov:.1f} mm is empty "
+                       f"({lo:.1f} > {hi:.1f} mm); pass --z-range or a smaller --fov")
+    nz = max(1, int(np.floor((hi - lo) / thickness)) + 1)
+    pixel = fov / args.size
+    return Volume((nz, args.size, args.size), (thickness, pixel, pixel), (0.5 * (lo + hi), 0.0, 0.0))
+
+
+def _reconstruct_ct_pd(args: argparse.Namespace, device: torch.device) -> int:
+    """A DICOM-CT-PD folder -> a DICOM image series in HU (``OUT_DIR/slice_0001.dcm``, ...) and a PNG
+    preview of the middle slice beside the folder (``OUT_DIR.png``, so the folder holds DICOM only)."""
+    method = args.method.lower()
+    if method not in CT_RECON_METHODS:
+        raise CLIError(f"unknown method {args.method!r} for CT projections; choose from {list(CT_RECON_METHODS)}")
+    if not args.out:
+        raise CLIError("a DICOM-CT-PD folder needs --out OUT_DIR (the folder of the image series)")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {str(out)!r} exists and is not a folder")
+    scan = read_dicom_ct_pd(args.input)
+    if method == "fbp" and not isinstance(scan.geometry, HelicalConeBeam):
+        raise CLIError("fbp needs views on one helix or circle; these views are not: use sirt, cgls or tv")
+    volume = _ct_pd_volume(scan.geometry, args)
+    A = XRayTransform(volume, scan.geometry).to(device)
+    mu = _reconstruct_ct(A, scan.projections.to(device), method, args, not args.no_progress).detach().cpu()
+    mu_water = args.mu_water or scan.water_attenuation or 0.0192
+    hu = (1000.0 * (mu.double() - mu_water) / mu_water).clamp(-1024.0, 30000.0).numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    dz, dy, dx = volume.spacing
+    nz, ny, nx = volume.shape
+    zc, yc, xc = volume.center
+    x0, y0 = xc - 0.5 * (nx - 1) * dx, yc - 0.5 * (ny - 1) * dy
+    written = []
+    for k in range(nz):
+        z = zc + (k - 0.5 * (nz - 1)) * dz
+        written.append(write_dicom(out / f"slice_{k + 1:04d}.dcm", hu[k], modality="CT", spacing=(dy, dx),
+                                   intercept=-1024.0, position=(x0, y0, z), instance=k + 1, slice_thickness=dz))
+    try:
+        importlib.import_module("matplotlib")
+        written.append(atomic_write_bytes(out.with_name(out.name + ".png"), _preview(hu)))
+    except ImportError:
+        print("note: no PNG preview (matplotlib is not installed)", file=sys.stderr)
+    print(f"wrote {len(written)} files to {out} ({nz} slices of {ny} x {nx}, {dz:.3g} mm apart, HU)")
+    return 0
+
+
 def _reconstruct_ct(A: Any, y: Tensor, method: str, args: argparse.Namespace, progress: bool) -> Tensor:
     if method == "fbp":
-        return FBP(A, args.filter)(y)
+        return (HelicalFBP if isinstance(A.geometry, HelicalConeBeam) else FBP)(A, args.filter)(y)
     n = args.iters or {"sirt": 100, "tv": 200, "cgls": 20}[method]
     if method == "sirt":
         return sirt(A, y, n, progress=progress).x
@@ -408,17 +479,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reconstruct", help="reconstruct a sinogram or k-space file")
     r.add_argument("input", help="sinogram (real) or multi-coil k-space (complex) as .npy or .h5/.hdf5, "
-                                    "or ISMRMRD raw data (.mrd/.h5)")
+                                    "ISMRMRD raw data (.mrd/.h5), or a folder of DICOM-CT-PD projections")
     r.add_argument("--geometry", help="CT: JSON/YAML file {'volume': ..., 'geometry': ...} (geometry.to_dict)")
     r.add_argument("--method", default="fbp",
                    help=f"CT: {', '.join(CT_RECON_METHODS)}; MR: {', '.join(MR_RECON_METHODS)} (default fbp)")
-    r.add_argument("--out", help="output .npy, .h5/.hdf5 (dataset 'image') or .png; a .png preview is written beside")
+    r.add_argument("--out", help="output .npy, .h5/.hdf5 (dataset 'image') or .png; a .png preview is written beside; "
+                                 "DICOM-CT-PD: the folder of the DICOM image series (HU); OUT_DIR.png beside it")
     r.add_argument("--dataset", help="HDF5 dataset name (default: sinogram, kspace or data)")
     r.add_argument("--maps", help="MR: coil maps (.npy/.h5, (coils, ny, nx)); default: estimated from the ACS")
     r.add_argument("--iters", type=int, help="iterations of sirt/cgls/tv/cg-sense")
     r.add_argument("--lam", type=float, help="TV weight (CT default 1.0; MR default 1%% of max |zero-filled|)")
     r.add_argument("--filter", default="ram-lak", choices=WINDOWS, help="FBP window (default ram-lak)")
     r.add_argument("--nonneg", action="store_true", help="CT TV: non-negativity constraint")
+    r.add_argument("--size", type=int, default=256, help="DICOM-CT-PD: voxels per in-plane axis (default 256)")
+    r.add_argument("--fov", type=float, help="DICOM-CT-PD: in-plane field of view in mm (default: the detector's)")
+    r.add_argument("--slice", type=float, help="DICOM-CT-PD: slice spacing in mm (default: row width at isocentre)")
+    r.add_argument("--z-range", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="DICOM-CT-PD: z of the first and last slice centre in mm (default: the valid helix range)")
+    r.add_argument("--mu-water", type=float,
+                   help="DICOM-CT-PD: water attenuation in 1/mm for HU (default: the header's, else 0.0192)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     common(r)
     r.set_defaults(func=cmd_reconstruct)

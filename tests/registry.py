@@ -95,6 +95,15 @@ def _random_vectors_2d(n: int, beam: str, seed: int) -> np.ndarray:
     return np.asarray(rows)
 
 
+def _helical(detector: str, n_views: int = 10) -> pr.HelicalConeBeam:
+    """A short helix (pitch 1.2, 4 views per turn) with an alternating flying focal spot."""
+    return pr.HelicalConeBeam(n_views=n_views, views_per_rotation=4, det_shape=(6, 16), det_spacing=(1.5, 1.6),
+                              src_iso=30, src_det=50, pitch=1.2, z_start=-4.0, detector=detector,
+                              det_offset=(0.3, 0.8), ffs_angle=[0.01, -0.01] * (n_views // 2),
+                              ffs_radius=[0.4, -0.4] * (n_views // 2), ffs_z=[0.2, 0.2, -0.2, -0.2] * (n_views // 4)
+                              + [0.2] * (n_views % 4))
+
+
 def _random_vectors_3d(n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rows = []
@@ -197,6 +206,9 @@ OPERATORS: dict[str, Callable[[], pr.XRayTransform]] = {
     "vector3d-cone": lambda: pr.XRayTransform(
         pr.Volume((7, 8, 9)), pr.VectorGeometry(vectors=_random_vectors_3d(5, 3), det_shape=(10, 12), beam="cone")
     ),
+    # helical: table feed, flying focal spot (in angle, radius and z) on a cylindrical and a flat detector
+    "helical-cylindrical-ffs": lambda: pr.XRayTransform(pr.Volume((8, 9, 10)), _helical("cylindrical")),
+    "helical-flat-ffs": lambda: pr.XRayTransform(pr.Volume((8, 9, 10)), _helical("flat")),
 }
 
 # --- geometries of the voxel-driven back-projector and the short FBP / weighting cases -------
@@ -378,6 +390,10 @@ REGISTRY: dict[str, Case] = {
                           ("vbp-cone", lambda: pr.VoxelBackprojection(
                               pr.Volume((3, 4, 5)), _FBP_A["cone-flat"]().geometry, distance_weight=True)),
                           ("fdk-cone", _fbp(_FBP_A["cone-flat"])))},
+    # helical FDK with WFBP-style row weights (flying focal spot, both detector shapes)
+    "helical-fbp-cylindrical": Case(lambda: pr.HelicalFBP(OPERATORS["helical-cylindrical-ffs"]()), cuda=True),
+    "helical-fbp-flat-hann": Case(lambda: pr.HelicalFBP(OPERATORS["helical-flat-ffs"](), "hann", flat=0.3),
+                                  cuda=True),
     # ramp filters (self-adjoint), every window and a learnable response
     **{f"ramp-{window}": Case(functools.partial(pr.RampFilter, (7, 45), det_spacing=0.8, window=window,
                                                 cutoff=0.8 if window == "hann" else 1.0), tol32=1e-6, cuda=True,

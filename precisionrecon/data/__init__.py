@@ -2,6 +2,7 @@
 
 from .analytic import Ellipsoid, analytic_projection, ellipse, ellipsoid, rasterize, with_power
 from .anatomy import anatomy_images, anatomy_phantom
+from .dicom_ct_pd import DicomCTPD, read_dicom_ct_pd, write_dicom_ct_pd
 from .loaders import (
     LODOPAB_I0,
     LODOPAB_MU_MAX,
@@ -19,6 +20,7 @@ from .simulate import bin_detector, fine_projection, refine_geometry, refine_vol
 __all__ = [
     "LODOPAB_I0",
     "LODOPAB_MU_MAX",
+    "DicomCTPD",
     "DicomImage",
     "Ellipsoid",
     "LoDoPaB",
@@ -36,6 +38,7 @@ __all__ = [
     "random_ellipses",
     "rasterize",
     "read_dicom_ct",
+    "read_dicom_ct_pd",
     "read_dicom_mr",
     "refine_geometry",
     "refine_volume",
@@ -44,4 +47,5 @@ __all__ = [
     "shepp_logan_image",
     "with_power",
     "write_dicom",
+    "write_dicom_ct_pd",
 ]

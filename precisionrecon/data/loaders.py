@@ -346,12 +346,14 @@ def write_dicom(
     intercept: float = 0.0,
     position: Sequence[float] = (0.0, 0.0, 0.0),
     instance: int = 1,
+    slice_thickness: float | None = None,
 ) -> Path:
     """Write one 2-D slice as a minimal DICOM file (uint16 or int16 pixels), atomically.
 
     ``image`` holds the rescaled values (e.g. HU); the stored integers are
     ``round((image - intercept) / slope)``. Meant for tests and examples: readers of
     :func:`read_dicom_ct` / :func:`read_dicom_mr` get ``image`` back up to that rounding.
+    ``slice_thickness`` (mm), when given, is written as SliceThickness.
     """
     pydicom = _pydicom()
     from pydicom.dataset import FileMetaDataset
@@ -384,6 +386,8 @@ def write_dicom(
     ds.ImagePositionPatient = [float(v) for v in position]
     ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     ds.InstanceNumber = int(instance)
+    if slice_thickness is not None:
+        ds.SliceThickness = float(slice_thickness)
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated = 16
@@ -393,6 +397,11 @@ def write_dicom(
     ds.RescaleSlope = float(slope)
     ds.RescaleIntercept = float(intercept)
     ds.PixelData = pixels.tobytes()
+    return save_dataset(ds, path)
+
+
+def save_dataset(ds: Any, path: str | Path) -> Path:
+    """Save a pydicom dataset (with its file meta) atomically: a temporary file renamed to ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:

@@ -25,13 +25,15 @@ from .._validate import check_int, finite_float
 from .base import Geometry, angles
 from .cone import ConeBeam3D
 from .fan import FanBeam2D
+from .helical import HelicalConeBeam
 from .parallel import ParallelBeam2D, ParallelBeam3D
 from .vectors import VectorGeometry
 from .volume import Volume
 
 # class name -> class; the only types from_dict builds (no imports driven by the data)
 TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (Volume, ParallelBeam2D, ParallelBeam3D, FanBeam2D, ConeBeam3D, VectorGeometry)
+    cls.__name__: cls
+    for cls in (Volume, ParallelBeam2D, ParallelBeam3D, FanBeam2D, ConeBeam3D, HelicalConeBeam, VectorGeometry)
 }
 
 

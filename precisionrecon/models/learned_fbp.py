@@ -25,9 +25,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..geometry import Geometry, Volume
+from ..geometry import Geometry, HelicalConeBeam, Volume
 from ..operators.base import LinearOperator
 from ..operators.fbp import FBP
+from ..operators.helical import HelicalFBP
 from ..operators.xray import XRayTransform
 from .base import ReconModel, resolve_dtype
 
@@ -43,7 +44,10 @@ class FBPLayer(nn.Module):
     Parameters
     ----------
     A : XRayTransform
-        The projector; its volume and circular geometry define the reconstruction.
+        The projector; its volume and circular geometry define the reconstruction. With a
+        :class:`~precisionrecon.geometry.HelicalConeBeam` the layer is
+        :class:`~precisionrecon.operators.HelicalFBP` (``short_scan``, ``parker`` and
+        ``backprojector`` do not apply).
     filter, cutoff, short_scan, backprojector
         As for :class:`~precisionrecon.operators.fbp.FBP`.
     parker : bool or "extended"
@@ -80,23 +84,29 @@ class FBPLayer(nn.Module):
     ) -> None:
         super().__init__()
         dt = resolve_dtype(dtype)
-        designed = FBP(
-            A,
-            filter,
-            cutoff=cutoff,
-            short_scan=short_scan,
-            parker="extended" if parker is True else parker,
-            backprojector=backprojector,
-        )
-        # "auto" recorded as FBP resolved it, so that a saved config rebuilds the same back-projector even if
-        # the rule of "auto" changes
-        self._settings = {
-            "filter": filter,
-            "cutoff": cutoff,
-            "short_scan": short_scan,
-            "parker": designed.parker,
-            "backprojector": designed.backprojector_used,
-        }
+        self._settings: dict[str, Any]
+        designed: FBP | HelicalFBP
+        if isinstance(A.geometry, HelicalConeBeam):  # helical FDK: the same parts, other redundancy weights
+            designed = HelicalFBP(A, filter, cutoff=cutoff)
+            self._settings = {"filter": filter, "cutoff": cutoff}
+        else:
+            designed = FBP(
+                A,
+                filter,
+                cutoff=cutoff,
+                short_scan=short_scan,
+                parker="extended" if parker is True else parker,
+                backprojector=backprojector,
+            )
+            # "auto" recorded as FBP resolved it, so that a saved config rebuilds the same back-projector even if
+            # the rule of "auto" changes
+            self._settings = {
+                "filter": filter,
+                "cutoff": cutoff,
+                "short_scan": short_scan,
+                "parker": designed.parker,
+                "backprojector": designed.backprojector_used,
+            }
         response, weights = designed.designed_response, designed.designed_weights.expand(A.geometry.proj_shape)
         self.register_buffer("designed_response", response.clone(), persistent=False)
         self.register_buffer("designed_weights", weights.contiguous().clone(), persistent=False)
@@ -126,7 +136,8 @@ class FBPLayer(nn.Module):
         key = (self.response, self.weights, self.A)
         cache = self._cache
         if cache is None or any(a is not b for a, b in zip(cache[:3], key, strict=True)):
-            cache = (*key, FBP(self.A, response=self.response, weights=self.weights, **self._settings))
+            cls = HelicalFBP if isinstance(self.A.geometry, HelicalConeBeam) else FBP
+            cache = (*key, cls(self.A, response=self.response, weights=self.weights, **self._settings))
             self._cache = cache
         return cache[3]
 
@@ -152,7 +163,8 @@ class LearnedFBP(ReconModel):
     Parameters
     ----------
     operator : XRayTransform or Geometry
-        The projector, or a circular geometry (then ``volume`` is required).
+        The projector, or a circular or helical geometry (then ``volume`` is required); a
+        helical one learns the filter and weights of :class:`~precisionrecon.operators.HelicalFBP`.
     volume : Volume, optional
         Only with a geometry.
     filter : str
@@ -210,7 +222,7 @@ class LearnedFBP(ReconModel):
             cutoff=cutoff,
             short_scan=short_scan,
             parker=parker,
-            backprojector=self.fbp._settings["backprojector"],  # "auto" resolved
+            backprojector=self.fbp._settings.get("backprojector", backprojector),  # "auto" resolved
             dtype=resolve_dtype(dtype),
         )
 

@@ -25,6 +25,7 @@ from .differences import FiniteDifferences
 from .distributed import DistributedXRayTransform, view_ranges
 from .fbp import FBP, arc_ramp_response
 from .filters import RampFilter, fft_length, ramp_response
+from .helical import HelicalFBP, helical_row_weights
 from .parametric import ParametricXRayTransform
 from .weights import (
     ProjectionWeighting,
@@ -47,6 +48,7 @@ __all__ = [
     "ComposedOperator",
     "DistributedXRayTransform",
     "FiniteDifferences",
+    "HelicalFBP",
     "IdentityOperator",
     "LinearFunction",
     "LinearOperator",
@@ -64,6 +66,7 @@ __all__ = [
     "fan_angles",
     "fft_length",
     "full_scan_weights",
+    "helical_row_weights",
     "memory_budget",
     "parker_weight",
     "parker_weights",
