@@ -394,6 +394,9 @@ REGISTRY: dict[str, Case] = {
     "helical-fbp-cylindrical": Case(lambda: pr.HelicalFBP(OPERATORS["helical-cylindrical-ffs"]()), cuda=True),
     "helical-fbp-flat-hann": Case(lambda: pr.HelicalFBP(OPERATORS["helical-flat-ffs"](), "hann", flat=0.3),
                                   cuda=True),
+    "chunked-helical-fbp": Case(lambda: pr.ChunkedOperator(pr.HelicalFBP(OPERATORS["helical-flat-ffs"]()),
+                                                           max_bytes=2 * 8 * (3 * 90 + 4 * 20)),
+                                batch_exact=False, cuda=True),
     # ramp filters (self-adjoint), every window and a learnable response
     **{f"ramp-{window}": Case(functools.partial(pr.RampFilter, (7, 45), det_spacing=0.8, window=window,
                                                 cutoff=0.8 if window == "hann" else 1.0), tol32=1e-6, cuda=True,

@@ -207,7 +207,7 @@ def test_automatic_budget_and_config_round_trip() -> None:
 
 def test_bad_input() -> None:
     A = CHUNKABLE["xray-cone"]()
-    with pytest.raises(TypeError, match="op must be an XRayTransform, VoxelBackprojection or FBP"):
+    with pytest.raises(TypeError, match="op must be an XRayTransform, VoxelBackprojection, FBP or HelicalFBP"):
         ChunkedOperator(pr.RampFilter((3, 8)))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_bytes must be"):
         ChunkedOperator(A, max_bytes=0)

@@ -9,8 +9,8 @@ interpolate with zeros outside the volume, the blocks add up exactly (in exact a
 
     (A x)_v = \sum_s A_{s,v} x_s, \qquad (A^T y)_s = \sum_v A_{s,v}^T y_v .
 
-The same holds for the voxel-driven back-projector and for FBP/FDK (their pre-weights and
-ramp filter act view by view, so a block is the FBP of a view range into a slab, with the
+The same holds for the voxel-driven back-projector, FBP/FDK and HelicalFBP (their pre-weights
+and ramp filter act view by view, so a block is the FBP of a view range into a slab, with the
 pre-weights of the whole scan cut to the range).
 
 What equals the unchunked call bit for bit (measured in ``tests/test_chunked.py`` and
@@ -52,6 +52,7 @@ from ..geometry import VectorGeometry, Volume
 from .backprojection import VoxelBackprojection
 from .base import LinearFunction, LinearOperator, cached
 from .fbp import FBP, build_backprojector, design_weights
+from .helical import HelicalFBP
 from .weights import ProjectionWeighting
 from .xray import XRayTransform, check_tensor
 
@@ -67,7 +68,7 @@ __all__ = [
 ]
 
 # the operators that split into slab x view blocks
-CHUNKABLE = (XRayTransform, VoxelBackprojection, FBP)
+CHUNKABLE = (XRayTransform, VoxelBackprojection, FBP, HelicalFBP)
 # share of the free memory that the automatic budget takes (the rest: other tensors, fragmentation)
 BUDGET_SHARE = 0.5
 
@@ -333,7 +334,7 @@ class ChunkedOperator(LinearOperator):
     def __init__(self, op: LinearOperator, *, max_bytes: int | None = None, device: Any = None) -> None:
         if not isinstance(op, CHUNKABLE):
             raise TypeError(
-                f"op must be an XRayTransform, VoxelBackprojection or FBP, got {type(op).__name__}"
+                f"op must be an XRayTransform, VoxelBackprojection, FBP or HelicalFBP, got {type(op).__name__}"
             )
         if max_bytes is not None:
             max_bytes = check_int(max_bytes, "max_bytes", minimum=1)
@@ -363,7 +364,7 @@ class ChunkedOperator(LinearOperator):
     @cached
     def _xray(self) -> Any:
         """The projector-like operator holding volume and geometry (``FBP.A`` for FBP)."""
-        return self.op.A if isinstance(self.op, FBP) else self.op
+        return self.op.A if isinstance(self.op, (FBP, HelicalFBP)) else self.op
 
     @property
     def volume(self) -> Volume:
@@ -399,9 +400,9 @@ class ChunkedOperator(LinearOperator):
         return self._fbp_block(vol, geom, v0, v1)
 
     def _fbp_block(self, vol: Volume, geom: Any, v0: int, v1: int) -> LinearOperator:
-        """FBP's ``B @ H @ P`` for one block: the back-projector of the block, the ramp filter
-        of ``op`` and ``op``'s pre-weights (those of the whole scan) cut to the views."""
-        op: FBP = self.op  # type: ignore[assignment]
+        """FBP's (or HelicalFBP's) ``B @ H @ P`` for one block: the back-projector of the block,
+        the ramp filter of ``op`` and ``op``'s pre-weights (those of the whole scan) cut to the views."""
+        op: FBP | HelicalFBP = self.op  # type: ignore[assignment]
         n_views, n_det = self.geometry.n_views, len(self.geometry.det_shape)
         shape = geom.proj_shape
         if op.weights is not None:
@@ -410,14 +411,20 @@ class ChunkedOperator(LinearOperator):
             view_w, det_w = (_view_part(w, n_views, n_det, v0, v1) for w in self._fbp_factors)
             pre = ProjectionWeighting(shape, view_w) @ ProjectionWeighting(shape, det_w)
         ramp = op.ramp.replace(shape=shape)
-        back = build_backprojector(op.backprojector_used, XRayTransform(vol, geom, device=self.compute_device),
-                                   op.ramp.det_spacing)
+        back: LinearOperator
+        if isinstance(op, HelicalFBP):
+            back = VoxelBackprojection(vol, geom, distance_weight=True, device=self.compute_device)
+        else:
+            back = build_backprojector(op.backprojector_used, XRayTransform(vol, geom, device=self.compute_device),
+                                       op.ramp.det_spacing)
         return back @ ramp @ pre
 
     @cached
     def _fbp_factors(self) -> tuple[Tensor, Tensor]:
         """The view and detector factors of FBP's designed pre-weights for the whole scan."""
-        op: FBP = self.op  # type: ignore[assignment]
+        op = self.op
+        if isinstance(op, HelicalFBP):
+            return op.__dict__["_weight_factors"]
         return design_weights(op.A.volume, op.A.geometry, op.backprojector_used, short_scan=op.short_scan,
                               parker=op.parker)
 
@@ -432,7 +439,8 @@ class ChunkedOperator(LinearOperator):
 
     def _learnable(self) -> bool:
         op = self.op
-        return isinstance(op, FBP) and any(t is not None and t.requires_grad for t in (op.response, op.weights))
+        learnable = (op.response, op.weights) if isinstance(op, (FBP, HelicalFBP)) else ()
+        return any(t is not None and t.requires_grad for t in learnable)
 
     # --- application ------------------------------------------------------------------
     def apply(self, x: Tensor) -> Tensor:
