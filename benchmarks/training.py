@@ -18,7 +18,12 @@ in the variants below, interleaved run by run (one untimed warm-up step each), m
 * ``default``: the model as shipped, ``torch.get_num_threads()`` threads;
 * ``1 thread``: the same with one thread (what a data-parallel run per core would see);
 * ``channels_last``: the model converted with ``to(memory_format=torch.channels_last)``
-  (the 2-D convolutions' NHWC layout; inputs stay as the model makes them).
+  (the 2-D convolutions' NHWC layout; inputs stay as the model makes them);
+* ``compiled, 1 thread``: the CNN blocks compiled with
+  :func:`precisionrecon.models.compile_blocks` (``torch.compile``, inductor; the known
+  operators stay as they are), one thread. Its warm-up step includes the compilation,
+  reported separately (inductor's on-disk cache makes later processes compile faster);
+  dynamo's caches are reset before each case, as in a fresh training process.
 
 Profile: with ``--profile`` the default variant of each case also runs under
 ``torch.profiler`` and the five most expensive operators (self CPU time) are listed.
@@ -76,7 +81,7 @@ def training_step(model: torch.nn.Module, y: torch.Tensor, x: torch.Tensor, thre
             loss = (out - x).abs().pow(2).mean()
             loss.backward()
             opt.step()
-            return float(loss)
+            return float(loss.detach())
         finally:
             torch.set_num_threads(old)
 
@@ -115,10 +120,15 @@ def run_case(kind: str, modality: str, n: int, repeats: int, threads: int, quick
     last = build_model(kind, A, quick)
     last.load_state_dict(base.state_dict())
     last = last.to(memory_format=torch.channels_last)
+    torch._dynamo.reset()  # each case compiles as a fresh process would (no recompile limit across cases)
+    compiled = build_model(kind, A, quick)
+    compiled.load_state_dict(base.state_dict())
+    pr.models.compile_blocks(compiled)
     variants = {
         "default": training_step(base, y, x, threads),
         "1 thread": training_step(base, y, x, 1),
         "channels_last": training_step(last, y, x, threads),
+        "compiled, 1 thread": training_step(compiled, y, x, 1),
     }
     timing = time_interleaved(variants, repeats)
     row: dict[str, Any] = {"model": kind, "modality": modality, "task": TASKS[modality], "n": n, "batch": BATCH,
@@ -143,16 +153,22 @@ def markdown_report(meta: dict[str, Any], rows: list[dict[str, Any]], notes: lis
         f"One Adam step (forward, MSE, backward) at batch {BATCH}, float32; median of {meta['repeats']} interleaved "
         "steps after one warm-up each; steps per second = 1000 / ms.",
         "",
-        "| model | data | n | default (ms) | steps/s | 1 thread (ms) | channels_last (ms) | channels_last / default |",
-        "|---|---|---|---|---|---|---|---|",
+        f"Default: {meta['threads']} threads. Speed-up = default time / variant time (same run, interleaved).",
+        "",
+        "| model | data | n | variant | ms | steps/s | speed-up |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = {k: v["median_ms"] for k, v in r["time"].items()}
-        lines.append(
-            f"| {r['model']} | {r['modality']} ({r['task']}) | {r['n']}² | {format_ms(t['default'])} "
-            f"| {1e3 / t['default']:.2f} | {format_ms(t['1 thread'])} | {format_ms(t['channels_last'])} "
-            f"| {t['channels_last'] / t['default']:.2f} |"
-        )
+        for name, ms in t.items():
+            lines.append(
+                f"| {r['model']} | {r['modality']} ({r['task']}) | {r['n']}² | {name} | {format_ms(ms)} "
+                f"| {1e3 / ms:.2f} | {t['default'] / ms:.2f}x |"
+            )
+    lines += ["", "Compilation (the compiled variant's warm-up step minus its median step):", ""]
+    for r in rows:
+        c = r["time"]["compiled, 1 thread"]
+        lines.append(f"- {r['model']} {r['modality']} {r['n']}²: {(c['warmup_ms'] - c['median_ms']) / 1e3:.0f} s")
     profiled = [r for r in rows if "profile" in r]
     if profiled:
         lines += ["", "## Profile (default variant, self CPU time of one step)", ""]
@@ -186,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     meta: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
+        "threads": threads,
         "sizes": args.sizes,
         "repeats": args.repeats,
         "machine": machine_info(),
