@@ -2,9 +2,10 @@
 
 The unrolled models alternate known operators (compiled C++/CUDA kernels behind custom
 ops) with small CNNs. Compiling only the CNN blocks fuses their element-wise work (PReLU,
-bias, the VN's radial-basis activations) into few loops, which matters most on a loaded
-CPU, where every parallel region waits for its slowest thread; the operators stay as
-they are. Compilation is in place (:meth:`torch.nn.Module.compile`), so parameter names,
+bias, the VN's radial-basis activations) into few loops; the operators stay as they are.
+Measured on a 2-core CPU at 64², one thread (``benchmarks/results/training.md``): LPD
+training steps 1.16x (CT) and 1.23x (MR) faster, VN steps 0.83x and 0.77x (slower).
+Compilation is in place (:meth:`torch.nn.Module.compile`), so parameter names,
 ``state_dict`` and checkpoints are unchanged and the outputs agree with the eager model
 to float rounding.
 """

@@ -175,12 +175,17 @@ class TrainingConfig:
     num_threads : int, optional
         ``torch.set_num_threads`` for this process. A resumed run is bitwise identical to an
         uninterrupted one on the same kind of machine with the same number of threads.
+        On a machine busy with other work, 1 is much faster: every parallel region of a
+        step waits for its slowest thread (``benchmarks/results/training.md``: 2 threads
+        took 9-38x the time of 1 per LPD / VN step on 2 cores at load 3.5).
     compile : bool
         Compile the model's CNN blocks with ``torch.compile``
         (:func:`~precisionrecon.models.compile_blocks`; the known operators stay as they
-        are). The first steps compile (minutes on a small CPU); on the CPU a step then
-        runs up to about 2x faster. Weights and checkpoints are the same as without;
-        the losses agree to float rounding.
+        are). The first steps compile (seconds to minutes on a small CPU); measured on a
+        2-core CPU at 64² (``benchmarks/training.py``, one thread), an LPD step then took
+        0.81-0.86x the time, a VN step 1.2-1.3x (slower: leave it off for VN on the
+        CPU). Weights and checkpoints are the same as without; the losses agree to float
+        rounding.
     max_seconds : float, optional
         Time budget of one :meth:`~.Trainer.fit` call: before each step, the run stops
         (writing a checkpoint, ``Trainer.finished`` False) when that step would end after
