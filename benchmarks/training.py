@@ -12,13 +12,22 @@ step) at batch 2 on the CPU, float32, for
   diagonal); MR: the ``mr-4x`` task operator (SENSE with 12 birdcage coils, 4x equispaced
   lines), both from :func:`precisionrecon.bench.tasks.task_operator`;
 
-in the variants below, interleaved run by run (one untimed warm-up step each), median of
+in the variants below (``before (REF)``: the model's own file as it was at git revision
+``REF``, ``--before``, with default threads and one thread, where that file changed since),
+interleaved run by run (one untimed warm-up step each), median of
 ``--repeats`` steps:
 
 * ``default``: the model as shipped, ``torch.get_num_threads()`` threads;
 * ``1 thread``: the same with one thread (what a data-parallel run per core would see);
-* ``channels_last``: the model converted with ``to(memory_format=torch.channels_last)``
-  (the 2-D convolutions' NHWC layout; inputs stay as the model makes them).
+* ``channels_last, 1 thread``: the model converted with
+  ``to(memory_format=torch.channels_last)`` (the 2-D convolutions' NHWC layout; inputs stay
+  as the model makes them), one thread;
+* ``compiled, 1 thread``: the CNN blocks compiled with
+  :func:`precisionrecon.models.compile_blocks` (``torch.compile``, inductor; the known
+  operators stay as they are), one thread. Its warm-up step includes the compilation,
+  reported separately (inductor's on-disk cache makes later processes compile faster);
+  dynamo's caches are reset before each case, as in a fresh training process;
+* ``compiled + channels_last, 1 thread``: both.
 
 Profile: with ``--profile`` the default variant of each case also runs under
 ``torch.profiler`` and the five most expensive operators (self CPU time) are listed.
@@ -37,7 +46,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import subprocess
 import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,19 +59,47 @@ from projectors import busy_warning, time_interleaved, write_atomic
 import precisionrecon as pr
 from precisionrecon.bench import format_ms, load_average, machine_info
 from precisionrecon.bench.tasks import MR_TASKS, task_operator
+from precisionrecon.models import base as model_base
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "benchmarks" / "results"
+MODEL_FILES = {"LPD": "primal_dual.py", "VN": "varnet.py"}
 BATCH = 2
 TASKS = {"CT": "low-dose", "MR": "mr-4x"}
 MODELS = ("LPD", "VN")
 
 
-def build_model(kind: str, A: pr.LinearOperator, quick: bool) -> torch.nn.Module:
-    """The model with its default architecture (``quick``: 2 iterations)."""
+def build_model(kind: str, A: pr.LinearOperator, quick: bool, module: Any = pr.models) -> torch.nn.Module:
+    """The model with its default architecture (``quick``: 2 iterations), from the classes of
+    ``module`` (default: the installed ones)."""
     n_iter = 2 if quick else 10
     if kind == "LPD":
-        return pr.models.LearnedPrimalDual(A, n_iter=n_iter)
-    return pr.models.VariationalNetwork(A, n_steps=n_iter)
+        return module.LearnedPrimalDual(A, n_iter=n_iter)
+    return module.VariationalNetwork(A, n_steps=n_iter)
+
+
+def git(*args: str) -> str:
+    """The output of a git command in the repository."""
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+def model_module_at(ref: str, kind: str) -> types.ModuleType | None:
+    """The model's own file (``primal_dual.py`` / ``varnet.py``) as it was at git revision
+    ``ref``, loaded beside the installed package (its imports of blocks, base and operators
+    are today's); None when the file is unchanged since ``ref``."""
+    path = f"precisionrecon/models/{MODEL_FILES[kind]}"
+    source = git("show", f"{ref}:{path}")
+    if source == (ROOT / path).read_text():
+        return None
+    module = types.ModuleType(f"precisionrecon.models._before_{kind}")
+    module.__package__ = "precisionrecon.models"
+    registered = dict(model_base._REGISTRY)
+    try:
+        exec(compile(source, f"{ref}:{path}", "exec"), module.__dict__)
+    finally:  # the old classes must not replace today's in the registry of build()
+        model_base._REGISTRY.clear()
+        model_base._REGISTRY.update(registered)
+    return module
 
 
 def training_step(model: torch.nn.Module, y: torch.Tensor, x: torch.Tensor, threads: int) -> Callable[[], Any]:
@@ -76,7 +115,7 @@ def training_step(model: torch.nn.Module, y: torch.Tensor, x: torch.Tensor, thre
             loss = (out - x).abs().pow(2).mean()
             loss.backward()
             opt.step()
-            return float(loss)
+            return float(loss.detach())
         finally:
             torch.set_num_threads(old)
 
@@ -108,21 +147,39 @@ def profile_top(step: Callable[[], Any], k: int = 5) -> list[dict[str, Any]]:
 
 
 def run_case(kind: str, modality: str, n: int, repeats: int, threads: int, quick: bool,
-             profile: bool) -> dict[str, Any]:
+             profile: bool, before_ref: str | None) -> dict[str, Any]:
     A, y, x = case_data(TASKS[modality], n)
     torch.manual_seed(0)
     base = build_model(kind, A, quick)
+    old_module = None if before_ref is None else model_module_at(before_ref, kind)
+    before: dict[str, Callable[[], Any]] = {}
+    if old_module is not None:
+        old = build_model(kind, A, quick, old_module)
+        old.load_state_dict(base.state_dict())
+        before = {f"before ({before_ref})": training_step(old, y, x, threads),
+                  f"before ({before_ref}), 1 thread": training_step(old, y, x, 1)}
     last = build_model(kind, A, quick)
     last.load_state_dict(base.state_dict())
     last = last.to(memory_format=torch.channels_last)
+    torch._dynamo.reset()  # each case compiles as a fresh process would (no recompile limit across cases)
+    compiled = build_model(kind, A, quick)
+    compiled.load_state_dict(base.state_dict())
+    pr.models.compile_blocks(compiled)
+    compiled_last = build_model(kind, A, quick)
+    compiled_last.load_state_dict(base.state_dict())
+    compiled_last = compiled_last.to(memory_format=torch.channels_last)
+    pr.models.compile_blocks(compiled_last)
     variants = {
+        **before,
         "default": training_step(base, y, x, threads),
         "1 thread": training_step(base, y, x, 1),
-        "channels_last": training_step(last, y, x, threads),
+        "channels_last, 1 thread": training_step(last, y, x, 1),
+        "compiled, 1 thread": training_step(compiled, y, x, 1),
+        "compiled + channels_last, 1 thread": training_step(compiled_last, y, x, 1),
     }
     timing = time_interleaved(variants, repeats)
     row: dict[str, Any] = {"model": kind, "modality": modality, "task": TASKS[modality], "n": n, "batch": BATCH,
-                           "threads": threads, "time": timing}
+                           "threads": threads, "before_ref": before_ref if before else None, "time": timing}
     if profile:
         row["profile"] = profile_top(variants["default"])
     ms = {k: v["median_ms"] for k, v in timing.items()}
@@ -143,16 +200,25 @@ def markdown_report(meta: dict[str, Any], rows: list[dict[str, Any]], notes: lis
         f"One Adam step (forward, MSE, backward) at batch {BATCH}, float32; median of {meta['repeats']} interleaved "
         "steps after one warm-up each; steps per second = 1000 / ms.",
         "",
-        "| model | data | n | default (ms) | steps/s | 1 thread (ms) | channels_last (ms) | channels_last / default |",
-        "|---|---|---|---|---|---|---|---|",
+        f"Default: {meta['threads']} threads. `before ({meta['before']})`: the model's own file (`primal_dual.py`, "
+        "`varnet.py`) as it was at that revision, default threads, timed only where it differs (else it is "
+        "`default`). Speed-up = before time / variant time (same run, interleaved).",
+        "",
+        "| model | data | n | variant | ms | steps/s | speed-up |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = {k: v["median_ms"] for k, v in r["time"].items()}
-        lines.append(
-            f"| {r['model']} | {r['modality']} ({r['task']}) | {r['n']}² | {format_ms(t['default'])} "
-            f"| {1e3 / t['default']:.2f} | {format_ms(t['1 thread'])} | {format_ms(t['channels_last'])} "
-            f"| {t['channels_last'] / t['default']:.2f} |"
-        )
+        ref = t[f"before ({r['before_ref']})"] if r.get("before_ref") else t["default"]
+        for name, ms in t.items():
+            lines.append(
+                f"| {r['model']} | {r['modality']} ({r['task']}) | {r['n']}² | {name} | {format_ms(ms)} "
+                f"| {1e3 / ms:.2f} | {ref / ms:.2f}x |"
+            )
+    lines += ["", "Compilation (the compiled variant's warm-up step minus its median step):", ""]
+    for r in rows:
+        c = r["time"]["compiled, 1 thread"]
+        lines.append(f"- {r['model']} {r['modality']} {r['n']}²: {(c['warmup_ms'] - c['median_ms']) / 1e3:.0f} s")
     profiled = [r for r in rows if "profile" in r]
     if profiled:
         lines += ["", "## Profile (default variant, self CPU time of one step)", ""]
@@ -170,6 +236,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="profile the default variant of each case")
     p.add_argument("--quick", action="store_true", help="32², 2 iterations, 1 repeat (smoke test)")
     p.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("--before", default=None, metavar="REF",
+                   help="git revision whose model files are timed as 'before' where they differ (default: where "
+                        "this branch left main, git merge-base HEAD main; '' for none)")
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
@@ -177,6 +246,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.sizes, args.repeats = [32], 1
     if args.out is None:
         args.out = DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT
+    if args.before is None:
+        args.before = git("merge-base", "HEAD", "main").strip()[:10]
+    args.before = args.before or None
     return args
 
 
@@ -186,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     meta: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
+        "threads": threads,
         "sizes": args.sizes,
         "repeats": args.repeats,
+        "before": args.before,
         "machine": machine_info(),
         "command": " ".join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
     }
@@ -196,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy:
         print(f"  WARNING: {busy}", flush=True)
     rows = [
-        run_case(kind, modality, n, args.repeats, threads, args.quick, args.profile)
+        run_case(kind, modality, n, args.repeats, threads, args.quick, args.profile, args.before)
         for n in args.sizes
         for modality in TASKS
         for kind in MODELS

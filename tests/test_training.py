@@ -1,6 +1,7 @@
 """Training: config round trips, reproducible sharded data, loss decrease, checkpoints
 (safetensors + JSON, reloaded without the trainer), resume, seeds, two-process DDP against
-one process, the command line, and configuration errors."""
+one process, the command line, configuration errors, and the opt-in compiled CNN blocks
+(:func:`precisionrecon.models.compile_blocks`: same state_dict, same outputs to rounding)."""
 
 from __future__ import annotations
 
@@ -121,6 +122,7 @@ def test_config_round_trip_json_and_yaml(tmp_path: Path) -> None:
         ({"data": {"noise": "speckle"}}, "data.noise"),
         ({"data": {"sigma": 1}}, "unknown keys \\['sigma'\\]"),
         ({"data": {"train_size": 0}}, "data.train_size"),
+        ({"compile": "yes"}, "compile must be a bool"),
     ],
 )
 def test_config_rejects_bad_values(changes: dict[str, Any], match: str) -> None:
@@ -333,6 +335,70 @@ def test_real_model_through_the_command_line(tmp_path: Path, capsys: pytest.Capt
     assert "holds checkpoints already" in capsys.readouterr().err
     assert main(["--config", str(tmp_path / "missing.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# --- compiled CNN blocks (opt-in torch.compile) --------------------------------------------
+
+
+def _lpd() -> models.LearnedPrimalDual:
+    torch.manual_seed(0)
+    return models.LearnedPrimalDual(_operator(), n_iter=2, n_primal=2, n_dual=2, width=4)
+
+
+def _vn() -> models.VariationalNetwork:
+    torch.manual_seed(0)
+    return models.VariationalNetwork(_operator(), n_steps=2, n_filters=4, kernel_size=3, n_rbf=7)
+
+
+def test_compile_blocks_counts_blocks_and_keeps_the_state_dict() -> None:
+    for model, expected in ((_lpd(), 4), (_vn(), 2)):
+        keys = list(model.state_dict())
+        assert models.compile_blocks(model) == expected
+        assert list(model.state_dict()) == keys
+        compiled = [m for m in model.modules() if isinstance(m, models.COMPILED_BLOCKS)]
+        assert len(compiled) == expected and all(m._compiled_call_impl is not None for m in compiled)
+    plain = torch.nn.Linear(2, 2)
+    assert models.compile_blocks(plain) == 0 and plain._compiled_call_impl is None
+
+
+def test_compile_blocks_rejects_non_modules() -> None:
+    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
+        models.compile_blocks("LPD")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("build", [_lpd, _vn], ids=["LPD", "VN"])
+def test_compiled_models_match_eager(build: type) -> None:
+    torch._dynamo.reset()
+    eager, compiled = build(), build()
+    models.compile_blocks(compiled)
+    y = eager.operator(torch.rand(2, N, N, generator=torch.Generator().manual_seed(1)))
+    outputs, grads = [], []
+    for model in (eager, compiled):
+        out = model(y)
+        outputs.append(out.detach())
+        grads.append(torch.autograd.grad(out.square().sum(), [p for p in model.parameters() if p.requires_grad]))
+    scale = outputs[0].abs().max()
+    assert scale > 0
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=1e-5 * float(scale))
+    for g_c, g_e in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(g_c, g_e, rtol=0, atol=1e-4 * float(g_e.abs().max()) + 1e-12)
+
+
+@pytest.mark.slow
+def test_trainer_compile_option() -> None:
+    torch._dynamo.reset()
+    base = {"model": _lpd().config(), "steps": 2, "batch_size": 2, "lr": 1e-3, "val_every": 0, "device": "cpu",
+            "progress": False, "data": {"val_size": 2, "n_ellipses": 5}}
+    eager, compiled = (training.Trainer(training.TrainingConfig.from_dict({**base, "compile": c}))
+                       for c in (False, True))
+    blocks = [m for m in compiled.model.modules() if isinstance(m, models.COMPILED_BLOCKS)]
+    assert blocks and all(m._compiled_call_impl is not None for m in blocks)
+    assert all(m._compiled_call_impl is None for m in eager.model.modules())
+    assert list(compiled.model.state_dict()) == list(eager.model.state_dict())
+    # the same initial weights and data: the first losses agree to float rounding
+    loss_e, loss_c = eager.train_step(), compiled.train_step()
+    assert loss_c == pytest.approx(loss_e, rel=1e-5) and loss_e > 0
 
 
 # --- errors ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ With ``normalize=True`` (the default) every model is scale-aware,
 from ..operators.weights import extended_parker_weights  # its old import path
 from .base import ReconModel, build, registered_models
 from .blocks import ConvPReLUStack, UNet
+from .compiled import COMPILED_BLOCKS, compile_blocks
 from .fbpconvnet import FBPConvNet
 from .initial import InitialReconstruction
 from .learned_fbp import FBPLayer, LearnedFBP
@@ -20,6 +21,7 @@ from .serialize import operator_from_dict, operator_to_dict
 from .varnet import FieldsOfExperts, RBFActivation, VariationalNetwork
 
 __all__ = [
+    "COMPILED_BLOCKS",
     "ConvPReLUStack",
     "FBPConvNet",
     "FBPLayer",
@@ -32,6 +34,7 @@ __all__ = [
     "UNet",
     "VariationalNetwork",
     "build",
+    "compile_blocks",
     "extended_parker_weights",
     "for_operator",
     "operator_from_dict",

@@ -175,6 +175,17 @@ class TrainingConfig:
     num_threads : int, optional
         ``torch.set_num_threads`` for this process. A resumed run is bitwise identical to an
         uninterrupted one on the same kind of machine with the same number of threads.
+        On a machine busy with other work, 1 is much faster: every parallel region of a
+        step waits for its slowest thread (``benchmarks/results/training.md``: 2 threads
+        took 9-38x the time of 1 per LPD / VN step on 2 cores at load 3.5).
+    compile : bool
+        Compile the model's CNN blocks with ``torch.compile``
+        (:func:`~precisionrecon.models.compile_blocks`; the known operators stay as they
+        are). The first steps compile (seconds to minutes on a small CPU); measured on a
+        2-core CPU at 64² (``benchmarks/training.py``, one thread), an LPD step then took
+        0.81-0.86x the time, a VN step 1.2-1.3x (slower: leave it off for VN on the
+        CPU). Weights and checkpoints are the same as without; the losses agree to float
+        rounding.
     max_seconds : float, optional
         Time budget of one :meth:`~.Trainer.fit` call: before each step, the run stops
         (writing a checkpoint, ``Trainer.finished`` False) when that step would end after
@@ -209,14 +220,15 @@ class TrainingConfig:
     resume: bool | str = False
     progress: bool = True
     num_threads: int | None = None
+    compile: bool = False
     max_seconds: float | None = None
     deterministic: bool = True
     data: DataConfig = field(default_factory=DataConfig)
 
     # settings a resumed run may change: they do not alter the trained weights
     RESUMABLE_CHANGES: ClassVar[frozenset[str]] = frozenset(
-        {"output_dir", "resume", "progress", "num_threads", "device", "max_seconds", "deterministic", "val_every",
-         "checkpoint_every", "keep_checkpoints"}
+        {"output_dir", "resume", "progress", "num_threads", "compile", "device", "max_seconds", "deterministic",
+         "val_every", "checkpoint_every", "keep_checkpoints"}
     )
 
     def __post_init__(self) -> None:
@@ -258,6 +270,8 @@ class TrainingConfig:
             raise ValueError(f"progress must be a bool, got {self.progress!r}")
         if self.num_threads is not None:
             check_threads(self.num_threads, "num_threads")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be a bool, got {self.compile!r}")
         if self.max_seconds is not None:
             self.max_seconds = finite_float(self.max_seconds, "max_seconds", minimum=0.0)
         if not isinstance(self.deterministic, bool):

@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics
 from .._validate import parse_dtype
+from ..models.compiled import compile_blocks
 from ..uncertainty import (
     DeepEnsemble,
     build,
@@ -263,6 +264,8 @@ class Trainer:
             raise TypeError(f"model ({type(model).__name__}) must have an operator attribute (its forward operator)")
         model.to(self.dtype)
         model.to(self.device)
+        if cfg.compile:
+            compile_blocks(model)  # in place: parameter names and checkpoints stay the same
         self.model = model
         self.trainable = [p for p in model.parameters() if p.requires_grad]
         if not self.trainable:
