@@ -39,7 +39,12 @@ Hann window), 3000 steps of batch 4; VN (5 steps, 16 filters of 5 x 5, RBF activ
 4000 steps of batch 2; LPD with a heteroscedastic uncertainty head (Adler's 10 iterations
 and 5 + 5 memory channels, 16 instead of 32 filters per layer; trained with the Gaussian
 NLL so that ``bench`` shows its predicted standard deviation), 20000 steps of batch 2.
-Configs say ``device: "auto"`` (CUDA when present) and ``num_threads: 2``.
+Configs say ``device: "auto"`` (CUDA when present) and ``num_threads: 1`` (runs begun with 2,
+the first ones, go on with 2 for a bitwise resume; finished runs count as done whatever their
+threads). With ``--jobs 2`` two runs train side by side, a core each: on this 2-core machine
+with other jobs running, a training step with 2 threads took 9-38x as long as with 1
+(``benchmarks/results/training.md``), so two one-thread runs are the robust way to use both
+cores.
 
 Time (measured here on the 2-core development CPU, 2 threads, load average about 3 from other
 engineers' tests, median wall time of a training step including the data simulation):
@@ -53,7 +58,7 @@ steps are faster, but the result is then not bitwise that of a CPU run.
 
 Usage::
 
-    python benchmarks/pretrain.py --hours 2.5            # all runs, continued where they stopped
+    python benchmarks/pretrain.py --hours 2.5 --jobs 2   # all runs, continued where they stopped
     python benchmarks/pretrain.py --tasks sparse-view-30 --methods LPD --hours 1
     python benchmarks/pretrain.py --steps-scale 0.002 --hours 0.02 --weights /tmp/w --state /tmp/s  # smoke run
 """
@@ -68,6 +73,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -91,6 +97,11 @@ BUDGET = {"LearnedFBP": (3000, 4), "VN": (4000, 2), "LPD": (20000, 2)}
 SEED_BASE = 5_000
 # measured seconds per step on 2 CPU threads (see the module docstring): ETAs before a run's first piece
 SECONDS_PER_STEP = {"LearnedFBP": 0.08, "VN": 0.37, "LPD": 0.59}
+# CPU threads of every new run. One: with two, a training step took 9-38x as long as with one on
+# this 2-core machine while other jobs ran (benchmarks/results/training.md); --jobs 2 runs two
+# one-thread runs side by side instead. Finished runs trained with other thread counts count as
+# done (threads change the rounding, not what is trained): see same_run().
+THREADS = 1
 # a piece needs the time to start the command and write its last checkpoint on top of its steps
 STARTUP_S = 20.0
 MIN_PIECE_S = 40.0
@@ -154,9 +165,16 @@ def _training_config(task: str, method: str, steps_scale: float) -> str:
         "keep_checkpoints": 2,
         "data_range": 1.0,
         "progress": False,
-        "num_threads": 2,
+        "num_threads": THREADS,
         "data": data_config(task),
     })
+
+
+def same_run(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two training configs train the same run: equal up to ``num_threads``."""
+    if a is None or b is None:
+        return False
+    return {k: v for k, v in a.items() if k != "num_threads"} == {k: v for k, v in b.items() if k != "num_threads"}
 
 
 def methods_of(task: str) -> tuple[str, ...]:
@@ -258,14 +276,15 @@ class Stop:
 
     def __init__(self) -> None:
         self.requested = False
-        self.child: subprocess.Popen[str] | None = None
+        self.children: set[subprocess.Popen[str]] = set()  # one per run in progress (--jobs)
         for s in (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
-        if self.child is not None and self.child.poll() is None:
-            self.child.send_signal(signal.SIGTERM)
+        for child in list(self.children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
 
 
 def _shown(path: Path) -> str:
@@ -280,11 +299,11 @@ def train_piece(task: str, method: str, args: argparse.Namespace, seconds: float
     wanted = training_config(task, method, args.steps_scale)
     cfg = _read(state / "train.json")
     if cfg is None:
-        if _read(dest / "train.json") == wanted and all((dest / f).is_file() for f in WEIGHT_FILES):
+        if same_run(_read(dest / "train.json"), wanted) and all((dest / f).is_file() for f in WEIGHT_FILES):
             return {"status": "done"}
         cfg = wanted
         shutil.rmtree(work, ignore_errors=True)  # left by a run of another config
-    elif cfg != wanted:
+    elif not same_run(cfg, wanted):
         print(f"[pretrain] {task}/{method}: continuing with the config it started with (today's differs)", flush=True)
     cfg_path = args.configs / task / f"{method}.json"
     atomic_write_json(cfg_path, cfg)
@@ -302,9 +321,13 @@ def train_piece(task: str, method: str, args: argparse.Namespace, seconds: float
     if args.threads is not None:
         cmd += ["--num-threads", str(args.threads)]
     t0 = time.time()
-    stop.child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    out, _ = stop.child.communicate()
-    code, stop.child = stop.child.returncode, None
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    stop.children.add(child)
+    if stop.requested and child.poll() is None:  # a signal between the start and the registration
+        child.send_signal(signal.SIGTERM)
+    out, _ = child.communicate()
+    stop.children.discard(child)
+    code = child.returncode
     wall = time.time() - t0
     if code != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited with status {code}")
@@ -340,9 +363,8 @@ def _eta(runs: list[tuple[str, str]], args: argparse.Namespace, rates: dict[str,
         state = _read(args.state / task / method / "latest.json")
         done = state["step"] if state else 0
         steps = max(2, round(BUDGET[method][0] * args.steps_scale))
-        if state is None and _read(args.weights / task / method / "train.json") == training_config(
-            task, method, args.steps_scale
-        ):
+        if state is None and same_run(_read(args.weights / task / method / "train.json"),
+                                      training_config(task, method, args.steps_scale)):
             continue
         total += (steps - done) * rates.get(method, SECONDS_PER_STEP[method])
     return total
@@ -360,6 +382,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps-scale", type=float, default=1.0,
                    help="multiply every step budget (smoke runs; then --weights and --state outside the repo)")
     p.add_argument("--threads", type=int, help="override the configs' num_threads (bitwise resume needs the same)")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained side by side (default 1; 2 on a 2-core CPU)")
     p.add_argument("--weights", type=Path, default=WEIGHTS, help="final weights (default: the package's)")
     p.add_argument("--state", type=Path, default=STATE, help="resume state of unfinished runs (default: in git)")
     p.add_argument("--configs", type=Path, help="training configs (default: the package's, or beside --weights)")
@@ -371,6 +394,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--steps-scale must be positive, got {args.steps_scale}")
     if args.threads is not None and args.threads < 1:
         p.error(f"--threads must be at least 1, got {args.threads}")
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {args.jobs}")
     args.weights, args.state = args.weights.resolve(), args.state.resolve()
     if args.configs is None:
         args.configs = CONFIGS if args.weights == WEIGHTS else args.weights.with_name(f"{args.weights.name}-configs")
@@ -391,28 +416,44 @@ def main(argv: list[str] | None = None) -> int:
     stop = Stop()
     runs = run_order(args.tasks, args.methods)
     rates: dict[str, float] = {}
-    for i, (task, method) in enumerate(runs):
-        left = None if deadline is None else deadline - time.time()
-        if stop.requested or (left is not None and left < MIN_PIECE_S):
-            break
-        r = train_piece(task, method, args, left, stop)
-        if r["status"] == "done":
-            print(f"[pretrain] {task}/{method}: done (weights of this config present)", flush=True)
-            continue
-        taken = r["step"] - r["start_step"]
-        if taken > 0:
-            rates[method] = r["wall_s"] / taken
-        eta_run = (r["steps"] - r["step"]) * rates.get(method, SECONDS_PER_STEP[method])
-        eta_all = _eta(runs[i:], args, rates)
-        print(f"[pretrain] {task}/{method}: steps {r['step']}/{r['steps']} (+{taken} in {r['wall_s']:.0f} s), "
-              f"{r['status']}; ETA {_hours(eta_run)} for this run, {_hours(eta_all)} for all left", flush=True)
-        if r["status"] == "stopped":
-            break
+    queue = list(runs)
+    lock = threading.Lock()
+
+    def worker() -> None:
+        """Train runs from the queue, one after the other, until it is empty, time is up or a
+        stop is requested (``--jobs`` workers side by side)."""
+        while True:
+            with lock:
+                left = None if deadline is None else deadline - time.time()
+                if not queue or stop.requested or (left is not None and left < MIN_PIECE_S):
+                    return
+                task, method = queue.pop(0)
+            r = train_piece(task, method, args, left, stop)
+            with lock:
+                if r["status"] == "done":
+                    print(f"[pretrain] {task}/{method}: done (weights of this config present)", flush=True)
+                    continue
+                taken = r["step"] - r["start_step"]
+                if taken > 0:
+                    rates[method] = r["wall_s"] / taken
+                eta_run = (r["steps"] - r["step"]) * rates.get(method, SECONDS_PER_STEP[method])
+                eta_all = _eta(queue, args, rates) / args.jobs
+                print(f"[pretrain] {task}/{method}: steps {r['step']}/{r['steps']} (+{taken} in {r['wall_s']:.0f} s), "
+                      f"{r['status']}; ETA {_hours(eta_run)} for this run, {_hours(eta_all)} for the runs not "
+                      f"started ({args.jobs} at a time)", flush=True)
+                if r["status"] == "stopped":
+                    return
+
+    workers = [threading.Thread(target=worker, name=f"pretrain-{k}") for k in range(args.jobs)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        while w.is_alive():
+            w.join(0.5)  # the main thread stays free for the signal handler
     left_runs = [f"{t}/{m}" for t, m in runs if (args.state / t / m / "train.json").is_file()]
     if left_runs:
         print(f"[pretrain] to be continued: {', '.join(left_runs)} (state in {_shown(args.state)})", flush=True)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

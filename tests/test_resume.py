@@ -298,3 +298,25 @@ def test_pretrain_lean_state_and_weights(tmp_path: Path, monkeypatch: pytest.Mon
     loaded = pr.pretrained.load("sparse-view-30", "LearnedFBP")
     for k, v in resumed.model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
+
+
+def test_pretrain_same_run_ignores_threads_and_jobs_share_the_queue(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pt = _pretrain()
+    cfg = pt.training_config("sparse-view-30", "LearnedFBP", 0.01)
+    assert cfg["num_threads"] == pt.THREADS == 1
+    assert pt.same_run(cfg, {**cfg, "num_threads": 2})  # weights trained with 2 threads stay done
+    assert not pt.same_run(cfg, {**cfg, "seed": cfg["seed"] + 1}) and not pt.same_run(cfg, None)
+    with pytest.raises(SystemExit):
+        pt.parse_args(["--jobs", "0"])
+    seen: list[tuple[str, str]] = []
+
+    def fake_piece(task: str, method: str, args: Any, seconds: Any, stop: Any) -> dict:
+        seen.append((task, method))
+        return {"status": "done"}
+
+    monkeypatch.setattr(pt, "train_piece", fake_piece)
+    argv = ["--steps-scale", "0.01", "--weights", str(tmp_path / "w"), "--state", str(tmp_path / "s"), "--jobs", "2"]
+    assert pt.main(argv) == 0
+    order = pt.run_order(list(pr.bench.TASKS), list(pr.bench.LEARNED))
+    assert sorted(seen) == sorted(order) and len(seen) == len(order)  # every run once, two workers
