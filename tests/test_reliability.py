@@ -386,6 +386,19 @@ def test_chunked_kernel_calls_are_bitwise_identical(name: str, monkeypatch: pyte
         assert torch.equal(a, b)
 
 
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler (KeyboardInterrupt), whatever the test runner inherited: a
+    process started in the background by a non-interactive shell (``cmd &``, ``nohup``) has
+    SIGINT ignored, and Python then installs no handler."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_interrupts_a_long_projection(monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGINT during a chunked projection raises KeyboardInterrupt after the running chunk."""
     if ops.cpu_library() is None:
@@ -407,6 +420,7 @@ def test_ctrl_c_interrupts_a_long_projection(monkeypatch: pytest.MonkeyPatch) ->
     assert 2 <= len(calls) < len(ops._chunks(400, 32 * 48)) // 2
 
 
+@pytest.mark.usefixtures("python_sigint")
 @pytest.mark.parametrize("kind", ["xray", "vbp", "vbp-footprint"])
 def test_ctrl_c_interrupts_a_long_single_image_backprojection(kind: str) -> None:
     """A back-projection of one image cannot be chunked (its sum would change): Ctrl-C stops
