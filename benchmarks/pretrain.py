@@ -68,6 +68,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import shutil
 import signal
@@ -171,10 +172,24 @@ def _training_config(task: str, method: str, steps_scale: float) -> str:
 
 
 def same_run(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
-    """Whether two training configs train the same run: equal up to ``num_threads``."""
+    """Whether two training configs train the same run: equal up to ``num_threads`` and up to
+    rounding in computed numbers (``op_norm`` is a power iteration whose last digits follow
+    the thread count)."""
     if a is None or b is None:
         return False
-    return {k: v for k, v in a.items() if k != "num_threads"} == {k: v for k, v in b.items() if k != "num_threads"}
+    a, b = ({k: v for k, v in c.items() if k != "num_threads"} for c in (a, b))
+    return _close(a, b)
+
+
+def _close(a: Any, b: Any) -> bool:
+    """``a == b`` for JSON values, with floats equal to a relative 1e-9."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=0.0)
+    return type(a) is type(b) and a == b
 
 
 def methods_of(task: str) -> tuple[str, ...]:

@@ -307,6 +307,13 @@ def test_pretrain_same_run_ignores_threads_and_jobs_share_the_queue(tmp_path: Pa
     assert cfg["num_threads"] == pt.THREADS == 1
     assert pt.same_run(cfg, {**cfg, "num_threads": 2})  # weights trained with 2 threads stay done
     assert not pt.same_run(cfg, {**cfg, "seed": cfg["seed"] + 1}) and not pt.same_run(cfg, None)
+    # a computed float whose last digits follow the thread count (op_norm) is the same run; a real change is not
+    mr = pt.training_config("mr-4x", "VN", 0.01)
+    norm = mr["model"]["kwargs"]["op_norm"]
+    rounded = {**mr, "model": {**mr["model"], "kwargs": {**mr["model"]["kwargs"], "op_norm": norm * (1 + 5e-16)}}}
+    changed = {**mr, "model": {**mr["model"], "kwargs": {**mr["model"]["kwargs"], "op_norm": norm * 1.01}}}
+    assert pt.same_run(mr, rounded) and not pt.same_run(mr, changed)
+    assert not pt.same_run(cfg, {**cfg, "lr": 1}) and not pt.same_run(cfg, {**cfg, "extra": 1})
     with pytest.raises(SystemExit):
         pt.parse_args(["--jobs", "0"])
     seen: list[tuple[str, str]] = []
