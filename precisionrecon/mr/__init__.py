@@ -10,6 +10,7 @@ MR data are native complex tensors (``complex64`` / ``complex128``); k-space is 
 from .coils import SENSE, Coils, acs_region, birdcage_maps, coil_images, estimate_maps, rss, simulate_kspace
 from .density import pipe_menon_density, radial_density
 from .espirit import espirit
+from .nlinv import NlinvResult, nlinv
 from .fastmri import (
     FastMRIFile,
     FastMRIHeader,
@@ -39,6 +40,7 @@ __all__ = [
     "FastMRIHeader",
     "FastMRISliceDataset",
     "MRDData",
+    "NlinvResult",
     "Sampling",
     "ToeplitzNormal",
     "Wavelet",
@@ -56,6 +58,7 @@ __all__ = [
     "fftc",
     "gaussian_mask",
     "ifftc",
+    "nlinv",
     "nudft",
     "nudft_adjoint",
     "parse_ismrmrd_header",
