@@ -10,7 +10,6 @@ MR data are native complex tensors (``complex64`` / ``complex128``); k-space is 
 from .coils import SENSE, Coils, acs_region, birdcage_maps, coil_images, estimate_maps, rss, simulate_kspace
 from .density import pipe_menon_density, radial_density
 from .espirit import espirit
-from .nlinv import NlinvResult, nlinv
 from .fastmri import (
     FastMRIFile,
     FastMRIHeader,
@@ -23,6 +22,7 @@ from .fastmri import (
 from .fft import FFT, fftc, ifftc
 from .masks import equispaced_lines, gaussian_mask, poisson_disc_mask, random_lines
 from .mrd import MRDData, read_ismrmrd
+from .nlinv import NlinvResult, nlinv
 from .nufft import NUFFT, ToeplitzNormal, nudft, nudft_adjoint
 from .phantoms import add_noise, shepp_logan, smooth_phase
 from .recon import cg_sense, tv_recon, zero_filled
