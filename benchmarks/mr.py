@@ -364,15 +364,17 @@ def run_maps(repeats: int, snr_db: float | None = 30.0) -> dict[str, Any]:
             ).to(torch.complex64)
         timings = time_interleaved(estimators, repeats)
         scores: dict[str, list[float]] = {}
+        kept: dict[str, int] = {}
         for name, est in [("true maps", lambda: maps), *estimators.items()]:
             m = est()
             A = mr.SENSE(mask, m, sets=m.dim() == 4)
+            kept[name] = int((m.abs().flatten(0, -3).sum(0) > 0).sum())  # pixels some coil of some set sees
             scores[name] = []
             for n_iter in (30, 100):
                 image = mr.cg_sense(A, y, n_iter).x
                 image = mr.rss(image, dim=-3) if m.dim() == 4 else image
                 scores[name].append(float(psnr(image.abs(), x.abs(), data_range=1.0)))
-        rows[lines_along] = {"timings": timings, "cg_sense_psnr_db_30_100": scores}
+        rows[lines_along] = {"timings": timings, "cg_sense_psnr_db_30_100": scores, "pixels_kept": kept}
     return {"problem": {"image": "MR_small.dcm (pydicom), 64 x 64, fills the field of view", "coils": 12,
                         "radius": 1.2, "mask": "equispaced 4x, 8 centre lines", "snr_db": snr_db,
                         "psnr_data_range": 1.0, "espirit": dict(MR_ESPIRIT),
@@ -391,12 +393,16 @@ def maps_markdown(m: dict[str, Any], repeats: int) -> list[str]:
              f"CG-SENSE with each set of maps on the same k-space (PSNR of the magnitude, data range 1). Time to "
              f"estimate the maps: median of {repeats} runs after one warm-up, alternating. ESPIRiT: {p['espirit']}; "
              f"sigpy: {p['sigpy']}; NLINV: {p['nlinv']}.", "",
-             "| lines along | maps | time (ms) | CG-SENSE 30 it. (dB) | CG-SENSE 100 it. (dB) |",
-             "|---|---|---|---|---|"]
+             "| lines along | maps | time (ms) | CG-SENSE 30 it. (dB) | CG-SENSE 100 it. (dB) | pixels kept |",
+             "|---|---|---|---|---|---|"]
     for axis, row in m["rows"].items():
         for name, (p30, p100) in row["cg_sense_psnr_db_30_100"].items():
             t = row["timings"].get(name)
-            lines.append(f"| {axis} | {name} | {format_ms(t['median_ms']) if t else '-'} | {p30:.2f} | {p100:.2f} |")
+            lines.append(f"| {axis} | {name} | {format_ms(t['median_ms']) if t else '-'} | {p30:.2f} | {p100:.2f} | "
+                         f"{row['pixels_kept'][name]} |")
+    lines += ["", "Pixels kept: where the maps are not cropped to zero (of 4096; the object fills the field of view). "
+              "A CG-SENSE PSNR of 10.23 dB is the zero image: sigpy's default crop (0.95) removes every pixel when "
+              "it calibrates on the 8 x 8 centre (its calibration region is square)."]
     return lines
 
 
