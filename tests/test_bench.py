@@ -171,10 +171,12 @@ def test_build_task_data() -> None:
     data = bench.build_task("mr-4x", QUICK)
     assert data.modality == "mr" and data.truth.is_complex() and data.truth.shape == (QUICK.n_ellipses + 1, 32, 32)
     assert data.y.shape == (QUICK.n_ellipses + 1, 12, 32, 32) and data.y_val.shape == (QUICK.n_val, 12, 32, 32)
-    # maps estimated from each image's own k-space: soft-SENSE with two sets, the task's mask
+    # maps estimated from each image's own k-space: NLINV, one set on a set axis, the task's mask
     assert len(data.estimated) == QUICK.n_ellipses + 1 and len(data.estimated_val) == QUICK.n_val
     for A in data.estimated + data.estimated_val:
-        assert A.sets and tuple(A.domain_shape) == (2, 32, 32) and A.mask is data.operator.mask
+        assert A.sets and tuple(A.domain_shape) == (1, 32, 32) and A.mask is data.operator.mask
+        rss = A.maps.abs().square().sum(dim=-3).sqrt()  # normalised maps: unit root-sum-of-squares
+        assert torch.allclose(rss, torch.ones_like(rss), atol=1e-5)
     assert not torch.equal(data.estimated[0].maps, data.estimated[1].maps)
     unsampled = data.operator.mask.expand_as(data.y) == 0
     assert unsampled.any() and bool((data.y[unsampled] == 0).all())  # noise only on sampled k-space

@@ -251,8 +251,8 @@ def _bind(model: nn.Module, operator: LinearOperator) -> None:
 
 
 def _run_learned_estimated(model: nn.Module, task: TaskData) -> tuple[Tensor, Tensor | None, float]:
-    """An MR model on each test image bound to that image's estimated maps (the first,
-    dominant ESPIRiT set: the models reconstruct one image per k-space)."""
+    """An MR model on each test image bound to that image's estimated maps (the first set,
+    the dominant one where there are several: the models reconstruct one image per k-space)."""
     xs, stds, elapsed = [], [], 0.0
     for i, A in enumerate(task.estimated):
         _bind(model, SENSE(A.mask, A.maps[0]))
