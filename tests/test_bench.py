@@ -258,6 +258,8 @@ def test_shipped_pretrained_weights_load_and_match_their_configs(monkeypatch: py
 
 
 @pytest.mark.parametrize(("task", "learned", "baseline"), [("sparse-view-30", "LPD", "FBP"),
+                                                         ("sparse-view-60", "LPD", "FBP"),
+                                                         ("limited-angle-fan", "LPD", "FBP"),
                                                          ("mr-4x", "VN", "zero-filled")])
 def test_shipped_models_beat_the_analytic_baseline(task: str, learned: str, baseline: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -444,3 +446,20 @@ def test_quick_real_suite_run(tmp_path: Path) -> None:
     assert record["tasks"]["mr-4x"]["test_images"] == ["MR_small.dcm", "examples_overlay.dcm"]
     assert f"{fbp['max_abs_error']:.2f} / " in md
     assert result.wall_s < 30
+
+
+@pytest.mark.parametrize("task", ["sparse-view-30", "sparse-view-60", "limited-angle-fan", "low-dose"])
+def test_shipped_models_are_at_least_fbp_on_the_real_ct_slices(task: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14's floor: on the real CT slices of ``--suite real`` every shipped learned model is
+    at least as good as FBP (its PSNR per image, not only the mean)."""
+    monkeypatch.delenv("PRECISIONRECON_WEIGHTS", raising=False)
+    suite = bench.SUITES["real"]
+    data = bench.build_task(task, suite, torch.device("cpu"))
+    if not data.test_images:
+        pytest.skip("the installed pydicom bundles none of the real CT slices")
+    fbp = bench.evaluate_method(data, "FBP", suite, torch.device("cpu"))
+    for method in bench.LEARNED:
+        cell = bench.evaluate_method(data, method, suite, torch.device("cpu"))
+        assert cell["status"] == "ok", (method, cell["status"])
+        for ours, base, name in zip(cell["psnr_per_image"], fbp["psnr_per_image"], data.test_images, strict=True):
+            assert ours >= base, (method, name, ours, base)
