@@ -81,7 +81,7 @@ def test_espirit_bad_input() -> None:
     with pytest.raises(ValueError, match="too small for ESPIRiT"):
         mr.espirit(mask * kspace, mask)
     with pytest.raises(ValueError, match="too small for ESPIRiT"):
-        mr.estimate_maps(mask * kspace, mask)
+        mr.estimate_maps(mask * kspace, mask, method="espirit")
 
 
 def test_espirit_agrees_with_sigpy() -> None:

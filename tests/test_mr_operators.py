@@ -291,6 +291,13 @@ def test_bad_input() -> None:
         mr.gaussian_mask((16, 16), 4, sigma=0.0)
     with pytest.raises(ValueError, match="method"):
         mr.estimate_maps(torch.zeros(2, 8, 8, dtype=torch.complex64), torch.ones(8, 8), method="bogus")
+    k8 = torch.zeros(2, 8, 8, dtype=torch.complex64)
+    with pytest.raises(ValueError, match="kernel_size applies to method 'espirit' or 'walsh', not 'nlinv'"):
+        mr.estimate_maps(k8, torch.ones(8, 8), method="nlinv", kernel_size=5)
+    with pytest.raises(ValueError, match="crop applies to method 'espirit', not 'walsh'"):
+        mr.estimate_maps(k8, torch.ones(8, 8), method="walsh", crop=0.9)
+    with pytest.raises(ValueError, match="n_maps > 1 needs method='espirit'"):
+        mr.estimate_maps(k8, torch.ones(8, 8), method="lowres", n_maps=2)
     with pytest.raises(ValueError, match="coils_per_ring"):
         mr.birdcage_maps((8, 4, 16, 16), coils_per_ring=3)
     with pytest.raises(ValueError, match="snr_db"):

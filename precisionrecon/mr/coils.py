@@ -339,17 +339,21 @@ def estimate_maps(
     method: str = "espirit",
     kernel_size: int | None = None,
     threshold: float | None = None,
-    crop: float = 0.95,
-    calib_size: int | Sequence[int] = 24,
+    crop: float | None = None,
+    calib_size: int | Sequence[int] | None = None,
     n_maps: int = 1,
 ) -> Tensor:
-    r"""Estimate coil sensitivities from the fully sampled centre of k-space.
+    r"""Estimate coil sensitivities from the data (NLINV) or their fully sampled centre.
 
     * ``method="espirit"`` (default): :func:`~precisionrecon.mr.espirit` on the fully
       sampled centre of ``mask``, with ``calib_size``, ``kernel_size`` (default: 6, at most
       the box width minus 3), the singular value ``threshold`` (default 0.02, or 0.005 for a
       calibration matrix with fewer patches than columns) and the
       eigenvalue ``crop``: the maps are zero where the data hold no signal.
+    * ``method="nlinv"``: :func:`~precisionrecon.mr.nlinv` with its defaults, the joint
+      estimation of image and maps from all the data (not only the ACS), on a coil grid 1.5
+      times the field of view; the maps are defined everywhere (no crop). Use it for objects
+      that fill the field of view (below); ``precisionrecon reconstruct`` uses it by default.
     * ``method="walsh"`` and ``"lowres"`` work on the low-resolution coil images
       :math:`c_i = \mathcal F^H(w \odot y_i)` of the ACS box (the rest of k-space zeroed, a Hann
       window against ringing). ``"lowres"``: :math:`S_i = c_i / \sqrt{\sum_j |c_j|^2}`
@@ -358,25 +362,27 @@ def estimate_maps(
       around each pixel (Walsh, Gmitro and Marcellin, MRM 2000). Pixels whose low-resolution
       RSS is below ``threshold`` (default 0) times its maximum get zero sensitivity.
 
-    * ``method="nlinv"``: :func:`~precisionrecon.mr.nlinv` with its defaults, the joint
-      estimation of image and maps from all the data (not only the ACS), on a coil grid 1.5
-      times the field of view; the maps are defined everywhere (no crop). On an object that
-      fills the field of view (``MR_small.dcm`` at 64², 12 coils, 4x, 8 ACS lines) its maps
-      give CG-SENSE within 0.5-1.5 dB of the true maps where two sets of ESPIRiT maps lose
-      6-11 dB.
-
     All maps have unit root-sum-of-squares (where not cropped) and their phase relative to
     coil 0, so a reconstruction with them carries the object's phase relative to coil 0.
 
-    Why ESPIRiT is the default: ``walsh`` and ``lowres`` maps are the ratio of blurred coil
-    images, biased within a blur width of every edge of the object, and they have unit RSS
-    in the background, where no data define them. The data are then not in the range of
-    ``SENSE(mask, maps)`` (7 % relative residual for the best image on the 64² phantom with
-    8 ACS lines), and the background pixels stay unknowns, which leaves the 4x normal
-    operator badly conditioned; CG-SENSE fits the inconsistency along its near-null space
-    and gets worse with every iteration (16.3 dB after 30, 8.9 dB after 100 iterations
-    against 20.2 and 22.9 dB with the true maps). ESPIRiT's maps are consistent with the
-    calibration data and cropped where the eigenvalue shows no signal.
+    Why not Walsh or lowres: their maps are the ratio of blurred coil images, biased within
+    a blur width of every edge of the object, and they have unit RSS in the background, where
+    no data define them. The data are then not in the range of ``SENSE(mask, maps)`` (7 %
+    relative residual for the best image on the 64² phantom with 8 ACS lines), and the
+    background pixels stay unknowns, which leaves the 4x normal operator badly conditioned;
+    CG-SENSE fits the inconsistency along its near-null space and gets worse with every
+    iteration (16.3 dB after 30, 8.9 dB after 100 iterations against 20.2 and 22.9 dB with the
+    true maps). ESPIRiT's maps are consistent with the calibration data and cropped where the
+    eigenvalue shows no signal: on objects with background around them CG-SENSE with them is
+    within 1 dB of the true maps (the 64² Shepp-Logan phantom, 8 coils, 4x, 8 ACS lines, where
+    NLINV's maps lose 0.8-1.5 dB after 30 iterations and up to 3.5 dB after 100).
+
+    When to use NLINV: ESPIRiT's crop fails on an object that fills the field of view. On
+    ``MR_small.dcm`` at 64² (the bench's real mr-4x data: 12 coils, 4x, 8 ACS lines, 5 %
+    noise) CG-SENSE with ESPIRiT maps gives 9.2 dB after 30 iterations and 3.3 dB after 100,
+    with NLINV's maps 33.6 and 34.4 dB; on ``examples_overlay.dcm`` 23.2 / 17.1 against
+    31.6 / 34.2 dB. NLINV costs 4-5 s per 64² slice and 26 s per 256² slice on one thread of
+    a loaded CPU, against 0.2-1 s for ESPIRiT.
 
     Parameters
     ----------
@@ -385,16 +391,18 @@ def estimate_maps(
     mask : Tensor
         Sampling mask broadcastable to the spatial shape; its fully sampled centre is the ACS.
     method : str
-        ``"espirit"``, ``"walsh"``, ``"lowres"`` or ``"nlinv"``.
+        ``"espirit"``, ``"nlinv"``, ``"walsh"`` or ``"lowres"``. The options below belong to
+        the methods they name; one given to another method is an error (NLINV takes none,
+        use :func:`~precisionrecon.mr.nlinv` for its own).
     kernel_size : int, optional
         ESPIRiT kernel width, or the odd box size of the Walsh covariance window (pixels).
     threshold : float, optional
         ESPIRiT: relative singular value threshold in (0, 1); Walsh/lowres: relative RSS level
         below which the maps are set to zero, in [0, 1).
-    crop : float
-        ESPIRiT only: eigenvalue below which the maps are zero, in [0, 1).
-    calib_size : int or tuple of int
-        ESPIRiT only: largest calibration box per axis.
+    crop : float, optional
+        ESPIRiT only: eigenvalue below which the maps are zero, in [0, 1) (default 0.95).
+    calib_size : int or tuple of int, optional
+        ESPIRiT only: largest calibration box per axis (default 24).
     n_maps : int
         ESPIRiT only: sets of maps; 2 for soft-SENSE (objects that fill the field of view),
         then use ``SENSE(mask, maps, sets=True)``.
@@ -410,7 +418,13 @@ def estimate_maps(
             f"kspace must have shape (n_coils, ny, nx) or (n_coils, nz, ny, nx), got {tuple(kspace.shape)}"
         )
     if method not in ("espirit", "walsh", "lowres", "nlinv"):
-        raise ValueError(f"method must be 'espirit', 'walsh', 'lowres' or 'nlinv', got {method!r}")
+        raise ValueError(f"method must be 'espirit', 'nlinv', 'walsh' or 'lowres', got {method!r}")
+    options = {"kernel_size": kernel_size, "threshold": threshold, "crop": crop, "calib_size": calib_size}
+    owners = {"kernel_size": ("espirit", "walsh"), "threshold": ("espirit", "walsh", "lowres"),
+              "crop": ("espirit",), "calib_size": ("espirit",)}
+    for name, value in options.items():
+        if value is not None and method not in owners[name]:
+            raise ValueError(f"{name} applies to method {' or '.join(map(repr, owners[name]))}, not {method!r}")
     if method == "espirit":
         from .espirit import espirit  # espirit builds on acs_region of this module
 
@@ -418,10 +432,10 @@ def estimate_maps(
             kspace,
             mask,
             dims=kspace.dim() - 1,
-            calib_size=calib_size,
+            calib_size=24 if calib_size is None else calib_size,
             kernel_size=kernel_size,
             threshold=threshold,
-            crop=crop,
+            crop=0.95 if crop is None else crop,
             n_maps=n_maps,
         )
     if n_maps != 1:
