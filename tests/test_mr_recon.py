@@ -204,7 +204,7 @@ def test_nlinv_maps_on_the_real_slice(transpose: bool, snr_db: float | None) -> 
         assert nlinv_psnr > espirit_psnr + 3.0, (n_iter, nlinv_psnr, espirit_psnr)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, open: on MR_small.dcm (filling the FOV) with 8 ACS lines the "
+@pytest.mark.xfail(strict=True, reason="known limit (issue 15): on MR_small.dcm (filling the FOV) with 8 ACS lines the "
                    "NLINV maps (defaults, 14 Newton steps) lose 1.2-1.9 dB against the true maps after 30 "
                    "iterations and 2.2-4.9 dB after 100; more Newton steps bring the noiseless cases closer "
                    "(28 steps, lines along x: 0.4 and 1.1 dB) but fit the noise of the 30 dB cases")
