@@ -32,7 +32,7 @@ using pr::VoxelTaps;
 template <int DIM>
 std::vector<ViewProjection> views(const double* vecs, int nviews, const Detector& det, int flags) {
   std::vector<ViewProjection> out(nviews);
-  const int stride = DIM == 2 ? 6 : 12;
+  const int stride = pr::view_stride(det);
   for (int i = 0; i < nviews; ++i) pr::view_projection<DIM>(vecs + (int64_t)i * stride, det, flags, out[i]);
   return out;
 }

@@ -42,7 +42,7 @@ def test_voxel_on_a_ray_hits_its_pixel(name: str) -> None:
     vec = geom.to_vectors()
     dim, nu = geom.ndim, geom.det_shape[-1]
     nv = geom.det_shape[0] if dim == 3 else 1
-    pix = reference._pixel_positions(vec, dim, nu, nv, geom.curved)  # (views, nv, nu, dim)
+    pix = reference._pixel_positions(vec, dim, nu, nv, geom.curved_kind)  # (views, nv, nu, dim)
     view, iu, iv = 1, nu // 3, nv // 2
     s = vec[view, :dim]
     p = pix[view, iv, iu]
