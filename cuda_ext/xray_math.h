@@ -550,6 +550,68 @@ PR_HD bool row_taps(const ViewProjection& V, const Detector& det, const Volume& 
   return finish_taps<DIM>(cu, cv, W, det, T);
 }
 
+// Whether any voxel ix0 <= ix <= ix1 of a row (forms F of row_forms) can have a tap on the
+// detector in v, i.e. cv in (-1, nv): false only when none can (3-D; 2-D: always true). A
+// conservative bound, so skipping such a segment leaves the back-projection and its
+// transpose bit for bit unchanged (row_taps would give no tap there); it lets a view of a
+// long helix skip the slices its cone does not reach.
+//   flat: cv = nb / den is linear-fractional in ix, monotone on the segment when den keeps
+//         its sign: the end points bound it;
+//   curved: cv = (t r_v - wv) / |v| + cv0 with t = tau / rho, r_v linear in ix (end points),
+//         rho = |(x - s)_perp| convex (at most the end points' maximum, at least the
+//         distance of the source from the segment) and tau in [tau_lo, tau_hi]; the bound
+//         is monotone in each, so the corners bound it.
+// A margin of kReachMargin pixels covers the rounding of the per-voxel coordinates.
+constexpr double kReachMargin = 1e-6;
+
+template <int DIM>
+PR_HD bool row_segment_reaches(const ViewProjection& V, const Detector& det, const Volume& vol, const RowForms& F,
+                               int ix0, int ix1) {
+  if (DIM == 2) return true;
+  double lo, hi;
+  if (!V.curved) {
+    const double n0 = F.b0 + ix0 * F.db, n1 = F.b0 + ix1 * F.db;
+    const double d0 = F.c0 + ix0 * F.dc, d1 = F.c0 + ix1 * F.dc;
+    if (!(d0 * d1 > 0.0)) return true;  // den changes sign or vanishes: no cheap bound
+    const double v0 = n0 / d0, v1 = n1 / d1;
+    lo = (v0 < v1 ? v0 : v1) + V.cv0;
+    hi = (v0 < v1 ? v1 : v0) + V.cv0;
+  } else {
+    const double xa = (ix0 - vol.off[0]) * vol.sp[0], xb = (ix1 - vol.off[0]) * vol.sp[0];
+    double r0[3] = {xa - V.s[0], F.y - V.s[1], F.z - V.s[2]};
+    double r1[3] = {xb - V.s[0], F.y - V.s[1], F.z - V.s[2]};
+    const double rv0 = dot3(r0, V.vhat), rv1 = dot3(r1, V.vhat);
+    for (int k = 0; k < 3; ++k) {
+      r0[k] -= rv0 * V.vhat[k];
+      r1[k] -= rv1 * V.vhat[k];
+    }
+    // distance of the source (the origin here) from the segment r0 -> r1, and the far end
+    double e[3];
+    for (int k = 0; k < 3; ++k) e[k] = r1[k] - r0[k];
+    const double ee = dot3(e, e);
+    double tp = ee > 0.0 ? -dot3(r0, e) / ee : 0.0;
+    tp = tp < 0.0 ? 0.0 : (tp > 1.0 ? 1.0 : tp);
+    double m[3];
+    for (int k = 0; k < 3; ++k) m[k] = r0[k] + tp * e[k];
+    const double rho_lo = sqrt(dot3(m, m)) * (1.0 - 1e-12);
+    const double a0 = sqrt(dot3(r0, r0)), a1 = sqrt(dot3(r1, r1));
+    const double rho_hi = (a0 > a1 ? a0 : a1) * (1.0 + 1e-12);
+    if (!(rho_lo > 0.0)) return true;
+    const double k_lo = V.tau_lo / rho_hi, k_hi = V.tau_hi / rho_lo;
+    const double rvs[2] = {rv0 < rv1 ? rv0 : rv1, rv0 < rv1 ? rv1 : rv0}, ks[2] = {k_lo, k_hi};
+    lo = 1e300;
+    hi = -1e300;
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b) {
+        const double cv = (ks[b] * rvs[a] - V.wv) / V.vn + V.cv0;
+        lo = cv < lo ? cv : lo;
+        hi = cv > hi ? cv : hi;
+      }
+  }
+  // NaN bounds fail both tests: keep the segment
+  return !(hi < -1.0 - kReachMargin || lo > (double)det.nv + kReachMargin);
+}
+
 // ---------------------------------------------------------------------------------------
 // Pixel footprints (2-D): the back-projection of a linearly interpolated projection q,
 // averaged over the pixel instead of sampled at its centre. Along the detector (in bins)

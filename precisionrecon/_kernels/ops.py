@@ -299,7 +299,9 @@ def vbp_backproject(
     """Voxel-driven (FBP) back-projection ``(*batch, n_views, *det_shape) -> (*batch, *vol_shape)``.
 
     ``weighted`` holds flags: bit 0 the distance weight of divergent beams, bit 1 pixel-footprint
-    weights instead of point taps (2-D; see ``pixel_footprint`` in ``cuda_ext/xray_math.h``).
+    weights instead of point taps (2-D; see ``pixel_footprint`` in ``cuda_ext/xray_math.h``), bit 2
+    no skipping of the image rows a view's detector cannot reach (CPU, 3-D; ``row_segment_reaches``:
+    the same result, slower, for tests and timings).
     """
     return _run(_VBP_BACKPROJECT, q, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved, weighted)
 
