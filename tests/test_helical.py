@@ -168,7 +168,8 @@ def test_kernel_rays_run_from_the_moved_source_through_the_cylinder_pixels(mode:
     # the voxel-driven back-projector's point-to-pixel map (project_point)
     rng = np.random.default_rng(7)
     rows, cols = g.det_shape
-    for view, iv, iu in zip(rng.integers(0, g.n_views, 6), rng.integers(0, rows, 6), rng.integers(0, cols, 6)):
+    picks = zip(rng.integers(0, g.n_views, 6), rng.integers(0, rows, 6), rng.integers(0, cols, 6), strict=True)
+    for view, iv, iu in picks:
         point = src[view, iv, iu] + 0.45 * directions[view, iv, iu]
         one_voxel = pr.Volume((1, 1, 1), center=tuple(point[::-1]))
         B = pr.VoxelBackprojection(one_voxel, g[int(view)], distance_weight=False)
