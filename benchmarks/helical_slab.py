@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path(__file__).resolve().parent / "results"
     out.mkdir(parents=True, exist_ok=True)
     cfg = scaled(scale)
-    meta: dict[str, Any] = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    meta: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                             "machine": machine_info(), "scale": scale, "repeats": repeats, "config": cfg}
     print(f"helical back-projection speed, scale 1/{scale}", flush=True)
     rows = [run_case(cfg, t, det, ffs, repeats) for t, det, ffs in CASES]
