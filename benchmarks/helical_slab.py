@@ -151,6 +151,8 @@ def markdown(meta: dict[str, Any], cfg: dict[str, Any], rows: list[dict[str, Any
         "of it). The gain grows with the scan length, towards the ratio of the scanned length to the length "
         "a cone covers.",
         "- CPU only: the CUDA gather kernel already tests each voxel (one thread per voxel) and is unchanged.",
+        "- HelicalFBP (s): one call per case, not warmed up nor interleaved (the filter and weights add well under "
+        "a second here; differences from `B skip` are the load of the shared machine).",
     ]
     warn = busy_warning(m["loadavg_at_start"], m["cpus_usable"])
     if warn:
