@@ -339,7 +339,7 @@ void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, c
                    const Detector& det, int b0, int nb, T* y, int nthreads) {
   const int64_t rays_per_view = (int64_t)det.nu * det.nv;
   const int64_t nrays = rays_per_view * nviews;
-  const int vdim = DIM == 2 ? 6 : 12;
+  const int vdim = pr::view_stride(det);
 #if defined(__AVX512F__)
   if constexpr (DIM == 2 && NB == 1 && std::is_same<T, float>::value) {
     const int64_t groups_per_view = (det.nu + kGroup - 1) / kGroup;
@@ -373,7 +373,7 @@ template <typename T, int DIM, int NB, typename OFF>
 void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume& vol, const double* vecs,
                    int nviews, const Detector& det, Line* table, int nthreads) {
   const int64_t rays_per_view = (int64_t)det.nu * det.nv;
-  const int vdim = DIM == 2 ? 6 : 12;
+  const int vdim = pr::view_stride(det);
   const int views_per_block = (int)(kMaxTableRays / rays_per_view > 0 ? kMaxTableRays / rays_per_view : 1);
   for (int v0 = 0; v0 < nviews; v0 += views_per_block) {
     if (pr::g_cancel.load(std::memory_order_relaxed)) return;

@@ -86,7 +86,7 @@ template <int DIM>
 __device__ __forceinline__ void stage_views(const Args& a, int v0, ViewProjection* sv) {
   __syncthreads();
   if (threadIdx.x < kViewTile && v0 + (int)threadIdx.x < a.nviews)
-    view_projection<DIM>(a.vecs + (int64_t)(v0 + threadIdx.x) * view_stride(DIM), a.det, a.weighted,
+    view_projection<DIM>(a.vecs + (int64_t)(v0 + threadIdx.x) * view_stride(a.det), a.det, a.weighted,
                          sv[threadIdx.x]);
   __syncthreads();
 }
@@ -140,7 +140,7 @@ __global__ void k_vbp_scatter_serial(const T* x, T* q, Args a) {
   int nb;
   const int b0 = batch_chunk(a, nb);
   ViewProjection V;
-  view_projection<DIM>(a.vecs + (int64_t)view * view_stride(DIM), a.det, a.weighted, V);
+  view_projection<DIM>(a.vecs + (int64_t)view * view_stride(a.det), a.det, a.weighted, V);
   for (int64_t v = 0; v < a.nvox; ++v) {
     int q3[3];
     voxel_index(a.vol, v, q3);

@@ -33,7 +33,7 @@ void run(int op, int deterministic, const T* in, T* out, int64_t batch, const Vo
         const int iz = (int)(v / ((int64_t)vol.n[0] * vol.n[1]));
         for (int view = 0; view < nviews; ++view) {
           ViewProjection V;
-          view_projection<DIM>(vecs + (int64_t)view * view_stride(DIM), det, weighted, V);
+          view_projection<DIM>(vecs + (int64_t)view * view_stride(det), det, weighted, V);
           vbp_gather_view<DIM, T>(V, det, vol, ix, iy, iz, view, (int)b0, nb, in, nrays, acc);
         }
         for (int b = 0; b < nb; ++b) out[(b0 + b) * nvox + v] = (T)acc[b];
@@ -42,7 +42,7 @@ void run(int op, int deterministic, const T* in, T* out, int64_t batch, const Vo
       if (b0 == 0) memset(out, 0, sizeof(T) * batch * nrays);
       for (int view = 0; view < nviews; ++view) {
         ViewProjection V;
-        view_projection<DIM>(vecs + (int64_t)view * view_stride(DIM), det, weighted, V);
+        view_projection<DIM>(vecs + (int64_t)view * view_stride(det), det, weighted, V);
         for (int64_t v = 0; v < nvox; ++v) {
           const int ix = (int)(v % vol.n[0]), iy = (int)((v / vol.n[0]) % vol.n[1]);
           const int iz = (int)(v / ((int64_t)vol.n[0] * vol.n[1]));

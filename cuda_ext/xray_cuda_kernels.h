@@ -59,8 +59,6 @@ PR_HD Strides volume_strides(const Volume& vol) {
   return st;
 }
 
-PR_HD int view_stride(int dim) { return dim == 2 ? 6 : 12; }
-
 // Voxel offsets and weights of the (up to 4) in-volume taps of one Joseph sample.
 template <int DIM>
 PR_HD int sample_taps(const Line& L, const Volume& vol, const Strides& st, int j, int64_t* off, double* c) {
@@ -94,7 +92,7 @@ PR_HD void joseph_forward_ray(int64_t ray, int b0, int nb, const T* x, T* y, con
   A acc[kMaxNB];
   for (int b = 0; b < kMaxNB; ++b) acc[b] = (A)0;
   Line L;
-  if (ray_line<DIM>(vecs + (int64_t)view * view_stride(DIM), vol, det, iu, iv, L)) {
+  if (ray_line<DIM>(vecs + (int64_t)view * view_stride(det), vol, det, iu, iv, L)) {
     for (int j = L.j0; j < L.j1; ++j) {
       int64_t off[4];
       double c[4];
@@ -118,7 +116,7 @@ PR_HD void joseph_adjoint_ray(int64_t ray, int b0, int nb, const T* y, T* x, con
   const int iv = (int)((ray % per_view) / det.nu), iu = (int)(ray % det.nu);
   const Strides st = volume_strides(vol);
   Line L;
-  if (!ray_line<DIM>(vecs + (int64_t)view * view_stride(DIM), vol, det, iu, iv, L)) return;
+  if (!ray_line<DIM>(vecs + (int64_t)view * view_stride(det), vol, det, iu, iv, L)) return;
   A yv[kMaxNB];
   bool any = false;
   for (int b = 0; b < nb; ++b) {
@@ -179,11 +177,13 @@ PR_HD void candidate_pixels(const ViewProjection& V, const Volume& vol, const De
   if (!ok) return;
   if (V.curved) {
     // The arc angle of a convex set seen from the source axis spans the angles of its
-    // vertices when it subtends less than pi.
-    if ((umax - umin) * V.un / V.R >= 3.14159) return;
+    // vertices when it subtends less than pi (about c: the arc angle is a monotone
+    // function of the angle at the source; a margin keeps the set's angle at s below pi).
+    if ((umax - umin) * V.un / V.R >= (V.curved == 2 ? 3.0 : 3.14159)) return;
     if (DIM == 3) {
-      // cv is monotone in r_v / rho: bound r_v by the corners (linear) and rho from
-      // below by the centre minus the half diagonal (rho is 1-Lipschitz).
+      // cv is monotone in tau r_v / rho: bound r_v by the corners (linear), rho from
+      // below by the centre minus the half diagonal (rho is 1-Lipschitz) and tau by
+      // [R - |a|, R + |a|] (tau = R for the cylinder about the source).
       double r[3] = {centre[0] - V.s[0], centre[1] - V.s[1], centre[2] - V.s[2]};
       const double rv = dot3(r, V.vhat);
       for (int k = 0; k < 3; ++k) r[k] -= rv * V.vhat[k];
@@ -197,11 +197,14 @@ PR_HD void candidate_pixels(const ViewProjection& V, const Volume& vol, const De
         vmax = -1e300;
         const double rvs[2] = {rv_lo, rv_hi}, rhos[2] = {rho_lo, rho_hi};
         for (int a = 0; a < 2; ++a)
-          for (int b = 0; b < 2; ++b) {
-            const double cv = ((V.R / rhos[b]) * rvs[a] - V.wv) / V.vn + V.cv0;
-            vmin = cv < vmin ? cv : vmin;
-            vmax = cv > vmax ? cv : vmax;
-          }
+          for (int b = 0; b < 2; ++b)
+            for (int c = 0; c < 2; ++c) {
+              // tau / rho times r_v is monotone in each of tau, rho and r_v (tau, rho > 0)
+              const double tau = c ? V.tau_hi : V.tau_lo;
+              const double cv = ((tau / rhos[b]) * rvs[a] - V.wv) / V.vn + V.cv0;
+              vmin = cv < vmin ? cv : vmin;
+              vmax = cv > vmax ? cv : vmax;
+            }
       }
     }
   }
@@ -252,7 +255,7 @@ PR_HD void joseph_adjoint_voxel(int64_t voxel, int b0, int nb, const T* y, T* x,
   A acc[kMaxNB];
   for (int b = 0; b < kMaxNB; ++b) acc[b] = (A)0;
   for (int view = 0; view < nviews; ++view) {
-    const double* vec = vecs + (int64_t)view * view_stride(DIM);
+    const double* vec = vecs + (int64_t)view * view_stride(det);
     ViewProjection V;
     view_projection<DIM>(vec, det, 0, V);
     int lo[2], hi[2];
@@ -370,7 +373,7 @@ PR_HD void joseph_sensitivity_ray(int64_t ray, int b0, int nb, const T* x, T* ou
   for (int b = 0; b < kMaxNB; ++b)
     for (int k = 0; k < K; ++k) acc[b][k] = (A)0;
   Line L;
-  if (ray_line<DIM>(vecs + (int64_t)view * view_stride(DIM), vol, det, iu, iv, L)) {
+  if (ray_line<DIM>(vecs + (int64_t)view * view_stride(det), vol, det, iu, iv, L)) {
     for (int j = L.j0; j < L.j1; ++j) {
       const double f1 = L.a1 + L.b1 * j, f2 = DIM == 3 ? L.a2 + L.b2 * j : 0.0;
       const double fl1 = floor(f1), fl2 = floor(f2);

@@ -14,11 +14,16 @@
 // A view is given by vectors (ASTRA `*_vec` layout):
 //   2-D: [s_x, s_y, d_x, d_y, u_x, u_y]                      (6 doubles)
 //   3-D: [s_x, s_y, s_z, d_x, d_y, d_z, u_x, u_y, u_z, v_x, v_y, v_z]  (12 doubles)
+//   3-D, cylinder about c: [s, d, u, v, c_x, c_y, c_z]                (15 doubles)
 // s is the ray direction (parallel beam) or the source position (cone/fan beam), d the
 // detector centre, u (and v) the vectors between neighbouring detector pixels. For a
-// curved detector (arc in 2-D, cylinder in 3-D) the detector bends in u around an axis
-// through the source parallel to v; |u| is then the arc length between pixel centres and
-// u the tangent at the detector centre.
+// curved detector (arc in 2-D, cylinder in 3-D; Detector::curved = 1) the detector bends
+// in u around an axis through the source parallel to v; |u| is then the arc length
+// between pixel centres and u the tangent at the detector centre. Detector::curved = 2
+// (3-D cone beam only) bends it around the axis through the point c parallel to v
+// instead: the cylinder of a clinical CT detector is centred on the detector focal
+// centre, and a flying focal spot moves the source off that axis. The source must lie
+// inside the cylinder (every ray from it meets the cylinder once in front of it).
 //
 // Joseph's method: a ray q(t) = o + t * dir is sampled once per voxel slice along its
 // main axis m (largest |dir_m|); at slice j the other coordinates are f = a + b * j and
@@ -48,8 +53,12 @@ struct Volume {
 struct Detector {
   int nu, nv;      // pixels along u and v (nv = 1 for 2-D)
   int beam;        // BEAM_PARALLEL or BEAM_CONE
-  int curved;      // 0: flat, 1: arc (2-D) / cylindrical (3-D)
+  int curved;      // 0: flat, 1: arc (2-D) / cylinder about the source (3-D), 2: cylinder about c
+  int stride;      // doubles per view vector: 6 (2-D), 12 (3-D), 15 (3-D, curved = 2)
 };
+
+// Doubles per view in the vector array.
+PR_HD int view_stride(const Detector& det) { return det.stride; }
 
 // One ray, reduced to what the Joseph walk needs.
 struct Line {
@@ -77,12 +86,14 @@ PR_HD void pixel_position(const double* vec, const Detector& det, int iu, int iv
     }
     return;
   }
-  // Curved detector: radius R is the distance of the detector centre from the source,
-  // measured perpendicular to v; alpha is the arc angle of pixel column iu.
+  // Curved detector: radius R is the distance of the detector centre from the cylinder
+  // axis (through the source, or through c when curved = 2), measured perpendicular to v;
+  // alpha is the arc angle of pixel column iu.
+  const double* axis = (DIM == 3 && det.curved == 2) ? vec + 4 * DIM : s;
   double w[3] = {0.0, 0.0, 0.0};
   double vhat[3] = {0.0, 0.0, 0.0};
   double wv = 0.0;
-  for (int k = 0; k < DIM; ++k) w[k] = d[k] - s[k];
+  for (int k = 0; k < DIM; ++k) w[k] = d[k] - axis[k];
   if (DIM == 3) {
     const double* v = vec + 3 * DIM;
     const double vn = sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
@@ -164,7 +175,8 @@ PR_HD int make_geometry(int ndim, const int* vol_n, const double* vol_sp, const 
   if (ndim != 2 && ndim != 3) return 1;
   if (nviews <= 0 || det_nu <= 0 || det_nv <= 0 || (ndim == 2 && det_nv != 1)) return 2;
   if (beam != BEAM_PARALLEL && beam != BEAM_CONE) return 3;
-  if (curved != 0 && curved != 1) return 3;
+  if (curved != 0 && curved != 1 && curved != 2) return 3;
+  if (curved == 2 && (ndim != 3 || beam != BEAM_CONE)) return 3;
   for (int k = 0; k < 3; ++k) {
     vol.n[k] = k < ndim ? vol_n[k] : 1;
     vol.sp[k] = k < ndim ? vol_sp[k] : 1.0;
@@ -175,6 +187,7 @@ PR_HD int make_geometry(int ndim, const int* vol_n, const double* vol_sp, const 
   det.nv = det_nv;
   det.beam = beam;
   det.curved = curved;
+  det.stride = ndim == 2 ? 6 : (curved == 2 ? 15 : 12);
   return 0;
 }
 
@@ -240,8 +253,16 @@ PR_HD bool ray_line(const double* vec, const Volume& vol, const Detector& det, i
 //   flat detector:   l = (x - s) . n   (depth along the detector normal n, pointing away
 //                    from the source), D = -s . n      -> W = 1 / U^2 (Kak & Slaney 3.4.2)
 //   curved detector: l = |(x - s)_perp| (distance from the source perpendicular to v),
-//                    D = -s . w_hat (w the in-plane direction from the source to the
-//                    detector centre)                  -> W = D^2 / L^2 (Kak & Slaney 3.4.1)
+//                    D = -s . w_hat (w the in-plane direction from the cylinder axis --
+//                    the source, or c -- to the detector centre)
+//                                                      -> W = D^2 / L^2 (Kak & Slaney 3.4.1)
+// A cylinder about c (curved = 2): the ray from s through x meets the cylinder at
+// s + t (x - s) with t = tau / rho, rho = |(x - s)_perp| and tau the in-plane distance from
+// s to the cylinder in the direction r_hat of (x - s)_perp:
+//   tau = -a . r_hat + sqrt((a . r_hat)^2 + R^2 - |a|^2),   a = (s - c)_perp,
+// (the larger root of |a + tau r_hat| = R; the source lies inside, |a| < R); the hit point
+// a + tau r_hat (relative to the axis) gives the arc angle, t (x - s) . v_hat the height.
+// With c = s (a = 0) this is the cylinder about the source: tau = R.
 // For circular geometries D is the source-to-isocentre distance. Parallel beams: W = 1.
 // The voxel-driven forward projection applies exactly the transposed weights.
 struct ViewProjection {
@@ -252,7 +273,9 @@ struct ViewProjection {
   double D;             // distance normalising the weight
   double front;         // flat, cone: sign of den for points in front of the source
   double s[3], what[3], uhat[3], vhat[3];  // curved detector frame
-  double R, un, vn, wv; // curved: radius, |u|, |v|, v-offset of the detector centre
+  double R, un, vn, wv; // curved: radius, |u|, |v|, v-offset of the detector centre from s
+  double a[3], a2;      // curved = 2: a = (s - c)_perp and |a|^2 - R^2 (< 0: s inside)
+  double tau_lo, tau_hi;  // curved: bounds of tau over all directions (R - |a|, R + |a|)
   double cu0, cv0;      // continuous index of the detector centre
 };
 
@@ -335,8 +358,29 @@ PR_HD void view_projection(const double* vec, const Detector& det, int flags, Vi
     w[k] = d[k] - s[k];
   }
   V.wv = dot3(w, V.vhat);
-  for (int k = 0; k < 3; ++k) w[k] -= V.wv * V.vhat[k];
+  for (int k = 0; k < 3; ++k) {
+    V.a[k] = 0.0;
+    w[k] -= V.wv * V.vhat[k];
+  }
+  V.a2 = 0.0;
+  if (DIM == 3 && det.curved == 2) {  // the frame of the cylinder about c
+    const double* c = vec + 4 * DIM;
+    double e[3];
+    for (int k = 0; k < 3; ++k) {
+      w[k] = d[k] - c[k];
+      e[k] = s[k] - c[k];
+    }
+    const double wc = dot3(w, V.vhat), ec = dot3(e, V.vhat);
+    for (int k = 0; k < 3; ++k) {
+      w[k] -= wc * V.vhat[k];
+      V.a[k] = e[k] - ec * V.vhat[k];
+    }
+  }
   V.R = sqrt(dot3(w, w));
+  V.a2 = dot3(V.a, V.a) - V.R * V.R;
+  const double an = sqrt(dot3(V.a, V.a));
+  V.tau_lo = V.R - an;
+  V.tau_hi = V.R + an;
   V.un = sqrt(dot3(u, u));
   V.vn = vn;
   for (int k = 0; k < 3; ++k) {
@@ -399,9 +443,21 @@ PR_HD bool project_point(const ViewProjection& V, const double* x, double& cu, d
   for (int k = 0; k < 3; ++k) r[k] -= rv * V.vhat[k];
   const double rn = sqrt(dot3(r, r));
   if (!(rn > 0.0)) return false;
-  const double alpha = atan2(dot3(r, V.uhat), dot3(r, V.what));
-  cu = alpha * V.R / V.un + V.cu0;
-  if (DIM == 3) cv = ((V.R / rn) * rv - V.wv) / V.vn + V.cv0;
+  if (DIM == 3 && V.curved == 2) {
+    const double ar = dot3(V.a, r) / rn;
+    const double disc = ar * ar - V.a2;
+    if (!(disc > 0.0)) return false;  // the source is not inside the cylinder
+    const double t = (sqrt(disc) - ar) / rn;  // tau / rho
+    double h[3];
+    for (int k = 0; k < 3; ++k) h[k] = V.a[k] + t * r[k];
+    const double alpha = atan2(dot3(h, V.uhat), dot3(h, V.what));
+    cu = alpha * V.R / V.un + V.cu0;
+    cv = (t * rv - V.wv) / V.vn + V.cv0;
+  } else {
+    const double alpha = atan2(dot3(r, V.uhat), dot3(r, V.what));
+    cu = alpha * V.R / V.un + V.cu0;
+    if (DIM == 3) cv = ((V.R / rn) * rv - V.wv) / V.vn + V.cv0;
+  }
   if (V.weighted) W = (V.D / rn) * (V.D / rn);
   return true;
 }
@@ -492,6 +548,68 @@ PR_HD bool row_taps(const ViewProjection& V, const Detector& det, const Volume& 
     if (!project_point<DIM>(V, x, cu, cv, W)) return false;
   }
   return finish_taps<DIM>(cu, cv, W, det, T);
+}
+
+// Whether any voxel ix0 <= ix <= ix1 of a row (forms F of row_forms) can have a tap on the
+// detector in v, i.e. cv in (-1, nv): false only when none can (3-D; 2-D: always true). A
+// conservative bound, so skipping such a segment leaves the back-projection and its
+// transpose bit for bit unchanged (row_taps would give no tap there); it lets a view of a
+// long helix skip the slices its cone does not reach.
+//   flat: cv = nb / den is linear-fractional in ix, monotone on the segment when den keeps
+//         its sign: the end points bound it;
+//   curved: cv = (t r_v - wv) / |v| + cv0 with t = tau / rho, r_v linear in ix (end points),
+//         rho = |(x - s)_perp| convex (at most the end points' maximum, at least the
+//         distance of the source from the segment) and tau in [tau_lo, tau_hi]; the bound
+//         is monotone in each, so the corners bound it.
+// A margin of kReachMargin pixels covers the rounding of the per-voxel coordinates.
+constexpr double kReachMargin = 1e-6;
+
+template <int DIM>
+PR_HD bool row_segment_reaches(const ViewProjection& V, const Detector& det, const Volume& vol, const RowForms& F,
+                               int ix0, int ix1) {
+  if (DIM == 2) return true;
+  double lo, hi;
+  if (!V.curved) {
+    const double n0 = F.b0 + ix0 * F.db, n1 = F.b0 + ix1 * F.db;
+    const double d0 = F.c0 + ix0 * F.dc, d1 = F.c0 + ix1 * F.dc;
+    if (!(d0 * d1 > 0.0)) return true;  // den changes sign or vanishes: no cheap bound
+    const double v0 = n0 / d0, v1 = n1 / d1;
+    lo = (v0 < v1 ? v0 : v1) + V.cv0;
+    hi = (v0 < v1 ? v1 : v0) + V.cv0;
+  } else {
+    const double xa = (ix0 - vol.off[0]) * vol.sp[0], xb = (ix1 - vol.off[0]) * vol.sp[0];
+    double r0[3] = {xa - V.s[0], F.y - V.s[1], F.z - V.s[2]};
+    double r1[3] = {xb - V.s[0], F.y - V.s[1], F.z - V.s[2]};
+    const double rv0 = dot3(r0, V.vhat), rv1 = dot3(r1, V.vhat);
+    for (int k = 0; k < 3; ++k) {
+      r0[k] -= rv0 * V.vhat[k];
+      r1[k] -= rv1 * V.vhat[k];
+    }
+    // distance of the source (the origin here) from the segment r0 -> r1, and the far end
+    double e[3];
+    for (int k = 0; k < 3; ++k) e[k] = r1[k] - r0[k];
+    const double ee = dot3(e, e);
+    double tp = ee > 0.0 ? -dot3(r0, e) / ee : 0.0;
+    tp = tp < 0.0 ? 0.0 : (tp > 1.0 ? 1.0 : tp);
+    double m[3];
+    for (int k = 0; k < 3; ++k) m[k] = r0[k] + tp * e[k];
+    const double rho_lo = sqrt(dot3(m, m)) * (1.0 - 1e-12);
+    const double a0 = sqrt(dot3(r0, r0)), a1 = sqrt(dot3(r1, r1));
+    const double rho_hi = (a0 > a1 ? a0 : a1) * (1.0 + 1e-12);
+    if (!(rho_lo > 0.0)) return true;
+    const double k_lo = V.tau_lo / rho_hi, k_hi = V.tau_hi / rho_lo;
+    const double rvs[2] = {rv0 < rv1 ? rv0 : rv1, rv0 < rv1 ? rv1 : rv0}, ks[2] = {k_lo, k_hi};
+    lo = 1e300;
+    hi = -1e300;
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b) {
+        const double cv = (ks[b] * rvs[a] - V.wv) / V.vn + V.cv0;
+        lo = cv < lo ? cv : lo;
+        hi = cv > hi ? cv : hi;
+      }
+  }
+  // NaN bounds fail both tests: keep the segment
+  return !(hi < -1.0 - kReachMargin || lo > (double)det.nv + kReachMargin);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -370,7 +370,7 @@ def check_sources_outside(volume: Any, geometry: Any) -> None:
 def check_source_vectors_outside(volume: Any, vectors: np.ndarray) -> None:
     """:func:`check_sources_outside` for raw divergent-beam ``vectors`` (kernel order, source first).
 
-    Shape: ``vectors`` ``(n_views, 6)`` in 2-D, ``(n_views, 12)`` in 3-D.
+    Shape: ``vectors`` ``(n_views, 6)`` in 2-D, ``(n_views, 12)`` or ``(n_views, 15)`` in 3-D.
     """
     d = volume.ndim
     n, sp, off = volume.kernel_params()  # tensor order; vectors are in kernel order (x first)

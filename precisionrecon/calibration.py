@@ -76,7 +76,8 @@ def rigid_motion_vectors(vectors: Tensor, shift: Tensor, rotation: Tensor, *, be
     source of divergent beams) and directions ``r -> R^-1 r`` (rays of parallel beams,
     detector axes). Differentiable in ``shift`` and ``rotation``.
 
-    Shape: ``vectors (n_views, 6 | 12)``, ``shift (n_views, 2)``, ``rotation (n_views,)``.
+    Shape: ``vectors (n_views, 6 | 12 | 15)`` (15: the cylinder axis point ``c`` moves as a
+    point), ``shift (n_views, 2)``, ``rotation (n_views,)``.
     """
     if beam not in ("parallel", "cone"):
         raise ValueError(f"beam must be 'parallel' or 'cone', got {beam!r}")
@@ -95,4 +96,6 @@ def rigid_motion_vectors(vectors: Tensor, shift: Tensor, rotation: Tensor, *, be
     blocks = [vectors[:, k * dim : (k + 1) * dim] for k in range(vectors.shape[1] // dim)]
     src, det = blocks[0], blocks[1]
     first = inv_rotate(src - t) if beam == "cone" else inv_rotate(src)
-    return torch.cat([first, inv_rotate(det - t), *[inv_rotate(b) for b in blocks[2:]]], dim=1)
+    axes = [inv_rotate(b) for b in blocks[2:4]]  # u (and v): directions
+    axis_point = [inv_rotate(b - t) for b in blocks[4:]]  # 15-wide vectors: the cylinder axis point c
+    return torch.cat([first, inv_rotate(det - t), *axes, *axis_point], dim=1)

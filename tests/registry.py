@@ -241,6 +241,8 @@ VBP_GEOMETRIES: dict[str, Callable[[], tuple[pr.Volume, pr.Geometry]]] = {
         pr.ConeBeam3D(angles=pr.angles(4, arc=2 * math.pi), det_shape=(11, 15), det_spacing=(1.5, 1.6), src_iso=28,
                       src_det=48, detector="cylindrical", det_offset=(0.7, 1.3)),
     ),
+    # cylinder about the focal centre, source moved off it by the flying focal spot (15-number views)
+    "helical-cylindrical-ffs": lambda: (pr.Volume((7, 9, 8)), _helical("cylindrical", 6)),
 }
 
 

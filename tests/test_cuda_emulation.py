@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 from conftest import OPERATORS
+from registry import _helical
 
 import precisionrecon as pr
 from precisionrecon._kernels.loader import emulator_library
@@ -113,6 +114,8 @@ VBP = {
         pr.ConeBeam3D(angles=pr.angles(4, arc=2 * math.pi), det_shape=(9, 15), det_spacing=1.5, src_iso=28,
                       src_det=48, detector="cylindrical", det_offset=(0.7, 1.3)),
     ),
+    "helical-cylindrical-ffs": lambda: VoxelBackprojection(pr.Volume((6, 7, 8)), _helical("cylindrical", 8),
+                                                           distance_weight=True),
 }
 
 

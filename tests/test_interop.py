@@ -174,6 +174,15 @@ GEOMETRIES: dict[str, tuple[pr.Volume, pr.Geometry]] = {
         VOL_3D,
         pr.VectorGeometry(vectors=_random_parallel_3d(5, 5), det_shape=(8, 10), beam="parallel"),
     ),
+    # a cylinder about the focal centre with the source moved off it (15-number views)
+    "helical-cylindrical-ffs": (
+        VOL_3D,
+        pr.HelicalConeBeam(
+            n_views=6, views_per_rotation=5, det_shape=(9, 13), det_spacing=(1.4, 1.5), src_iso=40, src_det=70,
+            pitch=0.8, z_start=-3.0, det_offset=(0.0, -1.2), ffs_angle=[0.01, -0.01] * 3,
+            ffs_radius=[0.5, -0.5] * 3, ffs_z=[0.3, 0.3, -0.3, -0.3, 0.3, 0.3],
+        ),
+    ),
 }
 
 
@@ -421,7 +430,8 @@ def _astra_pixels_3d(proj_geom: dict) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize(
     "name",
-    ["parallel3d", "cone-flat", "cone-cylindrical", "vector3d-cone", "vector3d-cone-curved", "vector3d-parallel"],
+    ["parallel3d", "cone-flat", "cone-cylindrical", "vector3d-cone", "vector3d-cone-curved", "vector3d-parallel",
+     "helical-cylindrical-ffs"],
 )
 def test_astra_3d_dicts_describe_our_rays(name: str) -> None:
     """Without running ASTRA's 3-D code: the pixels, sources and voxel centres that ASTRA's
@@ -522,10 +532,23 @@ def test_astra_bad_input() -> None:
         from_astra(vol_geom, dict(proj_geom, option={"ExtraDetectorOffset": np.full(7, 0.5)}))
     vol3, cyl = GEOMETRIES["cone-cylindrical"]
     vol_geom3, cyl_geom = to_astra(vol3, cyl)
-    bad = cyl_geom["Vectors"].copy()
-    bad[:, 12] *= 1.5
-    with pytest.raises(ValueError, match="cylinder radius must equal"):
-        from_astra(vol_geom3, dict(cyl_geom, Vectors=bad))
+    # another radius: a cylinder about a point c on the line through d and the source (15 numbers)
+    wide = cyl_geom["Vectors"].copy()
+    wide[:, 12] *= 1.5
+    _, geom_wide = from_astra(vol_geom3, dict(cyl_geom, Vectors=wide))
+    vec = geom_wide.to_vectors().numpy()
+    assert geom_wide.curved_kind == 2 and vec.shape == (cyl.n_views, 15)
+    np.testing.assert_allclose(vec[:, :12], cyl.to_vectors().numpy(), rtol=0, atol=1e-12)
+    s, d, c = vec[:, 0:3], vec[:, 3:6], vec[:, 12:15]
+    np.testing.assert_allclose(np.linalg.norm(d - c, axis=1), 1.5 * np.linalg.norm((d - s)[:, :2], axis=1),
+                               rtol=1e-12)
+    # ... whose cylinder must hold the source
+    narrow = cyl_geom["Vectors"].copy()
+    narrow[:, 12] *= 0.4
+    with pytest.raises(ValueError, match="source must lie inside the detector cylinder"):
+        from_astra(vol_geom3, dict(cyl_geom, Vectors=narrow))
+    with pytest.raises(ValueError, match="radius must be positive"):
+        from_astra(vol_geom3, dict(cyl_geom, Vectors=np.concatenate([narrow[:, :12], -narrow[:, 12:]], axis=1)))
 
 
 # =======================================================================================

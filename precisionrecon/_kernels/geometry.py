@@ -37,7 +37,7 @@ def line_parameters(
     ``a2, b2`` in 3-D), each of shape ``(n_views * nv * nu,)``.
     """
     dim = len(n)
-    pix = _pixel_positions(vectors, dim, nu, nv, bool(curved)).reshape(-1, dim)
+    pix = _pixel_positions(vectors, dim, nu, nv, curved).reshape(-1, dim)
     src = vectors[:, :dim].repeat_interleave(nu * nv, dim=0)
     direction = src if beam == 0 else pix - src
     origin = pix if beam == 0 else src

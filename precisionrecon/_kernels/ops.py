@@ -208,6 +208,12 @@ def _run(op: int, src: Tensor, vectors: Tensor, vol_shape, vol_spacing, vol_offs
     to_volume = op in (_ADJOINT, _VBP_BACKPROJECT)
     trailing = [vectors.shape[0], *det_shape] if to_volume else list(vol_shape)
     _check(src, vectors, trailing, "y" if op == _ADJOINT else "q" if op == _VBP_BACKPROJECT else "x")
+    if curved not in (0, 1, 2) or (curved == 2 and (len(vol_shape) != 3 or beam != 1)):
+        raise ValueError(f"curved must be 0, 1 or 2 (2: 3-D cone beam only), got {curved}")
+    width = 6 if len(vol_shape) == 2 else (15 if curved == 2 else 12)
+    if vectors.shape[1] != width:
+        raise ValueError(f"vectors must have {width} columns for a {len(vol_shape)}-D geometry with curved={curved}, "
+                         f"got shape {tuple(vectors.shape)}")
     batch_shape = src.shape[: src.dim() - len(trailing)]
     batch = math.prod(batch_shape)
     out_shape = (*batch_shape, *vol_shape) if to_volume else (*batch_shape, vectors.shape[0], *det_shape)
@@ -293,7 +299,9 @@ def vbp_backproject(
     """Voxel-driven (FBP) back-projection ``(*batch, n_views, *det_shape) -> (*batch, *vol_shape)``.
 
     ``weighted`` holds flags: bit 0 the distance weight of divergent beams, bit 1 pixel-footprint
-    weights instead of point taps (2-D; see ``pixel_footprint`` in ``cuda_ext/xray_math.h``).
+    weights instead of point taps (2-D; see ``pixel_footprint`` in ``cuda_ext/xray_math.h``), bit 2
+    no skipping of the image rows a view's detector cannot reach (CPU, 3-D; ``row_segment_reaches``:
+    the same result, slower, for tests and timings).
     """
     return _run(_VBP_BACKPROJECT, q, vectors, vol_shape, vol_spacing, vol_offset, det_shape, beam, curved, weighted)
 

@@ -14,17 +14,21 @@ from torch import Tensor
 _MAX_ENTRIES = 1 << 22  # ray x slice x tap entries per chunk
 
 
-def _pixel_positions(vec: Tensor, dim: int, nu: int, nv: int, curved: bool) -> Tensor:
-    """World positions of all detector pixels, shape ``(views, nv, nu, dim)``."""
+def _pixel_positions(vec: Tensor, dim: int, nu: int, nv: int, curved: int) -> Tensor:
+    """World positions of all detector pixels, shape ``(views, nv, nu, dim)``.
+
+    ``curved``: 0 flat, 1 cylinder (arc) about the axis through the source along v, 2 about
+    the axis through the point ``c = vec[:, 12:15]`` along v (15-wide 3-D vectors).
+    """
     s, d, u = vec[:, None, None, :dim], vec[:, None, None, dim : 2 * dim], vec[:, None, None, 2 * dim : 3 * dim]
     dt = vec.dtype
     cu = (torch.arange(nu, dtype=dt, device=vec.device) - 0.5 * (nu - 1))[None, None, :, None]
     cv = (torch.arange(nv, dtype=dt, device=vec.device) - 0.5 * (nv - 1))[None, :, None, None] if dim == 3 else None
-    v = vec[:, None, None, 3 * dim :] if dim == 3 else None
+    v = vec[:, None, None, 3 * dim : 4 * dim] if dim == 3 else None
     if not curved:
         pos = d + cu * u
     else:
-        w = d - s
+        w = d - (vec[:, None, None, 12:15] if curved == 2 else s)
         if dim == 3:
             vhat = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
             w = w - (w * vhat).sum(-1, keepdim=True) * vhat
@@ -47,7 +51,7 @@ def _taps(
     """
     dim = len(n)
     dt = torch.float64
-    pix = _pixel_positions(vec, dim, nu, nv, bool(curved)).reshape(-1, dim)
+    pix = _pixel_positions(vec, dim, nu, nv, curved).reshape(-1, dim)
     s = vec[:, :dim].repeat_interleave(nu * nv, dim=0)
     direction = s if beam == 0 else pix - s
     origin = pix if beam == 0 else s
@@ -200,7 +204,8 @@ def _project_points(
         cv = num_b / den + 0.5 * (nv - 1)
     else:
         vhat = v / torch.linalg.vector_norm(v)
-        w = d - s
+        axis = vec[12:15] if curved == 2 else s  # the cylinder axis passes through it along v
+        w = d - axis
         w = w - (w @ vhat) * vhat
         radius = torch.linalg.vector_norm(w)
         what, un = w / radius, torch.linalg.vector_norm(u)
@@ -211,9 +216,20 @@ def _project_points(
         rn = torch.linalg.vector_norm(r, dim=1)
         ok &= rn > 0
         rn = torch.where(ok, rn, torch.ones_like(rn))
-        cu = torch.atan2(r @ uhat, r @ what) * radius / un + 0.5 * (nu - 1)
         wv = float((d - s) @ vhat)
-        cv = ((radius / rn) * rv - wv) / torch.linalg.vector_norm(v) + 0.5 * (nv - 1)
+        if curved == 2:
+            # the ray s + t (x - s) meets the cylinder at t = tau / rho (see xray_math.h)
+            a = (s - axis) - ((s - axis) @ vhat) * vhat
+            ar = (r @ a) / rn
+            disc = ar * ar - (a @ a - radius * radius)
+            ok &= disc > 0
+            t = (torch.sqrt(torch.where(ok, disc, torch.ones_like(disc))) - ar) / rn
+            h = a + t[:, None] * r
+            cu = torch.atan2(h @ uhat, h @ what) * radius / un + 0.5 * (nu - 1)
+            cv = (t * rv - wv) / torch.linalg.vector_norm(v) + 0.5 * (nv - 1)
+        else:
+            cu = torch.atan2(r @ uhat, r @ what) * radius / un + 0.5 * (nu - 1)
+            cv = ((radius / rn) * rv - wv) / torch.linalg.vector_norm(v) + 0.5 * (nv - 1)
         if weighted:
             weight = (float(-(s @ what)) / rn) ** 2
     return cu, cv, weight, ok

@@ -12,6 +12,7 @@ the header of ``cuda_ext/xray_math.h``), never from the kernels:
   the source ``s`` parallel to ``v``: its radius ``R`` is the distance of ``d`` from
   that axis, ``|u|`` is the arc length between pixel centres and ``u`` the tangent at
   ``d``, so pixel column ``iu`` lies at arc angle ``(iu - (nu - 1) / 2) |u| / R``;
+  a 15-number view ``[s, d, u, v, c]`` bends it around the axis through ``c`` instead;
 * the ray of a pixel is the line through the pixel along ``s`` (parallel beam) or the
   line through the source ``s`` and the pixel (cone/fan beam).
 
@@ -256,11 +257,12 @@ def _pixel_rays(
     else:
         if beam != "cone":
             raise ValueError("a curved detector needs a cone/fan beam")
-        # The arc/cylinder axis goes through the source along v; its foot in the plane
-        # of d (perpendicular to v) is the circle's centre.
+        # The arc/cylinder axis goes through the source (15-column vectors: through c)
+        # along v; its foot in the plane of d (perpendicular to v) is the circle's centre.
         if dim == 3:
             vhat = v / np.linalg.norm(v, axis=1, keepdims=True)
-            centre = s + np.sum((d - s) * vhat, axis=1, keepdims=True) * vhat
+            axis = vec[:, 12:15] if vec.shape[1] == 15 else s
+            centre = axis + np.sum((d - axis) * vhat, axis=1, keepdims=True) * vhat
         else:
             centre = s
         radial = d - centre
@@ -292,7 +294,7 @@ def detector_rays(
     """
     vec = np.asarray(vectors, dtype=np.float64)
     nu = det_shape[-1]
-    nv = det_shape[0] if vec.shape[1] == 12 else 1
+    nv = det_shape[0] if vec.shape[1] != 6 else 1
     origins, directions = _pixel_rays(vec, np.arange(nu) - (nu - 1) / 2, np.arange(nv) - (nv - 1) / 2, beam, curved)
     if vec.shape[1] == 6:
         origins, directions = origins[:, 0], directions[:, 0]

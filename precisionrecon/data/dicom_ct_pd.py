@@ -392,6 +392,8 @@ def _geometry(
     shift = np.stack([radial * s, radial * c, z0], axis=1)  # moves focal centre and detector together
     vec[:, 0:3] += shift
     vec[:, 3:6] += shift
+    if vec.shape[1] == 15:  # the cylinder axis point (the focal centre) moves with them
+        vec[:, 12:15] += shift
     return VectorGeometry(vectors=vec, det_shape=det_shape, beam="cone",
                           detector="curved" if detector == "cylindrical" else "flat")
 

@@ -37,8 +37,8 @@ def refine_geometry(geometry: Geometry, factor: int) -> VectorGeometry:
     """The same views with each detector cell split into ``factor`` (2-D) or
     ``factor x factor`` (3-D) cells.
 
-    Built from the per-view vectors: the source (or ray direction) and the detector centre
-    stay, the pixel steps ``u`` (and ``v``) shrink by ``factor``; a curved detector keeps
+    Built from the per-view vectors: the source (or ray direction), the detector centre
+    (and a cylinder axis point) stay, the pixel steps ``u`` (and ``v``) shrink by ``factor``; a curved detector keeps
     its radius (``|u|`` is the arc length between cells). Group ``k`` of ``factor``
     consecutive fine cells covers task cell ``k`` exactly.
 
@@ -52,7 +52,7 @@ def refine_geometry(geometry: Geometry, factor: int) -> VectorGeometry:
     f = positive_int(factor, "factor")
     vec = geometry.to_vectors().clone()
     d = geometry.ndim
-    vec[:, 2 * d :] /= f  # u (and v) follow the source and the detector centre
+    vec[:, 2 * d : 2 * d + (d - 1) * d] /= f  # u (and v); the source, the detector centre (and c) stay
     return VectorGeometry(
         vectors=vec,
         det_shape=tuple(n * f for n in geometry.det_shape),

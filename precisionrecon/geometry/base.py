@@ -33,7 +33,9 @@ class Geometry:
     all the kernels see: 2-D rows are ``[s, d, u]`` (6 numbers), 3-D rows are
     ``[s, d, u, v]`` (12 numbers), where ``s`` is the ray direction (parallel beam) or the
     source position (cone/fan beam), ``d`` the detector centre and ``u``, ``v`` the steps
-    between neighbouring detector pixels (world axes x, y, z in mm).
+    between neighbouring detector pixels (world axes x, y, z in mm). A cylindrical detector
+    whose axis does not pass through the source (a flying focal spot) adds the point ``c``
+    of its axis: ``[s, d, u, v, c]`` (15 numbers, :attr:`curved_kind` 2).
     """
 
     ndim: int  # 2 or 3
@@ -43,6 +45,19 @@ class Geometry:
     @property
     def curved(self) -> bool:
         return getattr(self, "detector", "flat") != "flat"
+
+    @property
+    def vector_width(self) -> int:
+        """Numbers per view in :meth:`to_vectors`: 6 (2-D), 12 (3-D) or 15 (3-D, cylinder about ``c``)."""
+        return 6 if self.ndim == 2 else 12
+
+    @property
+    def curved_kind(self) -> int:
+        """The kernels' detector kind: 0 flat, 1 arc / cylinder about the axis through the
+        source, 2 cylinder about the axis through the per-view point ``c`` (15-wide vectors)."""
+        if not self.curved:
+            return 0
+        return 2 if self.vector_width == 15 else 1
 
     @property
     def n_views(self) -> int:
@@ -57,7 +72,8 @@ class Geometry:
         return self.n_views
 
     def to_vectors(self) -> torch.Tensor:
-        """Per-view vectors, shape ``(n_views, 6)`` (2-D) or ``(n_views, 12)`` (3-D), float64."""
+        """Per-view vectors, shape ``(n_views, vector_width)``: 6 (2-D), 12 (3-D) or 15 (3-D
+        cylinder about ``c``), float64."""
         return torch.from_numpy(self._vectors())
 
     def _vectors(self) -> np.ndarray:

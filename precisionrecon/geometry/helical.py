@@ -16,14 +16,14 @@ A flying focal spot moves the source away from ``c`` per view by ``ffs_angle`` (
 in the sense of ``t``), ``ffs_z`` (mm) and ``ffs_radius`` (mm), i.e. to
 ``((R + dr) \sin(t + da), (R + dr) \cos(t + da), z(t) + dz)``, while the detector stays.
 
-Vectors (:meth:`HelicalConeBeam.to_vectors`): the flat detector is exact for any focal
-spot. The kernels bend a curved detector about an axis through the *source*; when the
-focal spot leaves the focal centre, the cylinder about ``c`` is replaced by the cylinder
-about the shifted source that keeps the ray through the central column exactly and fits
-the angular pitch of the true rays by least squares (:func:`cylinder_fit`). The true and
-the fitted rays differ by a second-order term; for clinical flying focal spots (shifts
-below 2 mm at ``src_det`` of about 1 m) it stays below 1/100 of a detector column
-(``tests/test_helical.py`` measures it).
+Vectors (:meth:`HelicalConeBeam.to_vectors`): exact for both detectors and any focal
+spot. A flat detector needs nothing else: the source moves, the detector stays. A
+cylindrical detector is the cylinder about the axis through ``c`` parallel to z: without
+a flying focal spot the source is ``c`` (12 numbers per view, the cylinder about the
+source); with one, every view carries ``c`` as well (15 numbers per view ``[s, d, u, v,
+c]``, the kernels' cylinder about ``c``, see :class:`~precisionrecon.VectorGeometry`),
+so each ray runs from the shifted source to the pixel on the cylinder about the focal
+centre.
 """
 
 from __future__ import annotations
@@ -239,10 +239,15 @@ class HelicalConeBeam(Geometry):
         det = centre + D * (math.cos(beta) * axis + math.sin(beta) * uhat) + ov * zhat
         tangent = math.cos(beta) * uhat - math.sin(beta) * axis
         vec = np.concatenate([src, det, du * tangent, dv * zhat], axis=1)
-        moved = np.flatnonzero(np.any(src != centre, axis=1))
-        if moved.size:
-            vec[moved] = cylinder_fit(self, moved)
+        if self.vector_width == 15:  # the cylinder about the focal centre, not the moved source
+            vec = np.concatenate([vec, centre], axis=1)
         return vec
+
+    @property
+    def vector_width(self) -> int:  # type: ignore[override]
+        """15 for a cylindrical detector with a flying focal spot (the cylinder axis point ``c``
+        is the focal centre), else 12."""
+        return 15 if self.detector == "cylindrical" and self.has_ffs else 12
 
     # ------------------------------------------------------------------------ slicing, repr
     def __getitem__(self, key: Any) -> HelicalConeBeam:
@@ -261,57 +266,3 @@ class HelicalConeBeam(Geometry):
     def __repr__(self) -> str:
         return repr_fields(self)
 
-
-def _true_columns(geom: HelicalConeBeam, views: np.ndarray) -> np.ndarray:
-    """In-plane positions of the column centres on the cylinder about the focal centre.
-
-    Shape: ``(len(views), cols, 2)``, float64.
-    """
-    t = np.asarray(geom.angles)[views]
-    s, c = np.sin(t), np.cos(t)
-    axis = np.stack([-s, -c], axis=1)
-    uhat = np.stack([c, -s], axis=1)
-    cols = geom.det_shape[1]
-    (_, du), (_, ou) = geom.det_spacing, geom.det_offset
-    alpha = ((np.arange(cols) - 0.5 * (cols - 1)) * du + ou) / geom.src_det
-    centre = geom.focal_centres()[views, :2]
-    ca, sa = np.cos(alpha)[None, :, None], np.sin(alpha)[None, :, None]
-    return centre[:, None, :] + geom.src_det * (ca * axis[:, None, :] + sa * uhat[:, None, :])
-
-
-def cylinder_fit(geom: HelicalConeBeam, views: np.ndarray) -> np.ndarray:
-    r"""Vectors of a cylindrical detector about the shifted source (flying focal spot) that
-    stand for the cylinder about the focal centre (see the module docstring).
-
-    With ``s`` the source and ``P_k`` the true column centres (on the cylinder about the
-    focal centre), the ray directions from ``s`` have in-plane angles ``b_k``. The fitted
-    detector: centre ``d = P_m`` (``m`` the array centre, the true point at the centre
-    row's height), radius ``|d - s|`` in-plane, tangent perpendicular to ``d - s``, and arc
-    pitch ``|d - s| b`` with ``b`` the least-squares slope of ``b_k - b_m`` over
-    ``k - m``. Rows: ``v = dv e_z`` as before.
-
-    Shape: ``(len(views), 12)``, float64.
-    """
-    cols = geom.det_shape[1]
-    (dv, du), (ov, ou) = geom.det_spacing, geom.det_offset
-    src = geom.sources()[views]
-    cen = geom.focal_centres()[views]
-    t = np.asarray(geom.angles)[views]
-    axis = np.stack([-np.sin(t), -np.cos(t)], axis=1)
-    uhat = np.stack([np.cos(t), -np.sin(t)], axis=1)
-    beta = ou / geom.src_det
-    mid = cen[:, :2] + geom.src_det * (math.cos(beta) * axis + math.sin(beta) * uhat)
-    w = mid - src[:, :2]
-    radius = np.linalg.norm(w, axis=1)
-    what = w / radius[:, None]
-    tang = np.stack([-what[:, 1], what[:, 0]], axis=1)  # perpendicular to w, on the side of +u
-    tang *= np.sign(np.sum(tang * uhat, axis=1))[:, None]
-    rel = _true_columns(geom, views) - src[:, None, :2]
-    b = np.arctan2(np.sum(rel * tang[:, None, :], axis=2), np.sum(rel * what[:, None, :], axis=2))
-    k = np.arange(cols) - 0.5 * (cols - 1)  # column offsets from the centre column m
-    slope = (b @ k) / (k @ k) if cols > 1 else np.full(len(views), du / geom.src_det)
-    zeros = np.zeros((len(views), 1))
-    det = np.concatenate([mid, cen[:, 2:] + ov], axis=1)
-    u = np.concatenate([(radius * slope)[:, None] * tang, zeros], axis=1)
-    v = np.concatenate([zeros, zeros, zeros + dv], axis=1)
-    return np.concatenate([src, det, u, v], axis=1)

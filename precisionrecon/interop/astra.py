@@ -22,9 +22,13 @@ In all ``*_vec`` layouts the detector vector ``d`` is the detector centre and pi
 ``(r, c)`` sits at ``d + (c - (n_cols - 1) / 2) u + (r - (n_rows - 1) / 2) v``, as ours.
 A cylindrical detector maps to ASTRA's ``cyl_cone_vec`` (ASTRA >= 2.4): ``u`` is the
 tangent at the detector centre with ``|u|`` the arc length between columns, and the
-13th number is the cylinder radius, which for our detectors is the distance of ``d``
-from the axis through the source along ``v`` (ASTRA puts the cylinder axis on the
-source side of the detector). ASTRA has no curved 2-D (fan) detector.
+13th number is the cylinder radius ``R``; ASTRA puts the cylinder axis (along ``v``) at
+``d - R n`` with ``n`` the unit normal of ``(u, v)`` on the side away from the source.
+For our cylinder about the source ``R`` is the distance of ``d`` from the axis through
+``s``; for a cylinder about ``c`` (15-number views, e.g. a helical scan with a flying
+focal spot) it is the distance of ``d`` from the axis through ``c``, and an ASTRA radius
+that is not the source's distance reads back as such a cylinder. ASTRA has no curved
+2-D (fan) detector.
 """
 
 from __future__ import annotations
@@ -47,11 +51,24 @@ _TYPES_3D = ("parallel3d", "parallel3d_vec", "cone", "cone_vec", "cyl_cone_vec")
 
 
 def _cylinder_radii(vectors: np.ndarray) -> np.ndarray:
-    """Distance of the detector centre from the axis through the source along ``v``."""
-    w = vectors[:, 3:6] - vectors[:, 0:3]
+    """Distance of the detector centre from the cylinder axis along ``v``: through the source,
+    or through ``c`` for 15-number views."""
+    axis = vectors[:, 12:15] if vectors.shape[1] == 15 else vectors[:, 0:3]
+    w = vectors[:, 3:6] - axis
     vhat = vectors[:, 9:12] / np.linalg.norm(vectors[:, 9:12], axis=1, keepdims=True)
     w_perp = w - np.sum(w * vhat, axis=1, keepdims=True) * vhat
     return np.linalg.norm(w_perp, axis=1)
+
+
+def _astra_axis_points(vectors: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """ASTRA's cylinder axis point of ``cyl_cone_vec`` views (``getCylConeAxes``): ``d - a`` with
+    ``a = -(u x v) R / (|u| |v|)``, negated when ``d + a`` is nearer the source than ``d - a``."""
+    s, d, u, v = (vectors[:, 3 * k : 3 * k + 3] for k in range(4))
+    scale = radius / (np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1))
+    a = -np.cross(u, v) * scale[:, None]
+    flip = np.linalg.norm(d - a - s, axis=1) > np.linalg.norm(d + a - s, axis=1)
+    a[flip] *= -1.0
+    return d - a
 
 
 def to_astra(volume: Volume, geometry: Geometry) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -133,7 +150,21 @@ def to_astra(volume: Volume, geometry: Geometry) -> tuple[dict[str, Any], dict[s
     }
     rows, cols = geometry.det_shape
     if geometry.curved:
-        vectors = np.concatenate([vectors, _cylinder_radii(vectors)[:, None]], axis=1)
+        radius = _cylinder_radii(vectors)
+        if vectors.shape[1] == 15:
+            # ASTRA derives the axis from d, u, v and R: it must be ours (c moved along v to d's height)
+            c, d, vhat = vectors[:, 12:15], vectors[:, 3:6], vectors[:, 9:12]
+            vhat = vhat / np.linalg.norm(vhat, axis=1, keepdims=True)
+            foot = c + np.sum((d - c) * vhat, axis=1, keepdims=True) * vhat
+            gap = np.linalg.norm(_astra_axis_points(vectors[:, :12], radius) - foot, axis=1)
+            if np.any(gap > 1e-9 * np.maximum(radius, 1.0)):
+                worst = int(np.argmax(gap))
+                raise ValueError(
+                    "geometry: ASTRA's cyl_cone_vec puts the cylinder axis on the source side of the detector; "
+                    f"view {worst} has its axis point c on the other side ({gap[worst]:.3g} mm away), so it has "
+                    "no ASTRA equivalent"
+                )
+        vectors = np.concatenate([vectors[:, :12], radius[:, None]], axis=1)
         kind = "cyl_cone_vec"
     else:
         kind = "parallel3d_vec" if geometry.beam == "parallel" else "cone_vec"
@@ -276,7 +307,10 @@ def from_astra(vol_geom: Mapping[str, Any], proj_geom: Mapping[str, Any]) -> tup
     volume : Volume
     geometry : VectorGeometry
         2-D vectors mirrored :math:`(x, y) \mapsto (x, -y)` into our frame, 3-D ones as
-        they are; ``beam="parallel"`` for the parallel types, ``"cone"`` otherwise.
+        they are; ``beam="parallel"`` for the parallel types, ``"cone"`` otherwise. A
+        ``cyl_cone_vec`` whose radius is the distance of the detector centre from the axis
+        through the source gives 12-number views (the cylinder about the source), any
+        other radius 15-number views with ASTRA's axis point ``c``.
 
     Raises
     ------
@@ -285,8 +319,7 @@ def from_astra(vol_geom: Mapping[str, Any], proj_geom: Mapping[str, Any]) -> tup
     ValueError
         For an unknown or unsupported type, missing entries, a 2-D projection geometry
         with a 3-D volume (or the reverse), ASTRA's per-view ``ExtraDetectorOffset``
-        option, or a ``cyl_cone_vec`` cylinder whose axis does not pass through the
-        source (our curved detectors are centred on the source).
+        option, or a ``cyl_cone_vec`` cylinder that does not hold the source inside.
 
     Notes
     -----
@@ -316,14 +349,12 @@ def from_astra(vol_geom: Mapping[str, Any], proj_geom: Mapping[str, Any]) -> tup
     if kind == "cyl_cone_vec":
         vectors = _vec_vectors(proj_geom, 13)
         radius, vectors = vectors[:, 12], vectors[:, :12]
+        if np.any(~(radius > 0)):
+            raise ValueError(f"cyl_cone_vec: the cylinder radius must be positive, got {radius.min()}")
         expected = _cylinder_radii(vectors)
         if np.any(np.abs(radius - expected) > 1e-9 * np.maximum(expected, 1.0)):
-            worst = int(np.argmax(np.abs(radius - expected)))
-            raise ValueError(
-                "cyl_cone_vec: the cylinder radius must equal the distance of the detector centre from the "
-                f"axis through the source along v (our curved detectors are centred on the source); view {worst} "
-                f"has radius {radius[worst]} but distance {expected[worst]}"
-            )
+            # not the cylinder about the source: keep ASTRA's axis as the point c
+            vectors = np.concatenate([vectors, _astra_axis_points(vectors, radius)], axis=1)
         detector = "curved"
     elif kind.endswith("_vec"):
         vectors = _vec_vectors(proj_geom, 12)

@@ -14,7 +14,12 @@ fan-to-parallel rebinning)::
   ramp for a cylindrical detector);
 * ``B``: the distance-weighted voxel-driven back-projector over *all* views
   (:class:`~.backprojection.VoxelBackprojection`), which follows the per-view vectors, so
-  the table feed and the flying focal spot need nothing else.
+  the table feed and the flying focal spot need nothing else. On the CPU it visits, per view,
+  only the image rows (in segments of 32 voxels) that the view's detector rows can reach
+  (``row_segment_reaches`` in ``cuda_ext/xray_math.h``, a conservative bound), so a long helix
+  costs about the views times the slices one cone covers; the skipped voxels get no weight
+  from the view anyway, so ``B``, its transpose and everything built on them are unchanged
+  bit for bit (``benchmarks/helical_slab.py``).
 
 The redundancy weight. A line through a voxel is measured by the source at ``beta``,
 again from the opposite side at ``beta + pi - 2 gamma`` (fan angle ``gamma``) and again

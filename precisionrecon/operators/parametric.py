@@ -42,7 +42,9 @@ class ParametricXRayTransform:
     Notes
     -----
     Shape: ``x (*batch, *volume.shape)``, ``vectors (n_views, 6 | 12)`` ->
-    ``(*batch, n_views, *det_shape)``.
+    ``(*batch, n_views, *det_shape)``; a 3-D ``detector="curved"`` also takes ``(n_views, 15)``
+    vectors (a cylinder about the axis through ``c``, see :class:`~precisionrecon.VectorGeometry`),
+    differentiable in ``c`` as well.
     """
 
     def __init__(self, volume: Volume, *, det_shape: Any, beam: str, detector: str = "flat", device: Any = "cpu"):
@@ -64,9 +66,10 @@ class ParametricXRayTransform:
 
     def _check_vectors(self, vectors: Any) -> Tensor:
         _validate.check_tensor(vectors, "vectors", dtype=_validate.REAL)
-        width = 6 if self.volume.ndim == 2 else 12
-        if vectors.dim() != 2 or vectors.shape[1] != width or vectors.shape[0] < 1:
-            raise ValueError(f"vectors must have shape (n_views, {width}), got {tuple(vectors.shape)}")
+        widths = (6,) if self.volume.ndim == 2 else (12, 15) if self.detector == "curved" else (12,)
+        if vectors.dim() != 2 or vectors.shape[1] not in widths or vectors.shape[0] < 1:
+            expected = " or ".join(f"(n_views, {w})" for w in widths)
+            raise ValueError(f"vectors must have shape {expected}, got {tuple(vectors.shape)}")
         _validate.check_tensor(vectors, "vectors", finite=True)
         if self.beam != "parallel":  # rays would be integrated behind a source inside the volume
             _validate.check_source_vectors_outside(self.volume, vectors.detach().cpu().double().numpy())
@@ -76,7 +79,8 @@ class ParametricXRayTransform:
         """Projection. Shape: ``(*batch, *volume.shape) -> (*batch, n_views, *det_shape)``."""
         vec = self._check_vectors(vectors)
         check_tensor(x, "x", tuple(self.volume.shape), self.device)
-        return parametric_projection(x, vec, tuple(self._geometry))
+        geometry = (*self._geometry[:-1], 2 if vec.shape[1] == 15 else self._geometry[-1])
+        return parametric_projection(x, vec, geometry)
 
     def operator(self, vectors: Tensor) -> XRayTransform:
         """The (linear) X-ray transform at fixed ``vectors`` (for adjoints, FBP, solvers)."""

@@ -41,7 +41,7 @@ def kernel_args(volume: Volume, geometry: Geometry) -> tuple:
     """The plain arguments of the custom ops after ``vectors``."""
     n, sp, off = volume.kernel_params()
     beam = 0 if geometry.beam == "parallel" else 1
-    return n, sp, off, list(geometry.det_shape), beam, int(geometry.curved)
+    return n, sp, off, list(geometry.det_shape), beam, geometry.curved_kind
 
 
 @dataclass(frozen=True, init=False)
