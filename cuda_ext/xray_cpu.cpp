@@ -659,6 +659,70 @@ void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, c
   }
 }
 
+#if defined(__AVX2__)
+// Adjoint of one 2-D float32 image for the rays [r, r + count) of one view (count <= kRows,
+// neighbouring detector bins) whose main axis is m, over slices [lo, hi): the rays walk the
+// slices together, one SIMD lane each, with the weights of joseph_sample. At each slice the
+// first taps of all lanes are added to the image, then the second taps: neighbouring rays
+// often share a pixel (one's second tap, the next one's first), and this order keeps those
+// read-modify-writes apart. The order depends on the rays only, not on the threads.
+inline void lanes_adjoint_2d(const float* yt, const Line* table, int64_t r, int count, int m, int lo, int hi,
+                             float* buf, int64_t sm, const Volume& volume) {
+  alignas(64) double a1[kRows], b1[kRows], w[kRows];
+  alignas(32) int j0[kRows], j1[kRows];
+  alignas(32) float yv[kRows];
+  int jlo = 1 << 30, jhi = -1, o1 = m == 0 ? 1 : 0;
+  for (int l = 0; l < kRows; ++l) {
+    const bool on = l < count && table[r + l].m == m && table[r + l].j1 > table[r + l].j0;
+    const Line& L = table[r + (l < count ? l : 0)];
+    a1[l] = on ? L.a1 : 0.0;
+    b1[l] = on ? L.b1 : 0.0;
+    w[l] = on ? L.w : 0.0;
+    j0[l] = on ? (L.j0 > lo ? L.j0 : lo) : 0;
+    j1[l] = on ? (L.j1 < hi ? L.j1 : hi) : 0;
+    yv[l] = on ? yt[r + l] : 0.0f;
+    if (on && j0[l] < j1[l]) {
+      jlo = j0[l] < jlo ? j0[l] : jlo;
+      jhi = j1[l] > jhi ? j1[l] : jhi;
+    }
+  }
+  if (jlo >= jhi) return;
+  const Volume vol = volume;
+  const __m256i vj0 = _mm256_load_si256((const __m256i*)j0), vj1 = _mm256_load_si256((const __m256i*)j1);
+  const __m256 vy = _mm256_load_ps(yv);
+  for (int j = jlo; j < jhi; ++j) {
+    alignas(32) float c0[kRows], c1[kRows];
+    alignas(32) int fi[kRows];
+#pragma omp simd
+    for (int l = 0; l < kRows; ++l) {
+      Line L;
+      L.m = m;
+      L.o1 = o1;
+      L.o2 = -1;
+      L.a1 = a1[l];
+      L.b1 = b1[l];
+      L.a2 = L.b2 = 0.0;
+      L.w = w[l];
+      const pr::Sample sa = pr::joseph_sample<2>(L, vol, (double)j);
+      c0[l] = (float)sa.c0;
+      c1[l] = (float)sa.c1;
+      fi[l] = (int)sa.fl1;
+    }
+    const __m256i vj = _mm256_set1_epi32(j);
+    const int ok = _mm256_movemask_ps(
+        _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj))));
+    alignas(32) float p0[kRows], p1[kRows];
+    _mm256_store_ps(p0, _mm256_mul_ps(_mm256_load_ps(c0), vy));
+    _mm256_store_ps(p1, _mm256_mul_ps(_mm256_load_ps(c1), vy));
+    float* q = buf + j * sm;
+    for (int l = 0; l < kRows; ++l)
+      if (ok >> l & 1) q[fi[l]] += p0[l];
+    for (int l = 0; l < kRows; ++l)
+      if (ok >> l & 1) q[fi[l] + 1] += p1[l];
+  }
+}
+#endif
+
 // Adjoint of one chunk: accumulates into the zeroed padded buffers `bufs` (one per layout).
 // yt holds the chunk's projections batch-last: yt[ray * NB + b].
 template <typename T, int DIM, int NB, typename OFF>
@@ -692,6 +756,19 @@ void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume&
         const int64_t sm = p.stride[m] * NB;
         using V = Lanes<T, NB>;
         using V2 = Lanes<T, 2>;
+#if defined(__AVX2__)
+        if constexpr (DIM == 2 && NB == 1 && std::is_same<T, float>::value) {
+          // kRows neighbouring rays of a view at a time (lanes_adjoint_2d)
+          for (int64_t view = 0; view < v1 - v0; ++view)
+            for (int iu0 = 0; iu0 < det.nu; iu0 += kRows) {
+              const int count = det.nu - iu0 < kRows ? det.nu - iu0 : kRows;
+              const int64_t r = view * rays_per_view + iu0;
+              lanes_adjoint_2d(yt + r0, table, r, count, m, lo, hi, buf, sm, vol);
+            }
+#pragma omp barrier
+          continue;
+        }
+#endif
         Taps<T, DIM, OFF> tp;
         for (int64_t r = 0; r < nrays; ++r) {
           const Line& L = table[r];
