@@ -55,6 +55,9 @@ from typing import Any
 import numpy as np
 import torch
 
+# this checkout's package and kernels, not an installed copy (e.g. another worktree's)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import precisionrecon as pr
 from precisionrecon._io import atomic_write_text
 from precisionrecon._kernels import loader, ops
