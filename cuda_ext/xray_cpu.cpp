@@ -5,8 +5,10 @@
 //
 // Layout: each chunk of NB <= 16 images is copied once into a zero-padded, batch-last
 // buffer (one SIMD lane per image, a one-voxel border so taps need no bounds checks).
-// Forward: one ray per loop iteration (a single float32 2-D image on AVX-512: 16
-// neighbouring rays per iteration, one SIMD lane each). Adjoint: the same rays and
+// Forward: one ray per loop iteration; a single float32 image walks several rays at once,
+// one SIMD lane each: 2-D on AVX-512 16 neighbouring rays (group_forward), 2-D on AVX2 8
+// (lanes_forward_2d), 3-D on AVX2 8 neighbouring detector rows of a column (rows_forward),
+// the last two bitwise equal to the one-ray loop. Adjoint: the same rays and
 // weights; threads own disjoint slabs of slices along the current main axis, so no
 // atomics and no per-thread copies are needed, and the summation order (and the result)
 // does not depend on the number of threads.
@@ -15,7 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
+
 #include <atomic>
+#include <new>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 #include <type_traits>
 #include <vector>
 
@@ -106,7 +114,8 @@ struct Taps {
 
 // Zero-padded, batch-last copies of a volume. 2-D keeps two layouts: rays whose main axis
 // is x read a transposed copy, so that in both the two interpolation taps of a sample are
-// neighbours in memory (one 2-lane load or update). 3-D keeps one x-fastest layout.
+// neighbours in memory (one 2-lane load or update). 3-D keeps one layout: x fastest, or z
+// fastest for the grouped-rows forward projection (rows_forward).
 struct Padded {
   int64_t stride[3];  // voxel strides of the padded volume per axis x, y, z
   int64_t size;       // voxels in the padded volume
@@ -117,14 +126,19 @@ template <int DIM>
 Padded padded_layout(const Volume& vol, int fastest) {
   Padded p;
   const int64_t nx = vol.n[0] + 2, ny = vol.n[1] + 2, nz = DIM == 3 ? vol.n[2] + 2 : 1;
-  if (fastest == 0) {
+  if (fastest == 2) {  // 3-D: z fastest, then y, then x
+    p.stride[2] = 1;
+    p.stride[1] = nz;
+    p.stride[0] = nz * ny;
+  } else if (fastest == 0) {
     p.stride[0] = 1;
     p.stride[1] = nx;
+    p.stride[2] = nx * ny;
   } else {
     p.stride[1] = 1;
     p.stride[0] = ny;
+    p.stride[2] = nx * ny;
   }
-  p.stride[2] = nx * ny;
   p.size = nx * ny * nz;
   p.base = p.stride[0] + p.stride[1] + (DIM == 3 ? p.stride[2] : 0);
   return p;
@@ -140,7 +154,18 @@ constexpr int n_layouts() { return DIM == 2 ? 2 : 1; }
 template <int DIM>
 inline int layout_of(int m) { return DIM == 2 ? m : 0; }
 template <int DIM>
-inline int fastest_axis(int layout) { return DIM == 2 ? (layout == 0 ? 1 : 0) : 0; }
+inline int fastest_axis(int layout, bool z_fastest) { return DIM == 2 ? (layout == 0 ? 1 : 0) : (z_fastest ? 2 : 0); }
+
+// Whether the 3-D forward projection of NB images of type T walks groups of detector rows
+// (rows_forward, AVX2 float32 single images), which read the z-fastest layout.
+template <typename T, int DIM, int NB>
+constexpr bool rows_path() {
+#if defined(__AVX2__)
+  return DIM == 3 && NB == 1 && std::is_same<T, float>::value;
+#else
+  return false;
+#endif
+}
 
 // Copy images [b0, b0 + nb) of x (batch, [nz,] ny, nx) into (or, with `add`, out of) the
 // padded batch-last buffer `buf` of layout p.
@@ -148,6 +173,35 @@ template <typename T, int DIM, int NB>
 void copy_padded(bool to_buffer, bool add, T* x, int64_t nvox, const Volume& vol, const Padded& p, int b0, int nb,
                  T* buf, int nthreads) {
   const int nx = vol.n[0], ny = vol.n[1], nz = DIM == 3 ? vol.n[2] : 1;
+  if (DIM == 3 && p.stride[2] == 1) {
+    // z-fastest layout: tiles of 16 x-neighbours, so that reads are contiguous along x and
+    // the writes are 16 streams along z
+    constexpr int kTile = 16;
+    const int ntiles = (nx + kTile - 1) / kTile;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nthreads)
+    for (int tx = 0; tx < ntiles; ++tx)
+      for (int iy = 0; iy < ny; ++iy) {
+        const int x0 = tx * kTile, x1 = x0 + kTile < nx ? x0 + kTile : nx;
+        for (int b = 0; b < nb; ++b) {
+          T* img = x + (int64_t)(b0 + b) * nvox + (int64_t)iy * nx;
+          T* pad = buf + (p.base + iy * p.stride[1]) * NB + b;
+          for (int iz = 0; iz < nz; ++iz) {
+            T* irow = img + (int64_t)iz * ny * nx;
+            T* pcol = pad + (int64_t)iz * NB;
+            for (int ix = x0; ix < x1; ++ix) {
+              T& v = pcol[ix * p.stride[0] * NB];
+              if (to_buffer)
+                v = irow[ix];
+              else if (add)
+                irow[ix] += v;
+              else
+                irow[ix] = v;
+            }
+          }
+        }
+      }
+    return;
+  }
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nthreads)
   for (int iz = 0; iz < nz; ++iz)
     for (int iy = 0; iy < ny; ++iy) {
@@ -333,6 +387,206 @@ inline bool group_forward(const float* const* bufs, const Padded* lay, const Vol
 }
 #endif
 
+#if defined(__AVX2__)
+// 3-D, one float32 volume in the z-fastest layout: kRows neighbouring detector rows of one
+// column walk their slices together, one SIMD lane per ray. When their rays share the main
+// axis and the in-plane line (a cone beam with detector v along z: every row of a column has
+// the same x, y path), the lanes' four taps at slice j lie in two z-columns of the volume,
+// read by four 8-lane gathers. The weights are joseph_sample's and each lane sums its terms
+// in ray_forward's order (even and odd samples apart), so the result is bitwise that of
+// ray_forward. Returns false (and leaves the rays to ray_forward) otherwise.
+constexpr int kRows = 8;
+
+inline bool rows_forward(const float* buf0, const Padded& p, const Volume& volume, const double* vec,
+                         const Detector& det, int iu, int iv0, int count, float* out, int64_t out_stride) {
+  Line lines[kRows];
+  alignas(64) double a2[kRows], b2[kRows], w[kRows];
+  alignas(64) int j0[kRows], j1[kRows];
+  int ref = -1, jlo = 1 << 30, jhi = -1;
+  for (int l = 0; l < kRows; ++l) {
+    const bool hit = l < count && pr::ray_line<3>(vec, volume, det, iu, iv0 + l, lines[l]);
+    if (hit) {
+      if (ref < 0) ref = l;
+      const Line& R = lines[ref];
+      if (lines[l].m != R.m || lines[l].a1 != R.a1 || lines[l].b1 != R.b1) return false;
+      jlo = lines[l].j0 < jlo ? lines[l].j0 : jlo;
+      jhi = lines[l].j1 > jhi ? lines[l].j1 : jhi;
+    }
+    a2[l] = hit ? lines[l].a2 : 0.0;
+    b2[l] = hit ? lines[l].b2 : 0.0;
+    w[l] = hit ? lines[l].w : 0.0;
+    j0[l] = hit ? lines[l].j0 : 0;
+    j1[l] = hit ? lines[l].j1 : 0;
+  }
+  if (ref >= 0 && p.stride[lines[ref].o2] != 1) return false;
+  __m256 acc_e = _mm256_setzero_ps(), acc_o = _mm256_setzero_ps();
+  if (ref >= 0) {
+    const Volume vol = volume;
+    const Line R = lines[ref];
+    const int64_t sm = p.stride[R.m], s1 = p.stride[R.o1];
+    const __m256i vj0 = _mm256_load_si256((const __m256i*)j0), vj1 = _mm256_load_si256((const __m256i*)j1);
+    for (int j = jlo; j < jhi; ++j) {
+      alignas(32) float c0[kRows], c1[kRows], c2[kRows], c3[kRows];
+      alignas(32) int fi[kRows];
+      const double fl1 = floor(R.a1 + R.b1 * (double)j);  // joseph_sample's fl1, the same in every lane
+#pragma omp simd
+      for (int l = 0; l < kRows; ++l) {
+        Line L = R;
+        L.a2 = a2[l];
+        L.b2 = b2[l];
+        L.w = w[l];
+        const pr::Sample sa = pr::joseph_sample<3>(L, vol, (double)j);
+        c0[l] = (float)sa.c0;
+        c1[l] = (float)sa.c1;
+        c2[l] = (float)sa.c2;
+        c3[l] = (float)sa.c3;
+        fi[l] = (int)sa.fl2;
+      }
+      const __m256i vj = _mm256_set1_epi32(j);
+      // lanes with j0 <= j < j1 have a sample (their taps are in the volume or its border)
+      const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
+      // (j - j0) even: the sample is one of ray_forward's acc0 terms
+      const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_sub_epi32(vj, vj0), _mm256_set1_epi32(1)),
+                                              _mm256_setzero_si256());
+      const __m256i fiv = _mm256_load_si256((const __m256i*)fi);
+      // window start: the smallest tap of the lanes with a sample
+      __m256i lo = _mm256_blendv_epi8(_mm256_set1_epi32(1 << 30), fiv, ok);
+      lo = _mm256_min_epi32(lo, _mm256_permute2x128_si256(lo, lo, 1));
+      lo = _mm256_min_epi32(lo, _mm256_shuffle_epi32(lo, 0x4e));
+      lo = _mm256_min_epi32(lo, _mm256_shuffle_epi32(lo, 0xb1));
+      const int z0 = _mm256_cvtsi256_si32(lo);
+      if (z0 == 1 << 30) continue;  // no lane has a sample at this slice
+      const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, lo), ok);  // 0 for lanes off
+      const float* qa = buf0 + j * sm + (int64_t)fl1 * s1;
+      const float* qb = qa + s1;
+      __m256 x0, x1, x2, x3;
+      if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(14)))) == 0) {
+        // every tap in the 16 voxels from z0: two loads per z-column and permutes
+        const __m256i rel1 = _mm256_add_epi32(rel, _mm256_set1_epi32(1));
+        const __m256 hi0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(7)));
+        const __m256 hi1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel1, _mm256_set1_epi32(7)));
+        const __m256 a_lo = _mm256_loadu_ps(qa + z0), a_hi = _mm256_loadu_ps(qa + z0 + 8);
+        const __m256 b_lo = _mm256_loadu_ps(qb + z0), b_hi = _mm256_loadu_ps(qb + z0 + 8);
+        x0 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(a_lo, rel), _mm256_permutevar8x32_ps(a_hi, rel), hi0);
+        x2 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(a_lo, rel1), _mm256_permutevar8x32_ps(a_hi, rel1), hi1);
+        x1 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(b_lo, rel), _mm256_permutevar8x32_ps(b_hi, rel), hi0);
+        x3 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(b_lo, rel1), _mm256_permutevar8x32_ps(b_hi, rel1), hi1);
+      } else {
+        const __m256i idx = _mm256_add_epi32(rel, lo);
+        x0 = _mm256_i32gather_ps(qa, idx, 4);
+        x2 = _mm256_i32gather_ps(qa + 1, idx, 4);
+        x1 = _mm256_i32gather_ps(qb, idx, 4);
+        x3 = _mm256_i32gather_ps(qb + 1, idx, 4);
+      }
+      __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_load_ps(c0), x0), _mm256_mul_ps(_mm256_load_ps(c1), x1));
+      t = _mm256_add_ps(t, _mm256_add_ps(_mm256_mul_ps(_mm256_load_ps(c2), x2), _mm256_mul_ps(_mm256_load_ps(c3), x3)));
+      const __m256 okf = _mm256_castsi256_ps(ok), evf = _mm256_castsi256_ps(even);
+      acc_e = _mm256_add_ps(acc_e, _mm256_and_ps(t, _mm256_and_ps(okf, evf)));
+      acc_o = _mm256_add_ps(acc_o, _mm256_and_ps(t, _mm256_andnot_ps(evf, okf)));
+    }
+  }
+  alignas(32) float res[kRows];
+  _mm256_store_ps(res, _mm256_add_ps(acc_e, acc_o));
+  for (int l = 0; l < count; ++l) out[l * out_stride] = res[l];
+  return true;
+}
+#endif
+
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// 2-D, one float32 image (AVX2): kRows neighbouring rays of a view walk the slices together,
+// one lane each; their taps at slice j are read from a window of 16 voxels of that slice
+// (two loads and permutes). Each lane keeps ray_forward's four partial sums (even and odd
+// samples, first and second tap), so the result is bitwise that of ray_forward. Returns false
+// (and leaves the rays to ray_forward) when the rays do not share their main axis.
+inline bool lanes_forward_2d(const float* const* bufs, const Padded* lay, const Volume& volume, const double* vec,
+                             const Detector& det, int iu0, int count, float* out) {
+  Line lines[kRows];
+  alignas(64) double a1[kRows], b1[kRows], w[kRows];
+  alignas(32) int j0[kRows], j1[kRows];
+  int m = -1, jlo = 1 << 30, jhi = -1;
+  for (int l = 0; l < kRows; ++l) {
+    const bool hit = l < count && pr::ray_line<2>(vec, volume, det, iu0 + l, 0, lines[l]);
+    if (hit && m < 0) m = lines[l].m;
+    if (hit && lines[l].m != m) return false;
+    a1[l] = hit ? lines[l].a1 : 0.0;
+    b1[l] = hit ? lines[l].b1 : 0.0;
+    w[l] = hit ? lines[l].w : 0.0;
+    j0[l] = hit ? lines[l].j0 : 0;
+    j1[l] = hit ? lines[l].j1 : 0;
+    if (hit) {
+      jlo = lines[l].j0 < jlo ? lines[l].j0 : jlo;
+      jhi = lines[l].j1 > jhi ? lines[l].j1 : jhi;
+    }
+  }
+  __m256 e0 = _mm256_setzero_ps(), e1 = e0, o0 = e0, o1 = e0;
+  if (m >= 0) {
+    const Volume vol = volume;
+    const int li = layout_of<2>(m), ax1 = m == 0 ? 1 : 0;
+    const Padded& p = lay[li];
+    const float* buf = bufs[li] + p.base;
+    const int64_t sm = p.stride[m];
+    const __m256i vj0 = _mm256_load_si256((const __m256i*)j0), vj1 = _mm256_load_si256((const __m256i*)j1);
+    for (int j = jlo; j < jhi; ++j) {
+      alignas(32) float c0[kRows], c1[kRows];
+      alignas(32) int fi[kRows];
+#pragma omp simd
+      for (int l = 0; l < kRows; ++l) {
+        Line L;
+        L.m = m;
+        L.o1 = ax1;
+        L.o2 = -1;
+        L.a1 = a1[l];
+        L.b1 = b1[l];
+        L.a2 = L.b2 = 0.0;
+        L.w = w[l];
+        const pr::Sample sa = pr::joseph_sample<2>(L, vol, (double)j);
+        c0[l] = (float)sa.c0;
+        c1[l] = (float)sa.c1;
+        fi[l] = (int)sa.fl1;
+      }
+      const __m256i vj = _mm256_set1_epi32(j);
+      const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
+      const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_sub_epi32(vj, vj0), _mm256_set1_epi32(1)),
+                                              _mm256_setzero_si256());
+      const __m256i fiv = _mm256_load_si256((const __m256i*)fi);
+      __m256i lo = _mm256_blendv_epi8(_mm256_set1_epi32(1 << 30), fiv, ok);
+      lo = _mm256_min_epi32(lo, _mm256_permute2x128_si256(lo, lo, 1));
+      lo = _mm256_min_epi32(lo, _mm256_shuffle_epi32(lo, 0x4e));
+      lo = _mm256_min_epi32(lo, _mm256_shuffle_epi32(lo, 0xb1));
+      const int z0 = _mm256_cvtsi256_si32(lo);
+      if (z0 == 1 << 30) continue;
+      const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, lo), ok);
+      const float* q = buf + j * sm;
+      __m256 x0, x1;
+      if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(14)))) == 0) {
+        const __m256i rel1 = _mm256_add_epi32(rel, _mm256_set1_epi32(1));
+        const __m256 hi0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(7)));
+        const __m256 hi1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel1, _mm256_set1_epi32(7)));
+        const __m256 w_lo = _mm256_loadu_ps(q + z0), w_hi = _mm256_loadu_ps(q + z0 + 8);
+        x0 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(w_lo, rel), _mm256_permutevar8x32_ps(w_hi, rel), hi0);
+        x1 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(w_lo, rel1), _mm256_permutevar8x32_ps(w_hi, rel1), hi1);
+      } else {
+        const __m256i idx = _mm256_add_epi32(rel, lo);
+        x0 = _mm256_i32gather_ps(q, idx, 4);
+        x1 = _mm256_i32gather_ps(q + 1, idx, 4);
+      }
+      const __m256 t0 = _mm256_mul_ps(_mm256_load_ps(c0), x0), t1 = _mm256_mul_ps(_mm256_load_ps(c1), x1);
+      const __m256 okf = _mm256_castsi256_ps(ok), evf = _mm256_castsi256_ps(even);
+      const __m256 me = _mm256_and_ps(okf, evf), mo = _mm256_andnot_ps(evf, okf);
+      e0 = _mm256_add_ps(e0, _mm256_and_ps(t0, me));
+      e1 = _mm256_add_ps(e1, _mm256_and_ps(t1, me));
+      o0 = _mm256_add_ps(o0, _mm256_and_ps(t0, mo));
+      o1 = _mm256_add_ps(o1, _mm256_and_ps(t1, mo));
+    }
+  }
+  // ray_forward: pair = pair0 + pair1 = (e0 + o0, e1 + o1), result pair[0] + pair[1]
+  alignas(32) float res[kRows];
+  _mm256_store_ps(res, _mm256_add_ps(_mm256_add_ps(e0, o0), _mm256_add_ps(e1, o1)));
+  for (int l = 0; l < count; ++l) out[l] = res[l];
+  return true;
+}
+#endif
+
 // Forward projection of one chunk: y[b0 + b, ray] for every ray.
 template <typename T, int DIM, int NB, typename OFF>
 void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, const double* vecs, int nviews,
@@ -356,6 +610,44 @@ void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, c
     return;
   }
 #endif
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  if constexpr (DIM == 2 && NB == 1 && std::is_same<T, float>::value) {
+    const int64_t groups_per_view = (det.nu + kRows - 1) / kRows;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(nthreads)
+    for (int64_t g = 0; g < groups_per_view * nviews; ++g) {
+      const int64_t view = g / groups_per_view;
+      const int iu0 = (int)(g % groups_per_view) * kRows;
+      const int count = det.nu - iu0 < kRows ? det.nu - iu0 : kRows;
+      T* yr = y + (int64_t)b0 * nrays + view * rays_per_view + iu0;
+      const double* vec = vecs + view * vdim;
+      if (!lanes_forward_2d(bufs, lay, vol, vec, det, iu0, count, yr))
+        for (int l = 0; l < count; ++l) ray_forward<T, DIM, NB, OFF>(bufs, lay, vol, vec, det, iu0 + l, 0, yr + l);
+    }
+    return;
+  }
+#endif
+#if defined(__AVX2__)
+  if constexpr (DIM == 3 && NB == 1 && std::is_same<T, float>::value) {
+    if (lay[0].stride[2] == 1) {
+      // groups of kRows rows of one detector column (see rows_forward)
+      const int groups_per_col = (det.nv + kRows - 1) / kRows;
+      const int64_t groups_per_view = (int64_t)groups_per_col * det.nu;
+      const T* buf0 = bufs[0] + lay[0].base;
+#pragma omp parallel for schedule(dynamic, 16) num_threads(nthreads)
+      for (int64_t g = 0; g < groups_per_view * nviews; ++g) {
+        const int64_t view = g / groups_per_view;
+        const int64_t rem = g - view * groups_per_view;
+        const int iu = (int)(rem / groups_per_col), iv0 = (int)(rem % groups_per_col) * kRows;
+        const int count = det.nv - iv0 < kRows ? det.nv - iv0 : kRows;
+        T* yr = y + (int64_t)b0 * nrays + view * rays_per_view + (int64_t)iv0 * det.nu + iu;
+        const double* vec = vecs + view * vdim;
+        if (!rows_forward(buf0, lay[0], vol, vec, det, iu, iv0, count, yr, det.nu))
+          for (int l = 0; l < count; ++l) ray_forward<T, DIM, NB, OFF>(bufs, lay, vol, vec, det, iu, iv0 + l, yr + (int64_t)l * det.nu);
+      }
+      return;
+    }
+  }
+#endif
 #pragma omp parallel for schedule(dynamic, 64) num_threads(nthreads)
   for (int64_t r = 0; r < nrays; ++r) {
     const int64_t view = r / rays_per_view;
@@ -366,6 +658,70 @@ void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, c
     for (int b = 0; b < nb; ++b) y[(int64_t)(b0 + b) * nrays + r] = out[b];
   }
 }
+
+#if defined(__AVX2__)
+// Adjoint of one 2-D float32 image for the rays [r, r + count) of one view (count <= kRows,
+// neighbouring detector bins) whose main axis is m, over slices [lo, hi): the rays walk the
+// slices together, one SIMD lane each, with the weights of joseph_sample. At each slice the
+// first taps of all lanes are added to the image, then the second taps: neighbouring rays
+// often share a pixel (one's second tap, the next one's first), and this order keeps those
+// read-modify-writes apart. The order depends on the rays only, not on the threads.
+inline void lanes_adjoint_2d(const float* yt, const Line* table, int64_t r, int count, int m, int lo, int hi,
+                             float* buf, int64_t sm, const Volume& volume) {
+  alignas(64) double a1[kRows], b1[kRows], w[kRows];
+  alignas(32) int j0[kRows], j1[kRows];
+  alignas(32) float yv[kRows];
+  int jlo = 1 << 30, jhi = -1, o1 = m == 0 ? 1 : 0;
+  for (int l = 0; l < kRows; ++l) {
+    const bool on = l < count && table[r + l].m == m && table[r + l].j1 > table[r + l].j0;
+    const Line& L = table[r + (l < count ? l : 0)];
+    a1[l] = on ? L.a1 : 0.0;
+    b1[l] = on ? L.b1 : 0.0;
+    w[l] = on ? L.w : 0.0;
+    j0[l] = on ? (L.j0 > lo ? L.j0 : lo) : 0;
+    j1[l] = on ? (L.j1 < hi ? L.j1 : hi) : 0;
+    yv[l] = on ? yt[r + l] : 0.0f;
+    if (on && j0[l] < j1[l]) {
+      jlo = j0[l] < jlo ? j0[l] : jlo;
+      jhi = j1[l] > jhi ? j1[l] : jhi;
+    }
+  }
+  if (jlo >= jhi) return;
+  const Volume vol = volume;
+  const __m256i vj0 = _mm256_load_si256((const __m256i*)j0), vj1 = _mm256_load_si256((const __m256i*)j1);
+  const __m256 vy = _mm256_load_ps(yv);
+  for (int j = jlo; j < jhi; ++j) {
+    alignas(32) float c0[kRows], c1[kRows];
+    alignas(32) int fi[kRows];
+#pragma omp simd
+    for (int l = 0; l < kRows; ++l) {
+      Line L;
+      L.m = m;
+      L.o1 = o1;
+      L.o2 = -1;
+      L.a1 = a1[l];
+      L.b1 = b1[l];
+      L.a2 = L.b2 = 0.0;
+      L.w = w[l];
+      const pr::Sample sa = pr::joseph_sample<2>(L, vol, (double)j);
+      c0[l] = (float)sa.c0;
+      c1[l] = (float)sa.c1;
+      fi[l] = (int)sa.fl1;
+    }
+    const __m256i vj = _mm256_set1_epi32(j);
+    const int ok = _mm256_movemask_ps(
+        _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj))));
+    alignas(32) float p0[kRows], p1[kRows];
+    _mm256_store_ps(p0, _mm256_mul_ps(_mm256_load_ps(c0), vy));
+    _mm256_store_ps(p1, _mm256_mul_ps(_mm256_load_ps(c1), vy));
+    float* q = buf + j * sm;
+    for (int l = 0; l < kRows; ++l)
+      if (ok >> l & 1) q[fi[l]] += p0[l];
+    for (int l = 0; l < kRows; ++l)
+      if (ok >> l & 1) q[fi[l] + 1] += p1[l];
+  }
+}
+#endif
 
 // Adjoint of one chunk: accumulates into the zeroed padded buffers `bufs` (one per layout).
 // yt holds the chunk's projections batch-last: yt[ray * NB + b].
@@ -400,6 +756,19 @@ void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume&
         const int64_t sm = p.stride[m] * NB;
         using V = Lanes<T, NB>;
         using V2 = Lanes<T, 2>;
+#if defined(__AVX2__)
+        if constexpr (DIM == 2 && NB == 1 && std::is_same<T, float>::value) {
+          // kRows neighbouring rays of a view at a time (lanes_adjoint_2d)
+          for (int64_t view = 0; view < v1 - v0; ++view)
+            for (int iu0 = 0; iu0 < det.nu; iu0 += kRows) {
+              const int count = det.nu - iu0 < kRows ? det.nu - iu0 : kRows;
+              const int64_t r = view * rays_per_view + iu0;
+              lanes_adjoint_2d(yt + r0, table, r, count, m, lo, hi, buf, sm, vol);
+            }
+#pragma omp barrier
+          continue;
+        }
+#endif
         Taps<T, DIM, OFF> tp;
         for (int64_t r = 0; r < nrays; ++r) {
           const Line& L = table[r];
@@ -433,9 +802,44 @@ void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume&
   }
 }
 
+// A zero-filled work buffer in 2 MiB-aligned memory that asks the kernel for transparent huge
+// pages (fewer TLB misses on the scattered taps of a volume of several MiB; a hint only).
+template <typename T>
+class PageBuffer {
+ public:
+  PageBuffer() = default;
+  PageBuffer(const PageBuffer&) = delete;
+  PageBuffer& operator=(const PageBuffer&) = delete;
+  ~PageBuffer() { free(p_); }
+  // n zero elements (reusing the allocation when it is large enough); null when out of memory
+  T* zeros(int64_t n) {
+    const size_t bytes = ((size_t)n * sizeof(T) + kHuge - 1) / kHuge * kHuge;
+    if (bytes > cap_) {
+      free(p_);
+      p_ = nullptr;
+      cap_ = 0;
+      void* q = nullptr;
+      if (posix_memalign(&q, kHuge, bytes) != 0) return nullptr;
+#if defined(MADV_HUGEPAGE)
+      madvise(q, bytes, MADV_HUGEPAGE);
+#endif
+      p_ = (T*)q;
+      cap_ = bytes;
+    }
+    memset((void*)p_, 0, (size_t)n * sizeof(T));
+    return p_;
+  }
+
+ private:
+  static constexpr size_t kHuge = (size_t)1 << 21;
+  T* p_ = nullptr;
+  size_t cap_ = 0;
+};
+
 template <typename T, int DIM>
 struct Workspace {
-  std::vector<T> buf[2], yt;
+  PageBuffer<T> buf[2];
+  std::vector<T> yt;
   std::vector<Line> table;
 };
 
@@ -446,10 +850,11 @@ void forward_batch(const T* x, T* y, int b0, int nb, const Volume& vol, const do
   Padded lay[2];
   const T* bufs[2];
   for (int l = 0; l < n_layouts<DIM>(); ++l) {
-    lay[l] = padded_layout<DIM>(vol, fastest_axis<DIM>(l));
-    ws.buf[l].assign(lay[l].size * NB + kSlack, T(0));  // window loads may read past the end
-    copy_padded<T, DIM, NB>(true, false, const_cast<T*>(x), nvox, vol, lay[l], b0, nb, ws.buf[l].data(), nthreads);
-    bufs[l] = ws.buf[l].data();
+    lay[l] = padded_layout<DIM>(vol, fastest_axis<DIM>(l, rows_path<T, DIM, NB>()));
+    T* b = ws.buf[l].zeros(lay[l].size * NB + kSlack);  // window loads may read past the end
+    if (b == nullptr) throw std::bad_alloc();
+    copy_padded<T, DIM, NB>(true, false, const_cast<T*>(x), nvox, vol, lay[l], b0, nb, b, nthreads);
+    bufs[l] = b;
   }
   // offsets are doubles (exact integers up to 2^53) when int32 is too small
   if (fits_int32(lay[0].size * NB + kSlack))
@@ -466,9 +871,9 @@ void adjoint_batch(const T* y, T* x, int b0, int nb, const Volume& vol, const do
   Padded lay[2];
   T* bufs[2];
   for (int l = 0; l < n_layouts<DIM>(); ++l) {
-    lay[l] = padded_layout<DIM>(vol, fastest_axis<DIM>(l));
-    ws.buf[l].assign(lay[l].size * NB, T(0));
-    bufs[l] = ws.buf[l].data();
+    lay[l] = padded_layout<DIM>(vol, fastest_axis<DIM>(l, false));
+    bufs[l] = ws.buf[l].zeros(lay[l].size * NB);
+    if (bufs[l] == nullptr) throw std::bad_alloc();
   }
   ws.yt.resize(nrays * NB);
   T* ytd = ws.yt.data();
