@@ -492,6 +492,30 @@ inline bool rows_forward(const float* buf0, const Padded& p, const Volume& volum
 }
 #endif
 
+#if defined(__AVX2__)
+// Joseph weights of kRows neighbouring 2-D rays (main axis m, other axis o1) at slice j:
+// taps c0 at voxel fi and c1 at fi + 1 of that slice. One source for the SIMD forward and
+// adjoint below, so the adjoint stays the exact transpose.
+inline void lane_weights_2d(int m, int o1, const double* a1, const double* b1, const double* w, const Volume& vol,
+                            int j, float* c0, float* c1, int* fi) {
+#pragma omp simd
+  for (int l = 0; l < kRows; ++l) {
+    Line L;
+    L.m = m;
+    L.o1 = o1;
+    L.o2 = -1;
+    L.a1 = a1[l];
+    L.b1 = b1[l];
+    L.a2 = L.b2 = 0.0;
+    L.w = w[l];
+    const pr::Sample sa = pr::joseph_sample<2>(L, vol, (double)j);
+    c0[l] = (float)sa.c0;
+    c1[l] = (float)sa.c1;
+    fi[l] = (int)sa.fl1;
+  }
+}
+#endif
+
 #if defined(__AVX2__) && !defined(__AVX512F__)
 // 2-D, one float32 image (AVX2): kRows neighbouring rays of a view walk the slices together,
 // one lane each; their taps at slice j are read from a window of 16 voxels of that slice
@@ -529,21 +553,7 @@ inline bool lanes_forward_2d(const float* const* bufs, const Padded* lay, const 
     for (int j = jlo; j < jhi; ++j) {
       alignas(32) float c0[kRows], c1[kRows];
       alignas(32) int fi[kRows];
-#pragma omp simd
-      for (int l = 0; l < kRows; ++l) {
-        Line L;
-        L.m = m;
-        L.o1 = ax1;
-        L.o2 = -1;
-        L.a1 = a1[l];
-        L.b1 = b1[l];
-        L.a2 = L.b2 = 0.0;
-        L.w = w[l];
-        const pr::Sample sa = pr::joseph_sample<2>(L, vol, (double)j);
-        c0[l] = (float)sa.c0;
-        c1[l] = (float)sa.c1;
-        fi[l] = (int)sa.fl1;
-      }
+      lane_weights_2d(m, ax1, a1, b1, w, vol, j, c0, c1, fi);
       const __m256i vj = _mm256_set1_epi32(j);
       const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
       const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_sub_epi32(vj, vj0), _mm256_set1_epi32(1)),
@@ -693,21 +703,7 @@ inline void lanes_adjoint_2d(const float* yt, const Line* table, int64_t r, int 
   for (int j = jlo; j < jhi; ++j) {
     alignas(32) float c0[kRows], c1[kRows];
     alignas(32) int fi[kRows];
-#pragma omp simd
-    for (int l = 0; l < kRows; ++l) {
-      Line L;
-      L.m = m;
-      L.o1 = o1;
-      L.o2 = -1;
-      L.a1 = a1[l];
-      L.b1 = b1[l];
-      L.a2 = L.b2 = 0.0;
-      L.w = w[l];
-      const pr::Sample sa = pr::joseph_sample<2>(L, vol, (double)j);
-      c0[l] = (float)sa.c0;
-      c1[l] = (float)sa.c1;
-      fi[l] = (int)sa.fl1;
-    }
+    lane_weights_2d(m, o1, a1, b1, w, vol, j, c0, c1, fi);
     const __m256i vj = _mm256_set1_epi32(j);
     const int ok = _mm256_movemask_ps(
         _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj))));

@@ -133,7 +133,7 @@ def test_wrong_types_and_choices() -> None:
 
 
 def test_vector_geometry_validation() -> None:
-    with pytest.raises(ValueError, match="6 \\(2-D\\) or 12 \\(3-D\\) columns"):
+    with pytest.raises(ValueError, match="6 \\(2-D\\), 12 \\(3-D\\) or 15 \\(3-D, cylinder axis point\\) columns"):
         pr.VectorGeometry(vectors=torch.zeros(2, 5), det_shape=3, beam="cone")
     with pytest.raises(ValueError, match="det_shape must be \\(rows, cols\\)"):
         pr.VectorGeometry(vectors=torch.ones(2, 12), det_shape=3, beam="cone")
