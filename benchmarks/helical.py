@@ -344,9 +344,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     payload = {"metadata": meta, "accuracy": rows, "dicom_ct_pd": extra.get("dicom"), "speed": spd, "notes": notes}
     write_atomic(out / "helical.json", json.dumps(payload, indent=2, default=str) + "\n")
-    if "views" in spd:
+    written = [out / "helical.json", out / "helical.png"]
+    if "views" in spd:  # the markdown report needs the speed part
         write_atomic(out / "helical.md", markdown(meta, rows, extra, spd, notes))
-    print(f"wrote {out / 'helical.json'}, {out / 'helical.md'}, {out / 'helical.png'}")
+        written.append(out / "helical.md")
+    print("wrote " + ", ".join(map(str, written)))
     return 0
 
 
