@@ -292,6 +292,34 @@ inline void ray_forward(const T* const* bufs, const Padded* lay, const Volume& v
   }
 }
 
+// The 2-D rays [iu0, iu0 + count) of one view (count <= N) as N SIMD lanes: their line
+// parameters (zero in lanes without a ray or a hit), slice ranges, shared main axis m and the
+// union [jlo, jhi) of their slices. False when the rays do not share their main axis (the
+// callers then leave them to ray_forward).
+template <int N>
+inline bool group_lines(const Volume& volume, const double* vec, const Detector& det, int iu0, int count, double* a1,
+                        double* b1, double* w, int* j0, int* j1, int& m, int& jlo, int& jhi) {
+  m = -1;
+  jlo = 1 << 30;
+  jhi = -1;
+  for (int l = 0; l < N; ++l) {
+    Line line;
+    const bool hit = l < count && pr::ray_line<2>(vec, volume, det, iu0 + l, 0, line);
+    if (hit && m < 0) m = line.m;
+    if (hit && line.m != m) return false;
+    a1[l] = hit ? line.a1 : 0.0;
+    b1[l] = hit ? line.b1 : 0.0;
+    w[l] = hit ? line.w : 0.0;
+    j0[l] = hit ? line.j0 : 0;
+    j1[l] = hit ? line.j1 : 0;
+    if (hit) {
+      jlo = line.j0 < jlo ? line.j0 : jlo;
+      jhi = line.j1 > jhi ? line.j1 : jhi;
+    }
+  }
+  return true;
+}
+
 #if defined(__AVX512F__)
 // 2-D, one float32 image: kGroup neighbouring rays of a view walk the slices together, one
 // SIMD lane per ray. At slice j the lanes' taps lie in one window of 32 voxels of that
@@ -305,24 +333,10 @@ typedef int GroupI __attribute__((vector_size(64)));
 
 inline bool group_forward(const float* const* bufs, const Padded* lay, const Volume& volume, const double* vec,
                           const Detector& det, int iu0, int count, float* out) {
-  Line lines[kGroup];
   alignas(64) double a1[kGroup], b1[kGroup], w[kGroup];
   alignas(64) int j0[kGroup], j1[kGroup];
-  int m = -1, jlo = 1 << 30, jhi = -1;
-  for (int l = 0; l < kGroup; ++l) {
-    const bool hit = l < count && pr::ray_line<2>(vec, volume, det, iu0 + l, 0, lines[l]);
-    if (hit && m < 0) m = lines[l].m;
-    if (hit && lines[l].m != m) return false;
-    a1[l] = hit ? lines[l].a1 : 0.0;
-    b1[l] = hit ? lines[l].b1 : 0.0;
-    w[l] = hit ? lines[l].w : 0.0;
-    j0[l] = hit ? lines[l].j0 : 0;
-    j1[l] = hit ? lines[l].j1 : 0;
-    if (hit) {
-      jlo = lines[l].j0 < jlo ? lines[l].j0 : jlo;
-      jhi = lines[l].j1 > jhi ? lines[l].j1 : jhi;
-    }
-  }
+  int m, jlo, jhi;
+  if (!group_lines<kGroup>(volume, vec, det, iu0, count, a1, b1, w, j0, j1, m, jlo, jhi)) return false;
   GroupF acc = GroupF{} * 0.0f;
   alignas(64) float extra[kGroup] = {};
   if (m >= 0) {
@@ -524,24 +538,10 @@ inline void lane_weights_2d(int m, int o1, const double* a1, const double* b1, c
 // (and leaves the rays to ray_forward) when the rays do not share their main axis.
 inline bool lanes_forward_2d(const float* const* bufs, const Padded* lay, const Volume& volume, const double* vec,
                              const Detector& det, int iu0, int count, float* out) {
-  Line lines[kRows];
   alignas(64) double a1[kRows], b1[kRows], w[kRows];
   alignas(32) int j0[kRows], j1[kRows];
-  int m = -1, jlo = 1 << 30, jhi = -1;
-  for (int l = 0; l < kRows; ++l) {
-    const bool hit = l < count && pr::ray_line<2>(vec, volume, det, iu0 + l, 0, lines[l]);
-    if (hit && m < 0) m = lines[l].m;
-    if (hit && lines[l].m != m) return false;
-    a1[l] = hit ? lines[l].a1 : 0.0;
-    b1[l] = hit ? lines[l].b1 : 0.0;
-    w[l] = hit ? lines[l].w : 0.0;
-    j0[l] = hit ? lines[l].j0 : 0;
-    j1[l] = hit ? lines[l].j1 : 0;
-    if (hit) {
-      jlo = lines[l].j0 < jlo ? lines[l].j0 : jlo;
-      jhi = lines[l].j1 > jhi ? lines[l].j1 : jhi;
-    }
-  }
+  int m, jlo, jhi;
+  if (!group_lines<kRows>(volume, vec, det, iu0, count, a1, b1, w, j0, j1, m, jlo, jhi)) return false;
   __m256 e0 = _mm256_setzero_ps(), e1 = e0, o0 = e0, o1 = e0;
   if (m >= 0) {
     const Volume vol = volume;
