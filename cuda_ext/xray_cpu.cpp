@@ -597,6 +597,21 @@ inline bool lanes_forward_2d(const float* const* bufs, const Padded* lay, const 
 }
 #endif
 
+#if defined(__AVX512F__)
+// The single-image 2-D forward of this build: kLanes2d rays per SIMD group.
+constexpr int kLanes2d = kGroup;
+inline bool simd_forward_2d(const float* const* bufs, const Padded* lay, const Volume& volume, const double* vec,
+                            const Detector& det, int iu0, int count, float* out) {
+  return group_forward(bufs, lay, volume, vec, det, iu0, count, out);
+}
+#elif defined(__AVX2__)
+constexpr int kLanes2d = kRows;
+inline bool simd_forward_2d(const float* const* bufs, const Padded* lay, const Volume& volume, const double* vec,
+                            const Detector& det, int iu0, int count, float* out) {
+  return lanes_forward_2d(bufs, lay, volume, vec, det, iu0, count, out);
+}
+#endif
+
 // Forward projection of one chunk: y[b0 + b, ray] for every ray.
 template <typename T, int DIM, int NB, typename OFF>
 void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, const double* vecs, int nviews,
@@ -604,33 +619,17 @@ void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, c
   const int64_t rays_per_view = (int64_t)det.nu * det.nv;
   const int64_t nrays = rays_per_view * nviews;
   const int vdim = pr::view_stride(det);
-#if defined(__AVX512F__)
+#if defined(__AVX2__)
   if constexpr (DIM == 2 && NB == 1 && std::is_same<T, float>::value) {
-    const int64_t groups_per_view = (det.nu + kGroup - 1) / kGroup;
+    const int64_t groups_per_view = (det.nu + kLanes2d - 1) / kLanes2d;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(nthreads)
     for (int64_t g = 0; g < groups_per_view * nviews; ++g) {
       const int64_t view = g / groups_per_view;
-      const int iu0 = (int)(g % groups_per_view) * kGroup;
-      const int count = det.nu - iu0 < kGroup ? det.nu - iu0 : kGroup;
+      const int iu0 = (int)(g % groups_per_view) * kLanes2d;
+      const int count = det.nu - iu0 < kLanes2d ? det.nu - iu0 : kLanes2d;
       T* yr = y + (int64_t)b0 * nrays + view * rays_per_view + iu0;
       const double* vec = vecs + view * vdim;
-      if (!group_forward(bufs, lay, vol, vec, det, iu0, count, yr))
-        for (int l = 0; l < count; ++l) ray_forward<T, DIM, NB, OFF>(bufs, lay, vol, vec, det, iu0 + l, 0, yr + l);
-    }
-    return;
-  }
-#endif
-#if defined(__AVX2__) && !defined(__AVX512F__)
-  if constexpr (DIM == 2 && NB == 1 && std::is_same<T, float>::value) {
-    const int64_t groups_per_view = (det.nu + kRows - 1) / kRows;
-#pragma omp parallel for schedule(dynamic, 4) num_threads(nthreads)
-    for (int64_t g = 0; g < groups_per_view * nviews; ++g) {
-      const int64_t view = g / groups_per_view;
-      const int iu0 = (int)(g % groups_per_view) * kRows;
-      const int count = det.nu - iu0 < kRows ? det.nu - iu0 : kRows;
-      T* yr = y + (int64_t)b0 * nrays + view * rays_per_view + iu0;
-      const double* vec = vecs + view * vdim;
-      if (!lanes_forward_2d(bufs, lay, vol, vec, det, iu0, count, yr))
+      if (!simd_forward_2d(bufs, lay, vol, vec, det, iu0, count, yr))
         for (int l = 0; l < count; ++l) ray_forward<T, DIM, NB, OFF>(bufs, lay, vol, vec, det, iu0 + l, 0, yr + l);
     }
     return;
