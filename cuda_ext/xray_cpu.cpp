@@ -9,7 +9,7 @@
 // one SIMD lane each: 2-D on AVX-512 16 neighbouring rays (group_forward), 2-D on AVX2 8
 // (lanes_forward_2d), 3-D on AVX2 8 neighbouring detector rows of a column (rows_forward),
 // the last two bitwise equal to the one-ray loop. Adjoint: the same rays and
-// weights; threads own disjoint slabs of slices along the current main axis, so no
+// weights (2-D on AVX2 8 neighbouring rays at a time); threads own disjoint slabs of slices along the current main axis, so no
 // atomics and no per-thread copies are needed, and the summation order (and the result)
 // does not depend on the number of threads.
 #include <omp.h>
@@ -320,6 +320,33 @@ inline bool group_lines(const Volume& volume, const double* vec, const Detector&
   return true;
 }
 
+constexpr int kNoSample = 1 << 30;  // tap index of a lane without a sample at this slice
+
+// Joseph weights of N neighbouring 2-D rays (main axis m, other axis o1) at slice j: taps c0
+// at voxel fi and c1 at fi + 1 of that slice. With Masked, lanes without a sample at j
+// (outside [j0, j1) or off the image) get zero weights and fi = kNoSample. One source for
+// the SIMD forwards and the adjoint below, so the adjoint stays the exact transpose.
+template <int N, bool Masked>
+inline void lane_weights_2d(int m, int o1, const double* a1, const double* b1, const double* w, const int* j0,
+                            const int* j1, const Volume& vol, int j, float* c0, float* c1, int* fi) {
+#pragma omp simd
+  for (int l = 0; l < N; ++l) {
+    Line L;
+    L.m = m;
+    L.o1 = o1;
+    L.o2 = -1;
+    L.a1 = a1[l];
+    L.b1 = b1[l];
+    L.a2 = L.b2 = 0.0;
+    L.w = w[l];
+    const pr::Sample sa = pr::joseph_sample<2>(L, vol, (double)j);
+    const bool ok = !Masked || (sa.ok & (j >= j0[l]) & (j < j1[l]));
+    c0[l] = ok ? (float)sa.c0 : 0.0f;
+    c1[l] = ok ? (float)sa.c1 : 0.0f;
+    fi[l] = ok ? (int)sa.fl1 : kNoSample;
+  }
+}
+
 #if defined(__AVX512F__)
 // 2-D, one float32 image: kGroup neighbouring rays of a view walk the slices together, one
 // SIMD lane per ray. At slice j the lanes' taps lie in one window of 32 voxels of that
@@ -327,7 +354,6 @@ inline bool group_lines(const Volume& volume, const double* vec, const Detector&
 // permutes replace 2 x kGroup scalar loads. Returns false (and leaves the rays to
 // ray_forward) when the rays do not share their main axis.
 constexpr int kGroup = 16;
-constexpr int kNoSample = 1 << 30;  // tap index of a lane without a sample at this slice
 typedef float GroupF __attribute__((vector_size(64)));
 typedef int GroupI __attribute__((vector_size(64)));
 
@@ -348,24 +374,7 @@ inline bool group_forward(const float* const* bufs, const Padded* lay, const Vol
     for (int j = jlo; j < jhi; ++j) {
       alignas(64) float c0[kGroup], c1[kGroup];
       alignas(64) int fi[kGroup];
-#pragma omp simd
-      for (int l = 0; l < kGroup; ++l) {
-        Line L;
-        L.m = m;
-        L.o1 = o1;
-        L.o2 = -1;
-        L.a1 = a1[l];
-        L.b1 = b1[l];
-        L.a2 = L.b2 = 0.0;
-        L.w = w[l];
-        L.j0 = j0[l];
-        L.j1 = j1[l];
-        const pr::Sample sa = pr::joseph_sample<2>(L, vol, (double)j);
-        const bool ok = sa.ok & (j >= j0[l]) & (j < j1[l]);
-        c0[l] = ok ? (float)sa.c0 : 0.0f;
-        c1[l] = ok ? (float)sa.c1 : 0.0f;
-        fi[l] = ok ? (int)sa.fl1 : kNoSample;
-      }
+      lane_weights_2d<kGroup, true>(m, o1, a1, b1, w, j0, j1, vol, j, c0, c1, fi);
       int lo = kNoSample, hi = -kNoSample;
 #pragma omp simd reduction(min : lo) reduction(max : hi)
       for (int l = 0; l < kGroup; ++l) {
@@ -402,6 +411,30 @@ inline bool group_forward(const float* const* bufs, const Padded* lay, const Vol
 #endif
 
 #if defined(__AVX2__)
+constexpr int kRows = 8;
+
+// Joseph weights of kRows rays that share the in-plane line of R (main axis, o1) and differ in
+// o2 (a2, b2, w) at slice j: taps c0 at (fl1, fi), c1 at (fl1 + 1, fi), c2 at (fl1, fi + 1) and
+// c3 at (fl1 + 1, fi + 1) along (o1, o2): joseph_sample's weights, so rows_forward stays
+// bitwise equal to ray_forward. Returns fl1, the same in every lane.
+inline double lane_weights_3d(const Line& R, const double* a2, const double* b2, const double* w, const Volume& vol,
+                              int j, float* c0, float* c1, float* c2, float* c3, int* fi) {
+#pragma omp simd
+  for (int l = 0; l < kRows; ++l) {
+    Line L = R;
+    L.a2 = a2[l];
+    L.b2 = b2[l];
+    L.w = w[l];
+    const pr::Sample sa = pr::joseph_sample<3>(L, vol, (double)j);
+    c0[l] = (float)sa.c0;
+    c1[l] = (float)sa.c1;
+    c2[l] = (float)sa.c2;
+    c3[l] = (float)sa.c3;
+    fi[l] = (int)sa.fl2;
+  }
+  return floor(R.a1 + R.b1 * (double)j);  // joseph_sample's fl1
+}
+
 // 3-D, one float32 volume in the z-fastest layout: kRows neighbouring detector rows of one
 // column walk their slices together, one SIMD lane per ray. When their rays share the main
 // axis and the in-plane line (a cone beam with detector v along z: every row of a column has
@@ -409,8 +442,6 @@ inline bool group_forward(const float* const* bufs, const Padded* lay, const Vol
 // read by four 8-lane gathers. The weights are joseph_sample's and each lane sums its terms
 // in ray_forward's order (even and odd samples apart), so the result is bitwise that of
 // ray_forward. Returns false (and leaves the rays to ray_forward) otherwise.
-constexpr int kRows = 8;
-
 inline bool rows_forward(const float* buf0, const Padded& p, const Volume& volume, const double* vec,
                          const Detector& det, int iu, int iv0, int count, float* out, int64_t out_stride) {
   Line lines[kRows];
@@ -442,20 +473,7 @@ inline bool rows_forward(const float* buf0, const Padded& p, const Volume& volum
     for (int j = jlo; j < jhi; ++j) {
       alignas(32) float c0[kRows], c1[kRows], c2[kRows], c3[kRows];
       alignas(32) int fi[kRows];
-      const double fl1 = floor(R.a1 + R.b1 * (double)j);  // joseph_sample's fl1, the same in every lane
-#pragma omp simd
-      for (int l = 0; l < kRows; ++l) {
-        Line L = R;
-        L.a2 = a2[l];
-        L.b2 = b2[l];
-        L.w = w[l];
-        const pr::Sample sa = pr::joseph_sample<3>(L, vol, (double)j);
-        c0[l] = (float)sa.c0;
-        c1[l] = (float)sa.c1;
-        c2[l] = (float)sa.c2;
-        c3[l] = (float)sa.c3;
-        fi[l] = (int)sa.fl2;
-      }
+      const double fl1 = lane_weights_3d(R, a2, b2, w, vol, j, c0, c1, c2, c3, fi);
       const __m256i vj = _mm256_set1_epi32(j);
       // lanes with j0 <= j < j1 have a sample (their taps are in the volume or its border)
       const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
@@ -506,30 +524,6 @@ inline bool rows_forward(const float* buf0, const Padded& p, const Volume& volum
 }
 #endif
 
-#if defined(__AVX2__)
-// Joseph weights of kRows neighbouring 2-D rays (main axis m, other axis o1) at slice j:
-// taps c0 at voxel fi and c1 at fi + 1 of that slice. One source for the SIMD forward and
-// adjoint below, so the adjoint stays the exact transpose.
-inline void lane_weights_2d(int m, int o1, const double* a1, const double* b1, const double* w, const Volume& vol,
-                            int j, float* c0, float* c1, int* fi) {
-#pragma omp simd
-  for (int l = 0; l < kRows; ++l) {
-    Line L;
-    L.m = m;
-    L.o1 = o1;
-    L.o2 = -1;
-    L.a1 = a1[l];
-    L.b1 = b1[l];
-    L.a2 = L.b2 = 0.0;
-    L.w = w[l];
-    const pr::Sample sa = pr::joseph_sample<2>(L, vol, (double)j);
-    c0[l] = (float)sa.c0;
-    c1[l] = (float)sa.c1;
-    fi[l] = (int)sa.fl1;
-  }
-}
-#endif
-
 #if defined(__AVX2__) && !defined(__AVX512F__)
 // 2-D, one float32 image (AVX2): kRows neighbouring rays of a view walk the slices together,
 // one lane each; their taps at slice j are read from a window of 16 voxels of that slice
@@ -553,7 +547,7 @@ inline bool lanes_forward_2d(const float* const* bufs, const Padded* lay, const 
     for (int j = jlo; j < jhi; ++j) {
       alignas(32) float c0[kRows], c1[kRows];
       alignas(32) int fi[kRows];
-      lane_weights_2d(m, ax1, a1, b1, w, vol, j, c0, c1, fi);
+      lane_weights_2d<kRows, false>(m, ax1, a1, b1, w, j0, j1, vol, j, c0, c1, fi);
       const __m256i vj = _mm256_set1_epi32(j);
       const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
       const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_sub_epi32(vj, vj0), _mm256_set1_epi32(1)),
@@ -702,7 +696,7 @@ inline void lanes_adjoint_2d(const float* yt, const Line* table, int64_t r, int 
   for (int j = jlo; j < jhi; ++j) {
     alignas(32) float c0[kRows], c1[kRows];
     alignas(32) int fi[kRows];
-    lane_weights_2d(m, o1, a1, b1, w, vol, j, c0, c1, fi);
+    lane_weights_2d<kRows, false>(m, o1, a1, b1, w, j0, j1, vol, j, c0, c1, fi);
     const __m256i vj = _mm256_set1_epi32(j);
     const int ok = _mm256_movemask_ps(
         _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj))));
@@ -717,6 +711,36 @@ inline void lanes_adjoint_2d(const float* yt, const Line* table, int64_t r, int 
   }
 }
 #endif
+
+// Adjoint of one ray L (NB images, values yv) over slices [lo, hi) of its main axis, into the
+// padded buffer `buf` of layout p (already offset to voxel (0, 0, 0)); tp is scratch.
+template <typename T, int DIM, int NB, typename OFF>
+inline void ray_adjoint(const Line& L, const Lanes<T, NB>& yv, int lo, int hi, T* buf, const Padded& p,
+                        const Volume& vol, Taps<T, DIM, OFF>& tp) {
+  using V = Lanes<T, NB>;
+  using V2 = Lanes<T, 2>;
+  const int j0 = L.j0 > lo ? L.j0 : lo, j1 = L.j1 < hi ? L.j1 : hi;
+  const int64_t sm = p.stride[L.m] * NB;
+  const int64_t s1 = p.stride[L.o1] * NB;
+  const int64_t s2 = DIM == 3 ? p.stride[L.o2] * NB : 0;
+  for (int jb = j0; jb < j1; jb += kBlock) {
+    const int cnt = j1 - jb < kBlock ? j1 - jb : kBlock;
+    tp.compute(L, vol, jb, cnt, sm, s1, s2);
+    for (int k = 0; k < cnt; ++k) {
+      T* q = buf + (int64_t)tp.off[k];
+      if constexpr (DIM == 2 && NB == 1) {
+        store_lanes(q, load_lanes<V2>(q) + load_lanes<V2>(tp.c[0] + 2 * k) * yv);
+      } else {
+        store_lanes(q, load_lanes<V>(q) + tp.w(0, k) * yv);
+        store_lanes(q + s1, load_lanes<V>(q + s1) + tp.w(1, k) * yv);
+        if (DIM == 3) {
+          store_lanes(q + s2, load_lanes<V>(q + s2) + tp.w(2, k) * yv);
+          store_lanes(q + s1 + s2, load_lanes<V>(q + s1 + s2) + tp.w(3, k) * yv);
+        }
+      }
+    }
+  }
+}
 
 // Adjoint of one chunk: accumulates into the zeroed padded buffers `bufs` (one per layout).
 // yt holds the chunk's projections batch-last: yt[ray * NB + b].
@@ -750,7 +774,6 @@ void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume&
         T* buf = bufs[li] + p.base * NB;
         const int64_t sm = p.stride[m] * NB;
         using V = Lanes<T, NB>;
-        using V2 = Lanes<T, 2>;
 #if defined(__AVX2__)
         if constexpr (DIM == 2 && NB == 1 && std::is_same<T, float>::value) {
           // kRows neighbouring rays of a view at a time (lanes_adjoint_2d)
@@ -768,28 +791,7 @@ void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume&
         for (int64_t r = 0; r < nrays; ++r) {
           const Line& L = table[r];
           if (L.m != m || L.j1 <= L.j0) continue;
-          const int j0 = L.j0 > lo ? L.j0 : lo, j1 = L.j1 < hi ? L.j1 : hi;
-          if (j0 >= j1) continue;
-          const V yv = load_lanes<V>(yt + (r0 + r) * NB);
-          const int64_t s1 = p.stride[L.o1] * NB;
-          const int64_t s2 = DIM == 3 ? p.stride[L.o2] * NB : 0;
-          for (int jb = j0; jb < j1; jb += kBlock) {
-            const int cnt = j1 - jb < kBlock ? j1 - jb : kBlock;
-            tp.compute(L, vol, jb, cnt, sm, s1, s2);
-            for (int k = 0; k < cnt; ++k) {
-              T* q = buf + (int64_t)tp.off[k];
-              if constexpr (DIM == 2 && NB == 1) {
-                store_lanes(q, load_lanes<V2>(q) + load_lanes<V2>(tp.c[0] + 2 * k) * yv);
-              } else {
-                store_lanes(q, load_lanes<V>(q) + tp.w(0, k) * yv);
-                store_lanes(q + s1, load_lanes<V>(q + s1) + tp.w(1, k) * yv);
-                if (DIM == 3) {
-                  store_lanes(q + s2, load_lanes<V>(q + s2) + tp.w(2, k) * yv);
-                  store_lanes(q + s1 + s2, load_lanes<V>(q + s1 + s2) + tp.w(3, k) * yv);
-                }
-              }
-            }
-          }
+          ray_adjoint<T, DIM, NB, OFF>(L, load_lanes<V>(yt + (r0 + r) * NB), lo, hi, buf, p, vol, tp);
         }
 #pragma omp barrier
       }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -65,13 +66,16 @@ def test_adjoint_is_exact_transpose_bitwise(name: str) -> None:
 
 
 @requires_lib
-@pytest.mark.parametrize("kind", ["fan-xray", "parallel-footprint", "fan-footprint"])
+@pytest.mark.parametrize("kind", ["fan-xray", "cone-xray", "parallel-footprint", "fan-footprint"])
 def test_result_independent_of_thread_count(kind: str) -> None:
     """Threads own disjoint outputs (no atomics), so 1, 2 and 3 threads agree bit for bit;
     the parallel footprint back-projector splits rows over threads within blocks of views."""
     fan = pr.FanBeam2D(angles=pr.angles(33, arc=6.28), det_count=61, det_spacing=1.5, src_iso=80, src_det=150)
     if kind == "fan-xray":
         op = pr.XRayTransform(pr.Volume((40, 44)), fan)
+    elif kind == "cone-xray":  # threads own slabs of slices; one volume takes the grouped-rows walk
+        op = pr.XRayTransform(pr.Volume((20, 22, 26)), pr.ConeBeam3D(angles=pr.angles(9, arc=6.28), det_shape=(21, 30),
+                                                                      det_spacing=1.4, src_iso=60, src_det=110))
     else:
         geometry = pr.ParallelBeam2D(angles=pr.angles(33), det_count=61) if kind.startswith("parallel") else fan
         op = pr.VoxelBackprojection(pr.Volume((40, 44)), geometry, footprint=True).T  # forward: volume -> rays
@@ -128,6 +132,25 @@ GROUP_CASES = {
     "parallel-wide-pixels": lambda: pr.XRayTransform(
         pr.Volume((64, 80), spacing=(0.7, 1.2)),
         pr.ParallelBeam2D(angles=pr.angles(17, arc=6.2), det_count=45, det_spacing=3.1, det_offset=2.2),
+    ),
+    # 3-D: one float32 volume walks groups of 8 detector rows of a column (rows_forward and
+    # rows_adjoint): full and partial groups, a cylindrical detector, rows reaching past the
+    # volume, and a tilted detector whose rows do not share the in-plane line (one ray at a time)
+    "cone-flat-48": lambda: pr.XRayTransform(
+        pr.Volume((36, 40, 48), spacing=(1.1, 0.9, 1.0)),
+        pr.ConeBeam3D(angles=pr.angles(7, arc=6.28), det_shape=(37, 70), det_spacing=(1.3, 1.2), src_iso=90,
+                      src_det=160),
+    ),
+    "cone-cylindrical-48": lambda: pr.XRayTransform(
+        pr.Volume((30, 40, 48)),
+        pr.ConeBeam3D(angles=pr.angles(5, arc=6.28), det_shape=(44, 64), det_spacing=(1.6, 1.5), src_iso=80,
+                      src_det=150, detector="cylindrical", det_offset=(0.7, -0.4)),
+    ),
+    "cone-tilted": lambda: pr.XRayTransform(
+        pr.Volume((20, 24, 28)),
+        pr.VectorGeometry(vectors=np.array([[30 * s, 30 * c, 1.0, -20 * s, -20 * c, -1.0, 1.2 * c, -1.2 * s, 0.1,
+                                             0.05, 0.0, 1.3] for c, s in ((1.0, 0.0), (0.6, 0.8), (0.0, -1.0))]),
+                          det_shape=(19, 30), beam="cone"),
     ),
     "fan-arc": lambda: pr.XRayTransform(
         pr.Volume((128, 120)),

@@ -231,7 +231,7 @@ def load_learned(task: TaskData, method: str, device: torch.device | str = "cpu"
     op = model_operator(model)
     if op is not None and (tuple(op.domain_shape) != tuple(task.operator.domain_shape)
                            or tuple(op.range_shape) != tuple(task.operator.range_shape)):
-        if task.modality == "mr":
+        if task.modality == "mr" and tuple(op.domain_shape) == tuple(task.operator.domain_shape):
             return None, (f"skipped: pretrained for {tuple(op.range_shape)} k-space, the task has "
                           f"{tuple(task.operator.range_shape)} (retrain)")
         return None, (f"pretrained weights are for {tuple(op.domain_shape)} images, this suite uses "
