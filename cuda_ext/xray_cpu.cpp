@@ -7,7 +7,7 @@
 // buffer (one SIMD lane per image, a one-voxel border so taps need no bounds checks).
 // Forward: one ray per loop iteration; a single float32 image walks several rays at once,
 // one SIMD lane each: 2-D on AVX-512 16 neighbouring rays (group_forward), 2-D on AVX2 8
-// (lanes_forward_2d), 3-D on AVX2 8 neighbouring detector rows of a column (rows_forward),
+// (lanes_forward_2d), 3-D on AVX2 8 neighbouring detector rows of a column (column_forward),
 // the last two bitwise equal to the one-ray loop. Adjoint: the same rays and
 // weights (2-D on AVX2 8 neighbouring rays at a time); threads own disjoint slabs of slices along the current main axis, so no
 // atomics and no per-thread copies are needed, and the summation order (and the result)
@@ -115,7 +115,7 @@ struct Taps {
 // Zero-padded, batch-last copies of a volume. 2-D keeps two layouts: rays whose main axis
 // is x read a transposed copy, so that in both the two interpolation taps of a sample are
 // neighbours in memory (one 2-lane load or update). 3-D keeps one layout: x fastest, or z
-// fastest for the grouped-rows forward projection (rows_forward).
+// fastest for the grouped-rows forward projection (column_forward).
 struct Padded {
   int64_t stride[3];  // voxel strides of the padded volume per axis x, y, z
   int64_t size;       // voxels in the padded volume
@@ -157,7 +157,7 @@ template <int DIM>
 inline int fastest_axis(int layout, bool z_fastest) { return DIM == 2 ? (layout == 0 ? 1 : 0) : (z_fastest ? 2 : 0); }
 
 // Whether the 3-D forward projection of NB images of type T walks groups of detector rows
-// (rows_forward, AVX2 float32 single images), which read the z-fastest layout.
+// (column_forward, AVX2 float32 single images), which read the z-fastest layout.
 template <typename T, int DIM, int NB>
 constexpr bool rows_path() {
 #if defined(__AVX2__)
@@ -415,72 +415,106 @@ constexpr int kRows = 8;
 
 // Joseph weights of kRows rays that share the in-plane line of R (main axis, o1) and differ in
 // o2 (a2, b2, w) at slice j: taps c0 at (fl1, fi), c1 at (fl1 + 1, fi), c2 at (fl1, fi + 1) and
-// c3 at (fl1 + 1, fi + 1) along (o1, o2): joseph_sample's weights, so rows_forward stays
-// bitwise equal to ray_forward. Returns fl1, the same in every lane.
-inline double lane_weights_3d(const Line& R, const double* a2, const double* b2, const double* w, const Volume& vol,
-                              int j, float* c0, float* c1, float* c2, float* c3, int* fi) {
-#pragma omp simd
-  for (int l = 0; l < kRows; ++l) {
-    Line L = R;
-    L.a2 = a2[l];
-    L.b2 = b2[l];
-    L.w = w[l];
-    const pr::Sample sa = pr::joseph_sample<3>(L, vol, (double)j);
-    c0[l] = (float)sa.c0;
-    c1[l] = (float)sa.c1;
-    c2[l] = (float)sa.c2;
-    c3[l] = (float)sa.c3;
-    fi[l] = (int)sa.fl2;
+// c3 at (fl1 + 1, fi + 1) along (o1, o2). Returns fl1, the same in every lane. Written with
+// intrinsics on joseph_sample's operations in its order (no FMA: the build has
+// -ffp-contract=off), so the weights are bitwise joseph_sample's and column_forward stays
+// bitwise equal to ray_forward; the results stay in registers (a store of two 4-lane halves
+// and an 8-lane reload would defeat store forwarding).
+inline double lane_weights_3d(const Line& R, const double* a2, const double* b2, const double* w, int j, __m256* c,
+                              __m256i& fi) {
+  const double jd = (double)j;
+  const double f1 = R.a1 + R.b1 * jd;
+  const double fl1 = floor(f1), t1 = f1 - fl1;
+  const __m256d vj = _mm256_set1_pd(jd), one = _mm256_set1_pd(1.0);
+  const __m256d vt1 = _mm256_set1_pd(t1), vu1 = _mm256_set1_pd(1.0 - t1);
+  __m128 h[4][2];
+  __m128i fh[2];
+  for (int k = 0; k < 2; ++k) {
+    const __m256d f2 = _mm256_add_pd(_mm256_loadu_pd(a2 + 4 * k), _mm256_mul_pd(_mm256_loadu_pd(b2 + 4 * k), vj));
+    const __m256d fl2 = _mm256_floor_pd(f2);
+    const __m256d t2 = _mm256_sub_pd(f2, fl2);
+    const __m256d lw = _mm256_loadu_pd(w + 4 * k);
+    const __m256d w0 = _mm256_mul_pd(lw, _mm256_sub_pd(one, t2)), w1 = _mm256_mul_pd(lw, t2);
+    h[0][k] = _mm256_cvtpd_ps(_mm256_mul_pd(w0, vu1));
+    h[1][k] = _mm256_cvtpd_ps(_mm256_mul_pd(w0, vt1));
+    h[2][k] = _mm256_cvtpd_ps(_mm256_mul_pd(w1, vu1));
+    h[3][k] = _mm256_cvtpd_ps(_mm256_mul_pd(w1, vt1));
+    fh[k] = _mm256_cvttpd_epi32(fl2);
   }
-  return floor(R.a1 + R.b1 * (double)j);  // joseph_sample's fl1
+  for (int t = 0; t < 4; ++t) c[t] = _mm256_set_m128(h[t][1], h[t][0]);
+  fi = _mm256_set_m128i(fh[1], fh[0]);
+  return fl1;
 }
 
-// 3-D, one float32 volume in the z-fastest layout: kRows neighbouring detector rows of one
-// column walk their slices together, one SIMD lane per ray. When their rays share the main
+// Per-thread scratch of column_forward: the rays of one detector column, kRows lanes per group.
+struct ColumnScratch {
+  std::vector<double> a2, b2, w;
+  std::vector<int> j0, j1, glo, ghi;  // per lane slices [j0, j1); per group their union [glo, ghi)
+  std::vector<float> acc;             // per group: kRows even-sample sums, then kRows odd-sample sums
+};
+
+// 3-D, one float32 volume in the z-fastest layout: the rays of one detector column (iu) as
+// groups of kRows neighbouring rows, one SIMD lane per ray. When all its rays share the main
 // axis and the in-plane line (a cone beam with detector v along z: every row of a column has
-// the same x, y path), the lanes' four taps at slice j lie in two z-columns of the volume,
-// read by four 8-lane gathers. The weights are joseph_sample's and each lane sums its terms
-// in ray_forward's order (even and odd samples apart), so the result is bitwise that of
-// ray_forward. Returns false (and leaves the rays to ray_forward) otherwise.
-inline bool rows_forward(const float* buf0, const Padded& p, const Volume& volume, const double* vec,
-                         const Detector& det, int iu, int iv0, int count, float* out, int64_t out_stride) {
-  Line lines[kRows];
-  alignas(64) double a2[kRows], b2[kRows], w[kRows];
-  alignas(64) int j0[kRows], j1[kRows];
+// the same x, y path), every lane's four taps at slice j lie in the same two z-columns of the
+// volume, read through 16-voxel windows (or 8-lane gathers). Slices are the outer loop and the
+// groups the inner one, so those two z-columns are read from L1 by all groups (group-major
+// order missed the caches on these loads). The weights are joseph_sample's
+// (lane_weights_3d) and each lane sums its terms in ray_forward's order (even and odd samples
+// apart), so the result is bitwise that of ray_forward. Returns false (and leaves the rays to
+// ray_forward) otherwise.
+inline bool column_forward(const float* buf0, const Padded& p, const Volume& volume, const double* vec,
+                           const Detector& det, int iu, float* out, int64_t out_stride, ColumnScratch& cs) {
+  const int nv = det.nv, groups = (nv + kRows - 1) / kRows, lanes = groups * kRows;
+  cs.a2.resize(lanes);
+  cs.b2.resize(lanes);
+  cs.w.resize(lanes);
+  cs.j0.resize(lanes);
+  cs.j1.resize(lanes);
+  cs.glo.assign(groups, 1 << 30);
+  cs.ghi.assign(groups, -1);
+  cs.acc.assign(2 * lanes, 0.0f);
+  Line R{};
   int ref = -1, jlo = 1 << 30, jhi = -1;
-  for (int l = 0; l < kRows; ++l) {
-    const bool hit = l < count && pr::ray_line<3>(vec, volume, det, iu, iv0 + l, lines[l]);
+  for (int v = 0; v < lanes; ++v) {
+    Line L;
+    const bool hit = v < nv && pr::ray_line<3>(vec, volume, det, iu, v, L);
     if (hit) {
-      if (ref < 0) ref = l;
-      const Line& R = lines[ref];
-      if (lines[l].m != R.m || lines[l].a1 != R.a1 || lines[l].b1 != R.b1) return false;
-      jlo = lines[l].j0 < jlo ? lines[l].j0 : jlo;
-      jhi = lines[l].j1 > jhi ? lines[l].j1 : jhi;
+      if (ref < 0) {
+        ref = v;
+        R = L;
+      }
+      if (L.m != R.m || L.a1 != R.a1 || L.b1 != R.b1) return false;
+      int& g0 = cs.glo[v / kRows];
+      int& g1 = cs.ghi[v / kRows];
+      g0 = L.j0 < g0 ? L.j0 : g0;
+      g1 = L.j1 > g1 ? L.j1 : g1;
+      jlo = L.j0 < jlo ? L.j0 : jlo;
+      jhi = L.j1 > jhi ? L.j1 : jhi;
     }
-    a2[l] = hit ? lines[l].a2 : 0.0;
-    b2[l] = hit ? lines[l].b2 : 0.0;
-    w[l] = hit ? lines[l].w : 0.0;
-    j0[l] = hit ? lines[l].j0 : 0;
-    j1[l] = hit ? lines[l].j1 : 0;
+    cs.a2[v] = hit ? L.a2 : 0.0;
+    cs.b2[v] = hit ? L.b2 : 0.0;
+    cs.w[v] = hit ? L.w : 0.0;
+    cs.j0[v] = hit ? L.j0 : 0;
+    cs.j1[v] = hit ? L.j1 : 0;
   }
-  if (ref >= 0 && p.stride[lines[ref].o2] != 1) return false;
-  __m256 acc_e = _mm256_setzero_ps(), acc_o = _mm256_setzero_ps();
-  if (ref >= 0) {
-    const Volume vol = volume;
-    const Line R = lines[ref];
-    const int64_t sm = p.stride[R.m], s1 = p.stride[R.o1];
-    const __m256i vj0 = _mm256_load_si256((const __m256i*)j0), vj1 = _mm256_load_si256((const __m256i*)j1);
-    for (int j = jlo; j < jhi; ++j) {
-      alignas(32) float c0[kRows], c1[kRows], c2[kRows], c3[kRows];
-      alignas(32) int fi[kRows];
-      const double fl1 = lane_weights_3d(R, a2, b2, w, vol, j, c0, c1, c2, c3, fi);
-      const __m256i vj = _mm256_set1_epi32(j);
+  if (ref >= 0 && p.stride[R.o2] != 1) return false;
+  const int64_t sm = ref >= 0 ? p.stride[R.m] : 0, s1 = ref >= 0 ? p.stride[R.o1] : 0;
+  for (int j = jlo; j < jhi; ++j) {
+    const __m256i vj = _mm256_set1_epi32(j);
+    for (int g = 0; g < groups; ++g) {
+      if (j < cs.glo[g] || j >= cs.ghi[g]) continue;
+      const int l0 = g * kRows;
+      __m256 c[4];
+      __m256i fiv;
+      const double fl1 = lane_weights_3d(R, &cs.a2[l0], &cs.b2[l0], &cs.w[l0], j, c, fiv);
+      const __m256i vj0 = _mm256_loadu_si256((const __m256i*)&cs.j0[l0]);
+      const __m256i vj1 = _mm256_loadu_si256((const __m256i*)&cs.j1[l0]);
       // lanes with j0 <= j < j1 have a sample (their taps are in the volume or its border)
       const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
       // (j - j0) even: the sample is one of ray_forward's acc0 terms
       const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_sub_epi32(vj, vj0), _mm256_set1_epi32(1)),
                                               _mm256_setzero_si256());
-      const __m256i fiv = _mm256_load_si256((const __m256i*)fi);
       // window start: the smallest tap of the lanes with a sample
       __m256i lo = _mm256_blendv_epi8(_mm256_set1_epi32(1 << 30), fiv, ok);
       lo = _mm256_min_epi32(lo, _mm256_permute2x128_si256(lo, lo, 1));
@@ -510,16 +544,19 @@ inline bool rows_forward(const float* buf0, const Padded& p, const Volume& volum
         x1 = _mm256_i32gather_ps(qb, idx, 4);
         x3 = _mm256_i32gather_ps(qb + 1, idx, 4);
       }
-      __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_load_ps(c0), x0), _mm256_mul_ps(_mm256_load_ps(c1), x1));
-      t = _mm256_add_ps(t, _mm256_add_ps(_mm256_mul_ps(_mm256_load_ps(c2), x2), _mm256_mul_ps(_mm256_load_ps(c3), x3)));
+      __m256 t = _mm256_add_ps(_mm256_mul_ps(c[0], x0), _mm256_mul_ps(c[1], x1));
+      t = _mm256_add_ps(t, _mm256_add_ps(_mm256_mul_ps(c[2], x2), _mm256_mul_ps(c[3], x3)));
       const __m256 okf = _mm256_castsi256_ps(ok), evf = _mm256_castsi256_ps(even);
-      acc_e = _mm256_add_ps(acc_e, _mm256_and_ps(t, _mm256_and_ps(okf, evf)));
-      acc_o = _mm256_add_ps(acc_o, _mm256_and_ps(t, _mm256_andnot_ps(evf, okf)));
+      float* acc = &cs.acc[2 * l0];
+      _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), _mm256_and_ps(t, _mm256_and_ps(okf, evf))));
+      _mm256_storeu_ps(acc + kRows,
+                       _mm256_add_ps(_mm256_loadu_ps(acc + kRows), _mm256_and_ps(t, _mm256_andnot_ps(evf, okf))));
     }
   }
-  alignas(32) float res[kRows];
-  _mm256_store_ps(res, _mm256_add_ps(acc_e, acc_o));
-  for (int l = 0; l < count; ++l) out[l * out_stride] = res[l];
+  for (int v = 0; v < nv; ++v) {
+    const int g = v / kRows, l = v % kRows;
+    out[v * out_stride] = cs.acc[2 * g * kRows + l] + cs.acc[2 * g * kRows + kRows + l];
+  }
   return true;
 }
 #endif
@@ -632,20 +669,21 @@ void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, c
 #if defined(__AVX2__)
   if constexpr (DIM == 3 && NB == 1 && std::is_same<T, float>::value) {
     if (lay[0].stride[2] == 1) {
-      // groups of kRows rows of one detector column (see rows_forward)
-      const int groups_per_col = (det.nv + kRows - 1) / kRows;
-      const int64_t groups_per_view = (int64_t)groups_per_col * det.nu;
+      // one detector column at a time (see column_forward)
       const T* buf0 = bufs[0] + lay[0].base;
-#pragma omp parallel for schedule(dynamic, 16) num_threads(nthreads)
-      for (int64_t g = 0; g < groups_per_view * nviews; ++g) {
-        const int64_t view = g / groups_per_view;
-        const int64_t rem = g - view * groups_per_view;
-        const int iu = (int)(rem / groups_per_col), iv0 = (int)(rem % groups_per_col) * kRows;
-        const int count = det.nv - iv0 < kRows ? det.nv - iv0 : kRows;
-        T* yr = y + (int64_t)b0 * nrays + view * rays_per_view + (int64_t)iv0 * det.nu + iu;
-        const double* vec = vecs + view * vdim;
-        if (!rows_forward(buf0, lay[0], vol, vec, det, iu, iv0, count, yr, det.nu))
-          for (int l = 0; l < count; ++l) ray_forward<T, DIM, NB, OFF>(bufs, lay, vol, vec, det, iu, iv0 + l, yr + (int64_t)l * det.nu);
+#pragma omp parallel num_threads(nthreads)
+      {
+        ColumnScratch cs;
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t g = 0; g < (int64_t)det.nu * nviews; ++g) {
+          const int64_t view = g / det.nu;
+          const int iu = (int)(g % det.nu);
+          T* yr = y + (int64_t)b0 * nrays + view * rays_per_view + iu;
+          const double* vec = vecs + view * vdim;
+          if (!column_forward(buf0, lay[0], vol, vec, det, iu, yr, det.nu, cs))
+            for (int iv = 0; iv < det.nv; ++iv)
+              ray_forward<T, DIM, NB, OFF>(bufs, lay, vol, vec, det, iu, iv, yr + (int64_t)iv * det.nu);
+        }
       }
       return;
     }
