@@ -9,7 +9,8 @@
 // one SIMD lane each: 2-D on AVX-512 16 neighbouring rays (group_forward), 2-D on AVX2 8
 // (lanes_forward_2d), 3-D on AVX2 8 neighbouring detector rows of a column (column_forward),
 // the last two bitwise equal to the one-ray loop. Adjoint: the same rays and
-// weights (2-D on AVX2 8 neighbouring rays at a time); threads own disjoint slabs of slices along the current main axis, so no
+// weights (2-D on AVX2 8 neighbouring rays at a time, 3-D on AVX2 whole detector columns in
+// the z-fastest layout, column_adjoint); threads own disjoint slabs of slices along the current main axis, so no
 // atomics and no per-thread copies are needed, and the summation order (and the result)
 // does not depend on the number of threads.
 #include <omp.h>
@@ -156,8 +157,8 @@ inline int layout_of(int m) { return DIM == 2 ? m : 0; }
 template <int DIM>
 inline int fastest_axis(int layout, bool z_fastest) { return DIM == 2 ? (layout == 0 ? 1 : 0) : (z_fastest ? 2 : 0); }
 
-// Whether the 3-D forward projection of NB images of type T walks groups of detector rows
-// (column_forward, AVX2 float32 single images), which read the z-fastest layout.
+// Whether the 3-D projections of NB images of type T walk detector columns in groups of rows
+// (column_forward and column_adjoint, AVX2 float32 single images) in the z-fastest layout.
 template <typename T, int DIM, int NB>
 constexpr bool rows_path() {
 #if defined(__AVX2__)
@@ -451,6 +452,7 @@ struct ColumnScratch {
   std::vector<double> a2, b2, w;
   std::vector<int> j0, j1, glo, ghi;  // per lane slices [j0, j1); per group their union [glo, ghi)
   std::vector<float> acc;             // per group: kRows even-sample sums, then kRows odd-sample sums
+  std::vector<float> y;               // column_adjoint: the rays' values
 };
 
 // 3-D, one float32 volume in the z-fastest layout: the rays of one detector column (iu) as
@@ -750,6 +752,110 @@ inline void lanes_adjoint_2d(const float* yt, const Line* table, int64_t r, int 
 }
 #endif
 
+#if defined(__AVX2__)
+// q[0, 1] += p[0, 1] (two neighbouring floats, one 64-bit load and store).
+inline void add_pair(float* q, const float* p) {
+  const __m128 a = _mm_castpd_ps(_mm_load_sd((const double*)q)), b = _mm_castpd_ps(_mm_load_sd((const double*)p));
+  _mm_store_sd((double*)q, _mm_castps_pd(_mm_add_ps(a, b)));
+}
+
+// Adjoint of column_forward: the rays of one detector column (rays r + v * row_step of the
+// table, v < nv) whose main axis is m, over slices [lo, hi), into a float32 volume in the
+// z-fastest layout; slices outermost, with the weights of lane_weights_3d. A lane's two taps
+// in one z-column are neighbours, added as one pair (add_pair). Neighbouring rows often share
+// a voxel, so a group's read-modify-writes of one voxel would wait on each other: the pairs of
+// up to kBatch groups are added interleaved (lane l of every group, then lane l + 1), which
+// puts independent updates between those of one voxel (measured 1.15x over tap-by-tap scalar
+// updates, and those 1.1x over the one-ray loop). Lanes without a sample add 0 to the first
+// voxel of the z-columns. Lanes whose main axis is not m are left to their
+// own pass. Returns false (before writing anything) when the rays do not share their in-plane
+// line or o2 is not the layout's contiguous axis; the caller then takes them one by one.
+inline bool column_adjoint(const float* yt, const Line* table, int64_t r, int64_t row_step, int nv, int m, int lo,
+                           int hi, float* buf, const Padded& p, const Volume& vol, ColumnScratch& cs) {
+  constexpr int kBatch = 8;
+  const int groups = (nv + kRows - 1) / kRows, lanes = groups * kRows;
+  cs.a2.resize(lanes);
+  cs.b2.resize(lanes);
+  cs.w.resize(lanes);
+  cs.j0.resize(lanes);
+  cs.j1.resize(lanes);
+  cs.y.resize(lanes);
+  cs.glo.assign(groups, 1 << 30);
+  cs.ghi.assign(groups, -1);
+  int ref = -1, jlo = 1 << 30, jhi = -1;
+  for (int v = 0; v < lanes; ++v) {
+    const Line& L = table[r + (v < nv ? v : 0) * row_step];
+    const bool on = v < nv && L.m == m && L.j1 > L.j0;
+    if (on) {
+      if (ref < 0) ref = v;
+      const Line& R = table[r + ref * row_step];
+      if (L.a1 != R.a1 || L.b1 != R.b1) return false;
+    }
+    const int a = on ? (L.j0 > lo ? L.j0 : lo) : 0, b = on ? (L.j1 < hi ? L.j1 : hi) : 0;
+    cs.a2[v] = on ? L.a2 : 0.0;
+    cs.b2[v] = on ? L.b2 : 0.0;
+    cs.w[v] = on ? L.w : 0.0;
+    cs.j0[v] = a;
+    cs.j1[v] = b;
+    cs.y[v] = on ? yt[r + v * row_step] : 0.0f;
+    if (a < b) {
+      int& g0 = cs.glo[v / kRows];
+      int& g1 = cs.ghi[v / kRows];
+      g0 = a < g0 ? a : g0;
+      g1 = b > g1 ? b : g1;
+      jlo = a < jlo ? a : jlo;
+      jhi = b > jhi ? b : jhi;
+    }
+  }
+  if (ref < 0) return true;
+  const Line R = table[r + ref * row_step];
+  if (p.stride[R.o2] != 1) return false;
+  const int64_t sm = p.stride[m], s1 = p.stride[R.o1];
+  const double n1 = (double)(vol.n[R.o1] - 1);
+  for (int j = jlo; j < jhi; ++j) {
+    const __m256i vj = _mm256_set1_epi32(j);
+    alignas(32) float q[kBatch][2][2 * kRows];  // per lane the pairs (c0, c2) and (c1, c3) times y
+    alignas(32) int fi[kBatch][kRows];
+    double fl1 = 0.0;
+    int nb = 0;
+    for (int g = 0; g < groups; ++g) {
+      const bool active = j >= cs.glo[g] && j < cs.ghi[g];
+      if (active) {
+        const int l0 = g * kRows;
+        __m256 c[4];
+        __m256i fiv;
+        fl1 = lane_weights_3d(R, &cs.a2[l0], &cs.b2[l0], &cs.w[l0], j, c, fiv);
+        const __m256i vj0 = _mm256_loadu_si256((const __m256i*)&cs.j0[l0]);
+        const __m256i vj1 = _mm256_loadu_si256((const __m256i*)&cs.j1[l0]);
+        const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
+        const __m256 vy = _mm256_and_ps(_mm256_loadu_ps(&cs.y[l0]), _mm256_castsi256_ps(ok));
+        for (int t = 0; t < 2; ++t) {  // taps t (at fi) and t + 2 (at fi + 1) of one z-column, lane by lane
+          const __m256 u = _mm256_mul_ps(c[t], vy), v = _mm256_mul_ps(c[t + 2], vy);
+          const __m256 lo4 = _mm256_unpacklo_ps(u, v), hi4 = _mm256_unpackhi_ps(u, v);
+          _mm256_store_ps(q[nb][t], _mm256_permute2f128_ps(lo4, hi4, 0x20));
+          _mm256_store_ps(q[nb][t] + kRows, _mm256_permute2f128_ps(lo4, hi4, 0x31));
+        }
+        _mm256_store_si256((__m256i*)fi[nb], _mm256_and_si256(fiv, ok));  // lanes off: voxel 0, value 0
+        ++nb;
+      }
+      if (nb == kBatch || (nb > 0 && g == groups - 1)) {
+        if (fl1 >= -1.0 && fl1 <= n1) {  // else no lane has a sample at this slice
+          float* qa = buf + j * sm + (int64_t)fl1 * s1;
+          float* qb = qa + s1;
+          for (int l = 0; l < kRows; ++l)
+            for (int b = 0; b < nb; ++b) {
+              add_pair(qa + fi[b][l], q[b][0] + 2 * l);
+              add_pair(qb + fi[b][l], q[b][1] + 2 * l);
+            }
+        }
+        nb = 0;
+      }
+    }
+  }
+  return true;
+}
+#endif
+
 // Adjoint of one ray L (NB images, values yv) over slices [lo, hi) of its main axis, into the
 // padded buffer `buf` of layout p (already offset to voxel (0, 0, 0)); tp is scratch.
 template <typename T, int DIM, int NB, typename OFF>
@@ -803,6 +909,9 @@ void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume&
           table[r].j1 = table[r].j0 = 0;
       }
       // implicit barrier: the table is complete
+#if defined(__AVX2__)
+      ColumnScratch columns;  // scratch of column_adjoint
+#endif
       const int nthr = omp_get_num_threads(), tid = omp_get_thread_num();
       for (int m = 0; m < DIM; ++m) {
         // this thread owns slices [lo, hi) along axis m
@@ -826,6 +935,25 @@ void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume&
         }
 #endif
         Taps<T, DIM, OFF> tp;
+#if defined(__AVX2__)
+        if constexpr (rows_path<T, DIM, NB>()) {
+          if (p.stride[2] == 1) {  // one detector column at a time (column_adjoint)
+            for (int64_t view = 0; view < v1 - v0; ++view)
+              for (int iu = 0; iu < det.nu; ++iu) {
+                const int64_t r = view * rays_per_view + iu;
+                if (column_adjoint(yt + r0, table, r, det.nu, det.nv, m, lo, hi, buf, p, vol, columns)) continue;
+                for (int iv = 0; iv < det.nv; ++iv) {
+                  const Line& L = table[r + (int64_t)iv * det.nu];
+                  if (L.m == m && L.j1 > L.j0)
+                    ray_adjoint<T, DIM, NB, OFF>(L, load_lanes<V>(yt + (r0 + r + (int64_t)iv * det.nu) * NB), lo, hi,
+                                                 buf, p, vol, tp);
+                }
+              }
+#pragma omp barrier
+            continue;
+          }
+        }
+#endif
         for (int64_t r = 0; r < nrays; ++r) {
           const Line& L = table[r];
           if (L.m != m || L.j1 <= L.j0) continue;
@@ -906,7 +1034,7 @@ void adjoint_batch(const T* y, T* x, int b0, int nb, const Volume& vol, const do
   Padded lay[2];
   T* bufs[2];
   for (int l = 0; l < n_layouts<DIM>(); ++l) {
-    lay[l] = padded_layout<DIM>(vol, fastest_axis<DIM>(l, false));
+    lay[l] = padded_layout<DIM>(vol, fastest_axis<DIM>(l, rows_path<T, DIM, NB>()));
     bufs[l] = ws.buf[l].zeros(lay[l].size * NB);
     if (bufs[l] == nullptr) throw std::bad_alloc();
   }
