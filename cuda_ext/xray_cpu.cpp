@@ -9,8 +9,8 @@
 // one SIMD lane each: 2-D on AVX-512 16 neighbouring rays (group_forward), 2-D on AVX2 8
 // (lanes_forward_2d), 3-D on AVX2 8 neighbouring detector rows of a column (column_forward),
 // the last two bitwise equal to the one-ray loop. Adjoint: the same rays and
-// weights (2-D on AVX2 8 neighbouring rays at a time, 3-D on AVX2 whole detector columns in
-// the z-fastest layout, column_adjoint); threads own disjoint slabs of slices along the current main axis, so no
+// weights (on AVX2 a whole view in groups of 8 rays in 2-D, view_adjoint_2d, and whole
+// detector columns in a z-fastest copy in 3-D, column_adjoint); threads own disjoint slabs of slices along the current main axis, so no
 // atomics and no per-thread copies are needed, and the summation order (and the result)
 // does not depend on the number of threads.
 #include <omp.h>
@@ -703,56 +703,6 @@ void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, c
 }
 
 #if defined(__AVX2__)
-// Adjoint of one 2-D float32 image for the rays [r, r + count) of one view (count <= kRows,
-// neighbouring detector bins) whose main axis is m, over slices [lo, hi): the rays walk the
-// slices together, one SIMD lane each, with the weights of joseph_sample. At each slice the
-// first taps of all lanes are added to the image, then the second taps: neighbouring rays
-// often share a pixel (one's second tap, the next one's first), and this order keeps those
-// read-modify-writes apart. The order depends on the rays only, not on the threads.
-inline void lanes_adjoint_2d(const float* yt, const Line* table, int64_t r, int count, int m, int lo, int hi,
-                             float* buf, int64_t sm, const Volume& volume) {
-  alignas(64) double a1[kRows], b1[kRows], w[kRows];
-  alignas(32) int j0[kRows], j1[kRows];
-  alignas(32) float yv[kRows];
-  int jlo = 1 << 30, jhi = -1, o1 = m == 0 ? 1 : 0;
-  for (int l = 0; l < kRows; ++l) {
-    const bool on = l < count && table[r + l].m == m && table[r + l].j1 > table[r + l].j0;
-    const Line& L = table[r + (l < count ? l : 0)];
-    a1[l] = on ? L.a1 : 0.0;
-    b1[l] = on ? L.b1 : 0.0;
-    w[l] = on ? L.w : 0.0;
-    j0[l] = on ? (L.j0 > lo ? L.j0 : lo) : 0;
-    j1[l] = on ? (L.j1 < hi ? L.j1 : hi) : 0;
-    yv[l] = on ? yt[r + l] : 0.0f;
-    if (on && j0[l] < j1[l]) {
-      jlo = j0[l] < jlo ? j0[l] : jlo;
-      jhi = j1[l] > jhi ? j1[l] : jhi;
-    }
-  }
-  if (jlo >= jhi) return;
-  const Volume vol = volume;
-  const __m256i vj0 = _mm256_load_si256((const __m256i*)j0), vj1 = _mm256_load_si256((const __m256i*)j1);
-  const __m256 vy = _mm256_load_ps(yv);
-  for (int j = jlo; j < jhi; ++j) {
-    alignas(32) float c0[kRows], c1[kRows];
-    alignas(32) int fi[kRows];
-    lane_weights_2d<kRows, false>(m, o1, a1, b1, w, j0, j1, vol, j, c0, c1, fi);
-    const __m256i vj = _mm256_set1_epi32(j);
-    const int ok = _mm256_movemask_ps(
-        _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj))));
-    alignas(32) float p0[kRows], p1[kRows];
-    _mm256_store_ps(p0, _mm256_mul_ps(_mm256_load_ps(c0), vy));
-    _mm256_store_ps(p1, _mm256_mul_ps(_mm256_load_ps(c1), vy));
-    float* q = buf + j * sm;
-    for (int l = 0; l < kRows; ++l)
-      if (ok >> l & 1) q[fi[l]] += p0[l];
-    for (int l = 0; l < kRows; ++l)
-      if (ok >> l & 1) q[fi[l] + 1] += p1[l];
-  }
-}
-#endif
-
-#if defined(__AVX2__)
 // q[0, 1] += p[0, 1] (two neighbouring floats, one 64-bit load and store).
 inline void add_pair(float* q, const float* p) {
   const __m128 a = _mm_castpd_ps(_mm_load_sd((const double*)q)), b = _mm_castpd_ps(_mm_load_sd((const double*)p));
@@ -856,6 +806,81 @@ inline bool column_adjoint(const float* yt, const Line* table, int64_t r, int64_
 }
 #endif
 
+#if defined(__AVX2__)
+// Adjoint of one 2-D float32 image for the rays of one view (rays r .. r + nu - 1 of the
+// table, neighbouring detector bins) whose main axis is m, over slices [lo, hi): groups of
+// kRows rays, slices outermost, with the weights of lane_weights_2d (those of the SIMD
+// forwards). A lane's two taps are neighbours in the layout and are added as one pair
+// (add_pair); neighbouring rays often share a pixel, so the pairs of up to kBatch groups
+// (rays 8 bins apart, on other pixels) are added interleaved to keep the read-modify-writes
+// of one pixel apart. Lanes without a sample add 0 to pixel 0 of the slice. The order depends
+// on the rays only, not on the threads.
+inline void view_adjoint_2d(const float* yt, const Line* table, int64_t r, int nu, int m, int lo, int hi, float* buf,
+                            int64_t sm, const Volume& vol, ColumnScratch& cs) {
+  constexpr int kBatch = 8;
+  const int groups = (nu + kRows - 1) / kRows, lanes = groups * kRows;
+  cs.a2.resize(lanes);  // a1 of each ray
+  cs.b2.resize(lanes);  // b1 of each ray
+  cs.w.resize(lanes);
+  cs.j0.resize(lanes);
+  cs.j1.resize(lanes);
+  cs.y.resize(lanes);
+  cs.glo.assign(groups, 1 << 30);
+  cs.ghi.assign(groups, -1);
+  int jlo = 1 << 30, jhi = -1;
+  for (int v = 0; v < lanes; ++v) {
+    const Line& L = table[r + (v < nu ? v : 0)];
+    const bool on = v < nu && L.m == m && L.j1 > L.j0;
+    const int a = on ? (L.j0 > lo ? L.j0 : lo) : 0, b = on ? (L.j1 < hi ? L.j1 : hi) : 0;
+    cs.a2[v] = on ? L.a1 : 0.0;
+    cs.b2[v] = on ? L.b1 : 0.0;
+    cs.w[v] = on ? L.w : 0.0;
+    cs.j0[v] = a;
+    cs.j1[v] = b;
+    cs.y[v] = on ? yt[r + v] : 0.0f;
+    if (a < b) {
+      int& g0 = cs.glo[v / kRows];
+      int& g1 = cs.ghi[v / kRows];
+      g0 = a < g0 ? a : g0;
+      g1 = b > g1 ? b : g1;
+      jlo = a < jlo ? a : jlo;
+      jhi = b > jhi ? b : jhi;
+    }
+  }
+  const int o1 = m == 0 ? 1 : 0;
+  for (int j = jlo; j < jhi; ++j) {
+    const __m256i vj = _mm256_set1_epi32(j);
+    float* q = buf + j * sm;
+    alignas(32) float pairs[kBatch][2 * kRows];
+    alignas(32) int fi[kBatch][kRows];
+    int nb = 0;
+    for (int g = 0; g < groups; ++g) {
+      if (j >= cs.glo[g] && j < cs.ghi[g]) {
+        const int l0 = g * kRows;
+        alignas(32) float c0[kRows], c1[kRows];
+        lane_weights_2d<kRows, false>(m, o1, &cs.a2[l0], &cs.b2[l0], &cs.w[l0], &cs.j0[l0], &cs.j1[l0], vol, j, c0, c1,
+                                      fi[nb]);
+        const __m256i vj0 = _mm256_loadu_si256((const __m256i*)&cs.j0[l0]);
+        const __m256i vj1 = _mm256_loadu_si256((const __m256i*)&cs.j1[l0]);
+        const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
+        const __m256 vy = _mm256_and_ps(_mm256_loadu_ps(&cs.y[l0]), _mm256_castsi256_ps(ok));
+        const __m256 u = _mm256_mul_ps(_mm256_load_ps(c0), vy), v = _mm256_mul_ps(_mm256_load_ps(c1), vy);
+        const __m256 lo4 = _mm256_unpacklo_ps(u, v), hi4 = _mm256_unpackhi_ps(u, v);
+        _mm256_store_ps(pairs[nb], _mm256_permute2f128_ps(lo4, hi4, 0x20));
+        _mm256_store_ps(pairs[nb] + kRows, _mm256_permute2f128_ps(lo4, hi4, 0x31));
+        _mm256_store_si256((__m256i*)fi[nb], _mm256_and_si256(_mm256_load_si256((const __m256i*)fi[nb]), ok));
+        ++nb;
+      }
+      if (nb == kBatch || (nb > 0 && g == groups - 1)) {
+        for (int l = 0; l < kRows; ++l)
+          for (int b = 0; b < nb; ++b) add_pair(q + fi[b][l], pairs[b] + 2 * l);
+        nb = 0;
+      }
+    }
+  }
+}
+#endif
+
 // Adjoint of one ray L (NB images, values yv) over slices [lo, hi) of its main axis, into the
 // padded buffer `buf` of layout p (already offset to voxel (0, 0, 0)); tp is scratch.
 template <typename T, int DIM, int NB, typename OFF>
@@ -910,7 +935,7 @@ void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume&
       }
       // implicit barrier: the table is complete
 #if defined(__AVX2__)
-      ColumnScratch columns;  // scratch of column_adjoint
+      ColumnScratch columns;  // scratch of column_adjoint and view_adjoint_2d
 #endif
       const int nthr = omp_get_num_threads(), tid = omp_get_thread_num();
       for (int m = 0; m < DIM; ++m) {
@@ -923,13 +948,9 @@ void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume&
         using V = Lanes<T, NB>;
 #if defined(__AVX2__)
         if constexpr (DIM == 2 && NB == 1 && std::is_same<T, float>::value) {
-          // kRows neighbouring rays of a view at a time (lanes_adjoint_2d)
+          // one view at a time (view_adjoint_2d)
           for (int64_t view = 0; view < v1 - v0; ++view)
-            for (int iu0 = 0; iu0 < det.nu; iu0 += kRows) {
-              const int count = det.nu - iu0 < kRows ? det.nu - iu0 : kRows;
-              const int64_t r = view * rays_per_view + iu0;
-              lanes_adjoint_2d(yt + r0, table, r, count, m, lo, hi, buf, sm, vol);
-            }
+            view_adjoint_2d(yt + r0, table, view * rays_per_view, det.nu, m, lo, hi, buf, sm, vol, columns);
 #pragma omp barrier
           continue;
         }
