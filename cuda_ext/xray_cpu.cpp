@@ -453,6 +453,32 @@ struct ColumnScratch {
   std::vector<int> j0, j1, glo, ghi;  // per lane slices [j0, j1); per group their union [glo, ghi)
   std::vector<float> acc;             // per group: kRows even-sample sums, then kRows odd-sample sums
   std::vector<float> y;               // column_adjoint: the rays' values
+  int jlo = 0, jhi = 0;               // the union of all lanes' slices
+
+  // Size the lanes of `groups` groups of kRows; every slice range empty.
+  void reset(int groups) {
+    const int lanes = groups * kRows;
+    a2.resize(lanes);
+    b2.resize(lanes);
+    w.resize(lanes);
+    j0.resize(lanes);
+    j1.resize(lanes);
+    y.resize(lanes);
+    glo.assign(groups, 1 << 30);
+    ghi.assign(groups, -1);
+    jlo = 1 << 30;
+    jhi = -1;
+  }
+  // Lane v samples slices [a, b): widen its group's range and the union (empty ranges ignored).
+  void add_range(int v, int a, int b) {
+    if (a >= b) return;
+    int& g0 = glo[v / kRows];
+    int& g1 = ghi[v / kRows];
+    g0 = a < g0 ? a : g0;
+    g1 = b > g1 ? b : g1;
+    jlo = a < jlo ? a : jlo;
+    jhi = b > jhi ? b : jhi;
+  }
 };
 
 // 3-D, one float32 volume in the z-fastest layout: the rays of one detector column (iu) as
@@ -468,16 +494,10 @@ struct ColumnScratch {
 inline bool column_forward(const float* buf0, const Padded& p, const Volume& volume, const double* vec,
                            const Detector& det, int iu, float* out, int64_t out_stride, ColumnScratch& cs) {
   const int nv = det.nv, groups = (nv + kRows - 1) / kRows, lanes = groups * kRows;
-  cs.a2.resize(lanes);
-  cs.b2.resize(lanes);
-  cs.w.resize(lanes);
-  cs.j0.resize(lanes);
-  cs.j1.resize(lanes);
-  cs.glo.assign(groups, 1 << 30);
-  cs.ghi.assign(groups, -1);
+  cs.reset(groups);
   cs.acc.assign(2 * lanes, 0.0f);
   Line R{};
-  int ref = -1, jlo = 1 << 30, jhi = -1;
+  int ref = -1;
   for (int v = 0; v < lanes; ++v) {
     Line L;
     const bool hit = v < nv && pr::ray_line<3>(vec, volume, det, iu, v, L);
@@ -487,12 +507,7 @@ inline bool column_forward(const float* buf0, const Padded& p, const Volume& vol
         R = L;
       }
       if (L.m != R.m || L.a1 != R.a1 || L.b1 != R.b1) return false;
-      int& g0 = cs.glo[v / kRows];
-      int& g1 = cs.ghi[v / kRows];
-      g0 = L.j0 < g0 ? L.j0 : g0;
-      g1 = L.j1 > g1 ? L.j1 : g1;
-      jlo = L.j0 < jlo ? L.j0 : jlo;
-      jhi = L.j1 > jhi ? L.j1 : jhi;
+      cs.add_range(v, L.j0, L.j1);
     }
     cs.a2[v] = hit ? L.a2 : 0.0;
     cs.b2[v] = hit ? L.b2 : 0.0;
@@ -502,7 +517,7 @@ inline bool column_forward(const float* buf0, const Padded& p, const Volume& vol
   }
   if (ref >= 0 && p.stride[R.o2] != 1) return false;
   const int64_t sm = ref >= 0 ? p.stride[R.m] : 0, s1 = ref >= 0 ? p.stride[R.o1] : 0;
-  for (int j = jlo; j < jhi; ++j) {
+  for (int j = cs.jlo; j < cs.jhi; ++j) {
     const __m256i vj = _mm256_set1_epi32(j);
     for (int g = 0; g < groups; ++g) {
       if (j < cs.glo[g] || j >= cs.ghi[g]) continue;
@@ -709,6 +724,14 @@ inline void add_pair(float* q, const float* p) {
   _mm_store_sd((double*)q, _mm_castps_pd(_mm_add_ps(a, b)));
 }
 
+// out[2 l], out[2 l + 1] = u[l], v[l] for the kRows lanes l (out 32-byte aligned): the pairs
+// that add_pair adds.
+inline void store_pairs(__m256 u, __m256 v, float* out) {
+  const __m256 lo4 = _mm256_unpacklo_ps(u, v), hi4 = _mm256_unpackhi_ps(u, v);
+  _mm256_store_ps(out, _mm256_permute2f128_ps(lo4, hi4, 0x20));
+  _mm256_store_ps(out + kRows, _mm256_permute2f128_ps(lo4, hi4, 0x31));
+}
+
 // Adjoint of column_forward: the rays of one detector column (rays r + v * row_step of the
 // table, v < nv) whose main axis is m, over slices [lo, hi), into a float32 volume in the
 // z-fastest layout; slices outermost, with the weights of lane_weights_3d. A lane's two taps
@@ -724,15 +747,8 @@ inline bool column_adjoint(const float* yt, const Line* table, int64_t r, int64_
                            int hi, float* buf, const Padded& p, const Volume& vol, ColumnScratch& cs) {
   constexpr int kBatch = 8;
   const int groups = (nv + kRows - 1) / kRows, lanes = groups * kRows;
-  cs.a2.resize(lanes);
-  cs.b2.resize(lanes);
-  cs.w.resize(lanes);
-  cs.j0.resize(lanes);
-  cs.j1.resize(lanes);
-  cs.y.resize(lanes);
-  cs.glo.assign(groups, 1 << 30);
-  cs.ghi.assign(groups, -1);
-  int ref = -1, jlo = 1 << 30, jhi = -1;
+  cs.reset(groups);
+  int ref = -1;
   for (int v = 0; v < lanes; ++v) {
     const Line& L = table[r + (v < nv ? v : 0) * row_step];
     const bool on = v < nv && L.m == m && L.j1 > L.j0;
@@ -748,21 +764,14 @@ inline bool column_adjoint(const float* yt, const Line* table, int64_t r, int64_
     cs.j0[v] = a;
     cs.j1[v] = b;
     cs.y[v] = on ? yt[r + v * row_step] : 0.0f;
-    if (a < b) {
-      int& g0 = cs.glo[v / kRows];
-      int& g1 = cs.ghi[v / kRows];
-      g0 = a < g0 ? a : g0;
-      g1 = b > g1 ? b : g1;
-      jlo = a < jlo ? a : jlo;
-      jhi = b > jhi ? b : jhi;
-    }
+    cs.add_range(v, a, b);
   }
   if (ref < 0) return true;
   const Line R = table[r + ref * row_step];
   if (p.stride[R.o2] != 1) return false;
   const int64_t sm = p.stride[m], s1 = p.stride[R.o1];
   const double n1 = (double)(vol.n[R.o1] - 1);
-  for (int j = jlo; j < jhi; ++j) {
+  for (int j = cs.jlo; j < cs.jhi; ++j) {
     const __m256i vj = _mm256_set1_epi32(j);
     alignas(32) float q[kBatch][2][2 * kRows];  // per lane the pairs (c0, c2) and (c1, c3) times y
     alignas(32) int fi[kBatch][kRows];
@@ -779,12 +788,8 @@ inline bool column_adjoint(const float* yt, const Line* table, int64_t r, int64_
         const __m256i vj1 = _mm256_loadu_si256((const __m256i*)&cs.j1[l0]);
         const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
         const __m256 vy = _mm256_and_ps(_mm256_loadu_ps(&cs.y[l0]), _mm256_castsi256_ps(ok));
-        for (int t = 0; t < 2; ++t) {  // taps t (at fi) and t + 2 (at fi + 1) of one z-column, lane by lane
-          const __m256 u = _mm256_mul_ps(c[t], vy), v = _mm256_mul_ps(c[t + 2], vy);
-          const __m256 lo4 = _mm256_unpacklo_ps(u, v), hi4 = _mm256_unpackhi_ps(u, v);
-          _mm256_store_ps(q[nb][t], _mm256_permute2f128_ps(lo4, hi4, 0x20));
-          _mm256_store_ps(q[nb][t] + kRows, _mm256_permute2f128_ps(lo4, hi4, 0x31));
-        }
+        for (int t = 0; t < 2; ++t)  // taps t (at fi) and t + 2 (at fi + 1) of one z-column
+          store_pairs(_mm256_mul_ps(c[t], vy), _mm256_mul_ps(c[t + 2], vy), q[nb][t]);
         _mm256_store_si256((__m256i*)fi[nb], _mm256_and_si256(fiv, ok));  // lanes off: voxel 0, value 0
         ++nb;
       }
@@ -819,15 +824,7 @@ inline void view_adjoint_2d(const float* yt, const Line* table, int64_t r, int n
                             int64_t sm, const Volume& vol, ColumnScratch& cs) {
   constexpr int kBatch = 8;
   const int groups = (nu + kRows - 1) / kRows, lanes = groups * kRows;
-  cs.a2.resize(lanes);  // a1 of each ray
-  cs.b2.resize(lanes);  // b1 of each ray
-  cs.w.resize(lanes);
-  cs.j0.resize(lanes);
-  cs.j1.resize(lanes);
-  cs.y.resize(lanes);
-  cs.glo.assign(groups, 1 << 30);
-  cs.ghi.assign(groups, -1);
-  int jlo = 1 << 30, jhi = -1;
+  cs.reset(groups);  // a2, b2: a1, b1 of each ray
   for (int v = 0; v < lanes; ++v) {
     const Line& L = table[r + (v < nu ? v : 0)];
     const bool on = v < nu && L.m == m && L.j1 > L.j0;
@@ -838,17 +835,10 @@ inline void view_adjoint_2d(const float* yt, const Line* table, int64_t r, int n
     cs.j0[v] = a;
     cs.j1[v] = b;
     cs.y[v] = on ? yt[r + v] : 0.0f;
-    if (a < b) {
-      int& g0 = cs.glo[v / kRows];
-      int& g1 = cs.ghi[v / kRows];
-      g0 = a < g0 ? a : g0;
-      g1 = b > g1 ? b : g1;
-      jlo = a < jlo ? a : jlo;
-      jhi = b > jhi ? b : jhi;
-    }
+    cs.add_range(v, a, b);
   }
   const int o1 = m == 0 ? 1 : 0;
-  for (int j = jlo; j < jhi; ++j) {
+  for (int j = cs.jlo; j < cs.jhi; ++j) {
     const __m256i vj = _mm256_set1_epi32(j);
     float* q = buf + j * sm;
     alignas(32) float pairs[kBatch][2 * kRows];
@@ -864,10 +854,7 @@ inline void view_adjoint_2d(const float* yt, const Line* table, int64_t r, int n
         const __m256i vj1 = _mm256_loadu_si256((const __m256i*)&cs.j1[l0]);
         const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
         const __m256 vy = _mm256_and_ps(_mm256_loadu_ps(&cs.y[l0]), _mm256_castsi256_ps(ok));
-        const __m256 u = _mm256_mul_ps(_mm256_load_ps(c0), vy), v = _mm256_mul_ps(_mm256_load_ps(c1), vy);
-        const __m256 lo4 = _mm256_unpacklo_ps(u, v), hi4 = _mm256_unpackhi_ps(u, v);
-        _mm256_store_ps(pairs[nb], _mm256_permute2f128_ps(lo4, hi4, 0x20));
-        _mm256_store_ps(pairs[nb] + kRows, _mm256_permute2f128_ps(lo4, hi4, 0x31));
+        store_pairs(_mm256_mul_ps(_mm256_load_ps(c0), vy), _mm256_mul_ps(_mm256_load_ps(c1), vy), pairs[nb]);
         _mm256_store_si256((__m256i*)fi[nb], _mm256_and_si256(_mm256_load_si256((const __m256i*)fi[nb]), ok));
         ++nb;
       }
