@@ -105,6 +105,27 @@ def test_bench_reports_the_predicted_std_and_the_provenance(quick_run: dict) -> 
     assert "`sparse-view-30` / LPD: 0 steps of batch 1, seed 7" in md
 
 
+def test_provenance_names_the_base_run_of_fine_tuned_weights(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRECISIONRECON_WEIGHTS", str(tmp_path))
+    A = pr.XRayTransform(pr.Volume((8, 8)), pr.ParallelBeam2D(angles=pr.angles(4), det_count=12))
+    folder = write_checkpoint(tmp_path / "run", 0, pr.models.LearnedFBP(A), None, {})
+    for method in ("VN", "LPD"):
+        shutil.copytree(folder, tmp_path / "t" / method)
+    base = {"steps": 4000, "batch_size": 2, "seed": 5004, "wall_s": 1057.8, "devices": ["cpu"]}
+    (tmp_path / "t" / "VN" / "train_result.json").write_text(json.dumps(
+        {"steps": 1500, "batch_size": 2, "seed": 5104, "wall_s": 240.0, "devices": ["cuda"],
+         "init_weights": "benchmarks/pretrain_base/t/VN", "base": base, "command": "precisionrecon train --config x"}))
+    (tmp_path / "t" / "LPD" / "train_result.json").write_text(json.dumps({**base, "command": "c"}))
+    lines = bench.report.provenance(["t"], ["VN", "LPD"])
+    assert lines == [
+        "- `t` / VN: 1500 steps of batch 2, seed 5104, 240.0 s on CUDA, fine-tuned from "
+        "`benchmarks/pretrain_base/t/VN` (4000 steps of batch 2, seed 5004, 1057.8 s on CPU); "
+        "`precisionrecon train --config x`",
+        "- `t` / LPD: 4000 steps of batch 2, seed 5004, 1057.8 s on CPU; `c`",
+    ]
+
+
 def test_figure_adds_a_row_of_std_maps() -> None:
     task = bench.build_task("sparse-view-30", QUICK, torch.device("cpu"))
     cell = {"status": "ok", "image": task.truth[0]}

@@ -327,3 +327,34 @@ def test_pretrain_same_run_ignores_threads_and_jobs_share_the_queue(tmp_path: Pa
     assert pt.main(argv) == 0
     order = pt.run_order(list(pr.bench.TASKS), list(pr.bench.LEARNED))
     assert sorted(seen) == sorted(order) and len(seen) == len(order)  # every run once, two workers
+
+
+def test_pretrain_fine_tunes_from_a_base_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fine-tuned run trains its base run first (into ``--base``), then the shipped weights
+    from those (``init_weights``) with the noise range; a second invocation finds both done."""
+    pt = _pretrain()
+    monkeypatch.setattr(pt, "FINE_TUNE_DATA", {"sparse-view-30": {"noise_level": 0.04, "noise_level_max": 0.1}})
+    monkeypatch.setattr(pt, "FINE_TUNE_BUDGET", {"LearnedFBP": 1000})
+    w, s = tmp_path / "w", tmp_path / "s"
+    argv = ["--tasks", "sparse-view-30", "--methods", "LearnedFBP", "--steps-scale", "0.002", "--weights", str(w),
+            "--state", str(s), "--threads", "1"]
+    args = pt.parse_args(argv)
+    assert args.base == tmp_path / "w-base" and pt.stage_of("sparse-view-30", "LearnedFBP", args) == "base"
+    assert not pt.fine_tuned("sparse-view-30", "VN")
+    with pytest.raises(ValueError, match="not fine-tuned"):
+        pt.fine_tune_config("low-dose", "LearnedFBP", args.base)
+    assert pt.main(argv) == 0
+    base, final = args.base / "sparse-view-30" / "LearnedFBP", w / "sparse-view-30" / "LearnedFBP"
+    base_cfg = json.loads((base / "train.json").read_text())
+    assert pt.same_run(base_cfg, pt.training_config("sparse-view-30", "LearnedFBP", 0.002)) and base_cfg["steps"] == 6
+    cfg = json.loads((final / "train.json").read_text())
+    assert cfg["init_weights"] == str(base) and cfg["steps"] == 2 and cfg["lr"] == pt.FINE_TUNE_LR
+    assert cfg["data"]["noise_level_max"] == 0.1 and cfg["seed"] == base_cfg["seed"] + pt.FINE_TUNE_SEED_OFFSET
+    result = json.loads((final / "train_result.json").read_text())
+    assert result["init_weights"] == str(base) and result["base"]["steps"] == 6 and result["steps"] == 2
+    assert not s.exists() or not any(s.rglob("train.json"))  # no state left of either stage
+    tuned = training.load_checkpoint(final).state_dict()
+    started = training.load_checkpoint(base).state_dict()
+    assert any(not torch.equal(v, started[k]) for k, v in tuned.items())
+    assert pt.stage_of("sparse-view-30", "LearnedFBP", args) == "final"
+    assert pt.train_piece("sparse-view-30", "LearnedFBP", args, None, pt.Stop()) == {"status": "done", "stage": "final"}

@@ -123,6 +123,11 @@ def test_config_round_trip_json_and_yaml(tmp_path: Path) -> None:
         ({"data": {"sigma": 1}}, "unknown keys \\['sigma'\\]"),
         ({"data": {"train_size": 0}}, "data.train_size"),
         ({"compile": "yes"}, "compile must be a bool"),
+        ({"data": {"noise_level_max": 0.01}}, "data.noise_level_max \\(0.01\\) must be at least data.noise_level"),
+        ({"data": {"noise": "poisson", "noise_level_max": 0.1}}, "noise_level_max is for noise 'gaussian'"),
+        ({"data": {"noise": "poisson", "i0": 1e3, "i0_min": 1e4}}, "data.i0_min \\(10000.0\\) must not exceed"),
+        ({"data": {"i0_min": 10.0}}, "i0_min is for noise 'poisson'"),
+        ({"init_weights": 3}, "init_weights must be a path"),
     ],
 )
 def test_config_rejects_bad_values(changes: dict[str, Any], match: str) -> None:
@@ -193,6 +198,31 @@ def test_data_fixed_training_set_and_poisson() -> None:
     none = training.SimulatedData(A, training.DataConfig(noise="none"), 0, "float64", "cpu")
     y, x = none.batch(0, range(2), 2)
     assert torch.equal(y, A(x))
+
+
+def test_data_noise_of_a_random_level() -> None:
+    """``noise_level_max`` / ``i0_min``: each sample's level is drawn log-uniformly in the
+    range, the same for the same seed, and spans the range over many samples."""
+    A = _operator()
+    cfg = training.DataConfig(n_ellipses=10, noise_level=0.02, noise_level_max=0.2)
+    data = training.SimulatedData(A, cfg, 3, "float64", "cpu")
+    rel = []
+    for step in range(12):
+        y, x = data.batch(step, range(2), 2)
+        clean = A(x)
+        rel += ((y - clean).std(dim=(1, 2)) / clean.abs().mean(dim=(1, 2))).tolist()
+    assert min(rel) > 0.015 and max(rel) < 0.25  # inside the range, up to the spread of a std estimate
+    assert min(rel) < 0.05 and max(rel) > 0.08  # and not one fixed level
+    again = training.SimulatedData(A, cfg, 3, "float64", "cpu").batch(5, range(2), 2)
+    assert torch.equal(again[0], data.batch(5, range(2), 2)[0])
+    # a Poisson dose range: fewer photons, more noise; the same photons without the range
+    fixed = training.DataConfig(noise="poisson", i0=1e4, mu_scale=0.1, n_ellipses=10)
+    ranged = training.DataConfig(noise="poisson", i0=1e4, i0_min=1e2, mu_scale=0.1, n_ellipses=10)
+    errs = {}
+    for name, c in (("fixed", fixed), ("ranged", ranged)):
+        y, x = training.SimulatedData(A, c, 0, "float64", "cpu").batch(0, range(8), 8)
+        errs[name] = (y - A(x)).std(dim=(1, 2))
+    assert float(errs["ranged"].max()) > 2 * float(errs["fixed"].max())
 
 
 def test_mr_data_with_sense() -> None:
@@ -295,6 +325,28 @@ def test_resume_continues_identically_and_seeds_reproduce(tmp_path: Path) -> Non
     assert all(torch.equal(v, _parameters(restarted.model)[k]) for k, v in final.items())
     # resume=True in an empty folder starts afresh
     assert training.Trainer(_config(tmp_path / "e", resume=True), builder=_build).step == 0
+
+
+def test_init_weights_fine_tunes_from_a_checkpoint(tmp_path: Path) -> None:
+    base = training.train(_config(tmp_path / "base", steps=6), builder=_build)
+    start = training.Trainer(_config(None, steps=3, seed=5, init_weights=str(tmp_path / "base")), builder=_build)
+    assert start.step == 0 and not start.history
+    assert all(torch.equal(v, _parameters(base.model)[k]) for k, v in _parameters(start.model).items())
+    assert all(float(s["exp_avg"].abs().sum()) == 0 for s in start.optimizer.state.values())  # fresh Adam
+    tuned = training.train(_config(tmp_path / "tuned", steps=3, seed=5, init_weights=str(tmp_path / "base")),
+                           builder=_build)
+    scratch = training.train(_config(None, steps=3, seed=5), builder=_build)
+    assert not torch.equal(tuned.model.scale, scratch.model.scale)
+    assert tuned.history[0]["val_loss"] < scratch.history[0]["val_loss"]  # starts where the base ended
+    # a resumed fine-tuning run takes its checkpoint, not the initial weights again
+    resumed = training.Trainer(_config(tmp_path / "tuned", steps=3, seed=5, init_weights=str(tmp_path / "base"),
+                                       resume=True), builder=_build)
+    assert resumed.step == 3 and torch.equal(resumed.model.scale, tuned.model.scale)
+    with pytest.raises(ValueError, match=r"init_weights .* holds another model"):
+        training.Trainer(_config(None, model=Tiny(hidden=3).config(), init_weights=str(tmp_path / "base")),
+                         builder=_build)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        training.Trainer(_config(None, init_weights=str(tmp_path / "nowhere")), builder=_build)
 
 
 def test_heteroscedastic_and_mc_dropout_training() -> None:

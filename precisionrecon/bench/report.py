@@ -112,9 +112,20 @@ def provenance(tasks: Sequence[str], methods: Sequence[str]) -> list[str]:
             if record is None or not record.is_file():
                 continue
             r = json.loads(record.read_text())
-            lines.append(f"- `{t}` / {m}: {r.get('steps')} steps of batch {r.get('batch_size')}, seed "
-                         f"{r.get('seed')}, {r.get('wall_s')} s on CPU; `{r.get('command')}`")
+            line = f"- `{t}` / {m}: {_budget(r)}"
+            base = r.get("base")
+            if isinstance(base, dict):  # fine-tuned from a base run
+                line += f", fine-tuned from `{r.get('init_weights')}` ({_budget(base)})"
+            lines.append(f"{line}; `{r.get('command')}`")
     return lines
+
+
+def _budget(r: dict[str, Any]) -> str:
+    """Steps, batch, seed and wall time of a ``train_result.json`` record."""
+    devices = r.get("devices") or ["cpu"]
+    where = "/".join(str(d).upper() for d in devices)
+    return (f"{r.get('steps')} steps of batch {r.get('batch_size')}, seed {r.get('seed')}, "
+            f"{r.get('wall_s')} s on {where}")
 
 
 def operator_record(A: LinearOperator) -> dict[str, Any]:

@@ -47,8 +47,17 @@ class DataConfig:
         ``"poisson"`` (CT): photon counts with ``i0`` incident photons, post-log.
     noise_level : float
         Relative Gaussian standard deviation (0.05: Adler & Öktem's 5 %).
+    noise_level_max : float, optional
+        Gaussian noise of a random level: each sample's relative level is drawn
+        log-uniformly in ``[noise_level, noise_level_max]`` (from the sample's noise seed,
+        so a resumed run draws the same). A model trained so does not read noise above its
+        training level as structure, e.g. on objects that fill the field of view, whose
+        noise relative to their contrast is higher. ``None``: every sample at ``noise_level``.
     i0, mu_scale : float
         Poisson noise, see :func:`precisionrecon.data.poisson_noise`.
+    i0_min : float, optional
+        Poisson noise of a random dose: ``i0`` of each sample drawn log-uniformly in
+        ``[i0_min, i0]``. ``None``: every sample at ``i0``.
     n_ellipses : float
         Mean number of ellipses per image.
     interior : bool
@@ -84,7 +93,9 @@ class DataConfig:
     kind: str = "auto"
     noise: str = "gaussian"
     noise_level: float = 0.05
+    noise_level_max: float | None = None
     i0: float = 1e4
+    i0_min: float | None = None
     mu_scale: float = 1.0
     n_ellipses: float = 50.0
     interior: bool = False
@@ -102,6 +113,19 @@ class DataConfig:
         choice(self.noise, "data.noise", NOISE_MODELS)
         self.noise_level = finite_float(self.noise_level, "data.noise_level", minimum=0.0)
         self.i0 = positive_float(self.i0, "data.i0")
+        if self.noise_level_max is not None:
+            if self.noise != "gaussian":
+                raise ValueError(f"data.noise_level_max is for noise 'gaussian', got noise {self.noise!r}")
+            self.noise_level_max = positive_float(self.noise_level_max, "data.noise_level_max")
+            if not 0 < self.noise_level <= self.noise_level_max:
+                raise ValueError(f"data.noise_level_max ({self.noise_level_max}) must be at least data.noise_level "
+                                 f"({self.noise_level}), which must be > 0")
+        if self.i0_min is not None:
+            if self.noise != "poisson":
+                raise ValueError(f"data.i0_min is for noise 'poisson', got noise {self.noise!r}")
+            self.i0_min = positive_float(self.i0_min, "data.i0_min")
+            if self.i0_min > self.i0:
+                raise ValueError(f"data.i0_min ({self.i0_min}) must not exceed data.i0 ({self.i0})")
         self.mu_scale = positive_float(self.mu_scale, "data.mu_scale")
         self.n_ellipses = finite_float(self.n_ellipses, "data.n_ellipses", minimum=0.0)
         self.phase_amplitude = finite_float(self.phase_amplitude, "data.phase_amplitude", minimum=0.0)
@@ -170,6 +194,12 @@ class TrainingConfig:
     resume : bool or str
         ``True``: continue from the newest checkpoint in ``output_dir`` if there is one
         (else start afresh); a path: continue from that checkpoint.
+    init_weights : str, optional
+        Fine-tuning: a checkpoint or pretrained-weights folder (``model.safetensors`` and
+        ``config.json``, e.g. ``precisionrecon/pretrained/weights/<task>/<method>``) whose
+        parameters start the run instead of the random initialisation. Its model config
+        must equal this run's. Adam's moments and the schedule start afresh; a resumed run
+        takes everything from its checkpoint and does not read this folder again.
     progress : bool
         Show a tqdm progress bar (first process only).
     num_threads : int, optional
@@ -218,6 +248,7 @@ class TrainingConfig:
     checkpoint_every: int = 0
     keep_checkpoints: int = 2
     resume: bool | str = False
+    init_weights: str | None = None
     progress: bool = True
     num_threads: int | None = None
     compile: bool = False
@@ -266,6 +297,11 @@ class TrainingConfig:
             raise ValueError(f"resume must be a bool or a checkpoint path, got {self.resume!r}")
         if isinstance(self.resume, Path):
             self.resume = str(self.resume)
+        if self.init_weights is not None:
+            if not isinstance(self.init_weights, (str, Path)) or not str(self.init_weights):
+                raise ValueError(f"init_weights must be a path to a checkpoint or weights folder, "
+                                 f"got {self.init_weights!r}")
+            self.init_weights = str(self.init_weights)
         if not isinstance(self.progress, bool):
             raise ValueError(f"progress must be a bool, got {self.progress!r}")
         if self.num_threads is not None:

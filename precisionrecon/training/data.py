@@ -34,12 +34,21 @@ from .config import DataConfig
 PHANTOM_STREAM, NOISE_STREAM, _ORDER, _VAL_PHANTOM, _VAL_NOISE, _STEP, _VALIDATE = range(7)
 # sub-streams of a phantom's seed (the ellipses draw from the seed itself, as they always did)
 _MIX, _ANATOMY = range(2)
+# sub-stream of a sample's noise seed: its noise level (data.noise_level_max, data.i0_min)
+_LEVEL = 0
+
 
 
 def derive_seed(seed: int, *key: int) -> int:
     """A 63-bit seed for the stream ``key`` of ``seed`` (independent streams for different keys)."""
     words = np.random.SeedSequence(seed, spawn_key=tuple(int(k) for k in key)).generate_state(2, np.uint32)
     return ((int(words[0]) << 32) | int(words[1])) & (2**63 - 1)
+
+
+def log_uniform(seed: int, lo: float, hi: float) -> float:
+    """A number drawn log-uniformly in ``[lo, hi]`` (``0 < lo <= hi``) from ``seed``."""
+    u = float(np.random.default_rng(derive_seed(seed, _LEVEL)).random())
+    return float(lo * (hi / lo) ** u)
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -183,9 +192,12 @@ class SimulatedData:
             noisy = []
             for i, s in enumerate(noise_seeds):
                 if c.noise == "poisson":
-                    noisy.append(poisson_noise(y[i], c.i0, seed=s, mu_scale=c.mu_scale))
+                    i0 = c.i0 if c.i0_min is None else log_uniform(s, c.i0_min, c.i0)
+                    noisy.append(poisson_noise(y[i], i0, seed=s, mu_scale=c.mu_scale))
                 else:
-                    noisy.append(gaussian_noise(y[i], c.noise_level, seed=s, item_ndim=item_ndim))
+                    level = c.noise_level if c.noise_level_max is None else log_uniform(s, c.noise_level,
+                                                                                         c.noise_level_max)
+                    noisy.append(gaussian_noise(y[i], level, seed=s, item_ndim=item_ndim))
             out = torch.stack(noisy)
             mask = getattr(self.operator, "mask", None)
             if self.kind == "mr" and isinstance(mask, Tensor):

@@ -285,6 +285,8 @@ class Trainer:
         self._validation: tuple[Tensor, Tensor] | None = None
         if resume_from is not None:
             self._restore(resume_from)
+        elif cfg.init_weights is not None:
+            self._initialise(cfg.init_weights)
         self.module: nn.Module = model
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -324,6 +326,15 @@ class Trainer:
         self.last_checkpoint = folder
         out = self.config.output_dir
         self._saved_step = self.step if out is not None and folder.parent.resolve() == Path(out).resolve() else None
+
+    def _initialise(self, path: str) -> None:
+        """Start from the parameters of the checkpoint or weights folder ``path`` (fine-tuning)."""
+        folder, meta = read_checkpoint(path)
+        if json.loads(json.dumps(self.model.config())) != meta.get("model"):
+            raise ValueError(f"init_weights {path!r} holds another model than this run's (its config.json "
+                             "'model' differs from the run's model config)")
+        state = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in load_state(folder).items()}
+        self.model.load_state_dict(state)
 
     def _check_resumable(self, folder: Path, meta: dict[str, Any]) -> None:
         """A ValueError when the checkpoint was trained with other settings than this run's
