@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import pytest
 import torch
+from torch import Tensor
 
 import precisionrecon as pr
 from precisionrecon import bench, pretrained
@@ -271,6 +272,12 @@ def test_shipped_pretrained_weights_load_and_match_their_configs(monkeypatch: py
             train = json.loads((folder / "train.json").read_text())
             saved = json.loads((folder / "config.json").read_text())
             assert saved["model"] == train["model"]  # the recorded config built this model
+            if train.get("init_weights"):  # fine-tuned: its base run is in the repository, same model
+                base = Path(__file__).resolve().parents[1] / train["init_weights"]
+                assert json.loads((base / "config.json").read_text())["model"] == train["model"], (task, method)
+                result = json.loads((folder / "train_result.json").read_text())
+                assert result["init_weights"] == train["init_weights"]
+                assert result["base"] == json.loads((base / "train_result.json").read_text())
             model = pretrained.load(task, method)
             op = bench.model_operator(model)
             assert tuple(op.domain_shape) == tuple(A.domain_shape)
@@ -484,3 +491,49 @@ def test_shipped_models_are_at_least_fbp_on_the_real_ct_slices(task: str, monkey
         assert cell["status"] == "ok", (method, cell["status"])
         for ours, base, name in zip(cell["psnr_per_image"], fbp["psnr_per_image"], data.test_images, strict=True):
             assert ours >= base, (method, name, ours, base)
+
+
+def _bright_excess(image: Tensor) -> Tensor:
+    """Each pixel minus the median of its 8 neighbours (edges replicated): an isolated bright
+    dot stands out by its contrast, a ramp or an edge by about 0."""
+    padded = torch.nn.functional.pad(image[None, None], (1, 1, 1, 1), mode="replicate")
+    around = torch.nn.functional.unfold(padded, 3)[0]
+    return image - torch.cat([around[:4], around[5:]]).median(0).values.reshape(image.shape)
+
+
+def _smooth_soft_tissue(truth: Tensor) -> Tensor:
+    """Pixels whose whole 5 x 5 neighbourhood in the truth is soft tissue (0.25-0.45 on the
+    scale where water is 1/3): no bone, air or edge that a dot could belong to."""
+    padded = torch.nn.functional.pad(truth[None, None], (2, 2, 2, 2), mode="replicate")
+    around = torch.nn.functional.unfold(padded, 5)[0]
+    return ((around.max(0).values < 0.45) & (around.min(0).values > 0.25)).reshape(truth.shape)
+
+
+@pytest.mark.parametrize("task", [
+    "sparse-view-30", "sparse-view-60", "low-dose",
+    pytest.param("limited-angle-fan", marks=pytest.mark.xfail(
+        strict=True, reason="known failure (README): VN leaves a bright streak, 0.12 above its neighbours, at the "
+                            "left border of CT_small.dcm, from the missing views")),
+])
+def test_shipped_models_paint_no_bright_dots_into_real_soft_tissue(task: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: no learned output shows structure the truth lacks. The VN and LPD trained at a
+    fixed 5 % noise painted isolated bright dots (0.125 and 0.14 above their neighbours) into
+    the soft tissue of ``CT_small.dcm`` with 60 views, where the noise clusters; the truth's own
+    texture there reaches 0.07. The denoising models (VN, LPD) must stay below 0.1. LearnedFBP
+    is a filtered back-projection and keeps FBP's noise grain (up to 0.11): noise, not a
+    structure, and it is held to the FBP floor above instead."""
+    monkeypatch.delenv("PRECISIONRECON_WEIGHTS", raising=False)
+    data = bench.build_task(task, bench.SUITES["real"], torch.device("cpu"))
+    if not data.test_images:
+        pytest.skip("the installed pydicom bundles none of the real CT slices")
+    for method in ("VN", "LPD"):
+        model, status = bench.harness.load_learned(data, method)
+        assert model is not None, (method, status)
+        with torch.no_grad():
+            x, _ = pr.training.predict(model, data.y)
+        for k, name in enumerate(data.test_images):
+            soft = _smooth_soft_tissue(data.truth[k])
+            assert int(soft.sum()) > 500, name  # the check looks at real tissue
+            worst = float(_bright_excess(x[k])[soft].max())
+            assert worst < 0.1, (method, name, worst)
