@@ -111,6 +111,29 @@ def test_oversampling_equals_block_mean_of_finer_render() -> None:
             torch.testing.assert_close(a, _block_mean(b, 2), rtol=0, atol=1e-12)
 
 
+def test_zoom_shows_a_magnified_part_of_the_same_object() -> None:
+    """``zoom`` about ``center`` is a change of world coordinates: the zoomed render on a grid
+    equals the plain render on a grid ``zoom`` times finer, cropped around ``center``; the
+    defaults leave the phantom unchanged, and z (3-D) is not magnified."""
+    plain = anatomy_phantom(V64, seed=4, oversample=1, dtype=torch.float64)
+    assert torch.equal(anatomy_phantom(V64, seed=4, oversample=1, zoom=1.0, center=(0.0, 0.0), dtype=torch.float64),
+                       plain)
+    # zoom 2 about the point (y, x) = (0.25, -0.25) R (R = 160 mm here: 40 mm = 8 pixels of V64 on
+    # either axis): the 2x finer plain render's pixels [64 + 16 - 32, 64 + 16 + 32) x [64 - 16 - 32, ...)
+    fine = anatomy_phantom(refine_volume(V64, 2), seed=4, oversample=1, dtype=torch.float64)
+    zoomed = anatomy_phantom(V64, seed=4, oversample=1, zoom=2.0, center=(0.25, -0.25), dtype=torch.float64)
+    torch.testing.assert_close(zoomed, fine[48:112, 16:80], rtol=0, atol=1e-12)
+    assert float(zoomed.mean()) > float(plain.mean())  # the body fills more of the field
+    vol3 = pr.Volume((6, 16, 16), spacing=10.0)
+    z3 = anatomy_phantom(vol3, seed=2, oversample=1, zoom=2.0, dtype=torch.float64)
+    f3 = anatomy_phantom(pr.Volume((6, 32, 32), spacing=(10.0, 5.0, 5.0)), seed=2, oversample=1, dtype=torch.float64)
+    torch.testing.assert_close(z3, f3[:, 8:24, 8:24], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="zoom"):
+        anatomy_phantom(V64, seed=0, zoom=0.0)
+    with pytest.raises(ValueError, match="center must be two numbers"):
+        anatomy_phantom(V64, seed=0, center=(0.1,))
+
+
 def test_bad_input() -> None:
     with pytest.raises(TypeError, match="volume"):
         anatomy_phantom((64, 64), seed=0)  # type: ignore[arg-type]
@@ -224,6 +247,7 @@ def test_data_config_round_trip_and_validation() -> None:
         ({"anatomy_fraction": 2.0}, "data.anatomy_fraction"),
         ({"anatomy_kind": "leg"}, "data.anatomy_kind"),
         ({"oversample": 0}, "data.oversample"),
+        ({"zoom_max": 0.5}, "data.zoom_max"),
     ):
         with pytest.raises(ValueError, match=match):
             DataConfig(**bad)
@@ -267,6 +291,26 @@ def test_anatomy_and_fine_grid_training_data() -> None:
     assert any(dense) and not all(dense)  # both anatomy and ellipse samples
     with pytest.raises(ValueError, match="oversample"):
         SimulatedData(a @ pr.IdentityOperator(a.domain_shape), cfg, 1, "float64", "cpu")
+
+
+def test_zoomed_anatomy_training_data_fill_the_field() -> None:
+    """``zoom_max`` magnifies the anatomy samples (and only them) by a seeded random factor:
+    the bodies fill more of the field and cross its border; the same seed, the same data."""
+    a = _ct_operator()
+    base = {"phantom": "anatomy", "anatomy_kind": "body", "noise": "none", "val_size": 0}
+    plain = SimulatedData(a, DataConfig(**base), 2, "float64", "cpu").batch(0, range(6), 6)[1]
+    cfg = DataConfig(**base, zoom_max=3.0)
+    zoomed = SimulatedData(a, cfg, 2, "float64", "cpu").batch(0, range(6), 6)[1]
+    border = torch.cat([zoomed[:, 0], zoomed[:, -1], zoomed[:, :, 0], zoomed[:, :, -1]], 1)
+    plain_border = torch.cat([plain[:, 0], plain[:, -1], plain[:, :, 0], plain[:, :, -1]], 1)
+    assert float((border > 0.2).float().mean()) > float((plain_border > 0.2).float().mean()) + 0.1
+    assert float((zoomed > 0.2).float().mean()) > float((plain > 0.2).float().mean())
+    assert not any(torch.equal(z, p) for z, p in zip(zoomed, plain, strict=True))
+    assert torch.equal(SimulatedData(a, cfg, 2, "float64", "cpu").batch(0, range(6), 6)[1], zoomed)
+    ellipses = {"phantom": "ellipses", "noise": "none", "val_size": 0}
+    e1 = SimulatedData(a, DataConfig(**ellipses), 2, "float64", "cpu").batch(0, range(2), 2)[1]
+    e2 = SimulatedData(a, DataConfig(**ellipses, zoom_max=3.0), 2, "float64", "cpu").batch(0, range(2), 2)[1]
+    assert torch.equal(e1, e2)  # ellipse samples are not zoomed
 
 
 def test_mr_anatomy_data() -> None:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validate import choice, positive_int
+from .._validate import choice, finite_float, positive_float, positive_int
 from ..geometry import Volume
 from .analytic import _check_dtype
 from .phantoms import random_ellipse_images
@@ -668,6 +668,8 @@ def anatomy_phantom(
     kind: str = "random",
     units: str = "unit",
     oversample: int = 2,
+    zoom: float = 1.0,
+    center: Sequence[float] = (0.0, 0.0),
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """One procedural anatomy-like phantom (trunk or head) on ``volume``, 2-D or 3-D.
@@ -698,6 +700,13 @@ def anatomy_phantom(
         to [0, 1] (the window [-1000, 2000] HU; water is 1/3).
     oversample : int
         Sub-samples per voxel and axis, averaged (partial-volume effect, anti-aliasing).
+    zoom : float
+        In-plane magnification (> 0): the volume shows the object within ``R / zoom`` of
+        ``center``, i.e. the world point ``(y, x)`` appears at ``((y, x) - center) zoom``.
+        ``zoom > 1`` makes the body fill the field of view and cross its border, as a
+        cropped real slice does (``CT_small.dcm``). z (3-D) is not magnified.
+    center : (float, float)
+        The object point ``(y, x)``, in units of ``R``, at the centre of the volume.
     dtype : torch.dtype
         Result dtype (computed in float64).
 
@@ -706,6 +715,10 @@ def anatomy_phantom(
     Tensor
         Shape: ``volume.shape``, ``(ny, nx)`` or ``(nz, ny, nx)``; CPU.
     """
+    zoom = positive_float(zoom, "zoom")
+    if isinstance(center, (str, bytes)) or not isinstance(center, Sequence) or len(center) != 2:
+        raise ValueError(f"center must be two numbers (y, x), got {center!r}")
+    shift = [finite_float(v, "center") for v in center]
     volume = _check_volume(volume)
     seed = _check_seed(seed)
     choice(kind, "kind", KINDS)
@@ -721,6 +734,9 @@ def anatomy_phantom(
     for n, sp in zip(volume.shape, volume.spacing, strict=True):
         big = n * m
         coords.append((np.arange(big) - (big - 1) / 2) * (sp / m) / radius)  # about the volume centre
+    for k in range(2):  # the in-plane axes: magnified about the object point `center`
+        axis = ndim - 2 + k
+        coords[axis] = coords[axis] / zoom + shift[k]
     fine_shape = tuple(len(c) for c in coords)
     base, amp_coarse, amp_fine = _paint(scene.blobs, coords, fine_shape)
     coarse, fine = _lattice_fields(scene.rng, ndim)

@@ -81,6 +81,12 @@ class DataConfig:
         ``"mix"`` only: expected share of anatomy phantoms, in [0, 1].
     anatomy_kind : {"random", "body", "head"}
         Which anatomy (``"random"``: body or head per sample).
+    zoom_max : float
+        Anatomy phantoms magnified in-plane by a factor drawn log-uniformly in ``[1,
+        zoom_max]`` about an object point drawn uniformly within ``1 - 1 / zoom`` of the
+        body centre (``zoom`` and ``center`` of
+        :func:`~precisionrecon.data.anatomy_phantom`), so that the body can fill the field
+        of view and cross its border, as a crop of a real slice does. 1: the whole body.
     oversample : int
         Fine-grid factor of the simulation. 1: images on the task grid (ellipses sampled at
         voxel centres, anatomy with 2x2 sub-samples) and ``y = A x``; ``f > 1``, CT: the
@@ -106,6 +112,7 @@ class DataConfig:
     phantom: str = "ellipses"
     anatomy_fraction: float = 0.5
     anatomy_kind: str = "random"
+    zoom_max: float = 1.0
     oversample: int = 1
 
     def __post_init__(self) -> None:
@@ -140,6 +147,7 @@ class DataConfig:
         if self.anatomy_fraction > 1:
             raise ValueError(f"data.anatomy_fraction must be in [0, 1], got {self.anatomy_fraction!r}")
         choice(self.anatomy_kind, "data.anatomy_kind", ANATOMY_KINDS)
+        self.zoom_max = finite_float(self.zoom_max, "data.zoom_max", minimum=1.0)
         check_int(self.oversample, "data.oversample", minimum=1)
 
 

@@ -33,7 +33,7 @@ from .config import DataConfig
 # independent random streams of one seed
 PHANTOM_STREAM, NOISE_STREAM, _ORDER, _VAL_PHANTOM, _VAL_NOISE, _STEP, _VALIDATE = range(7)
 # sub-streams of a phantom's seed (the ellipses draw from the seed itself, as they always did)
-_MIX, _ANATOMY = range(2)
+_MIX, _ANATOMY, _ZOOM = range(3)
 # sub-stream of a sample's noise seed: its noise level (data.noise_level_max, data.i0_min)
 _LEVEL = 0
 
@@ -130,11 +130,18 @@ class SimulatedData:
         """The phantom of ``seed`` on ``volume`` (float64); ellipses draw from ``g``."""
         c = self.config
         if self._is_anatomy(seed):
+            zoom, center = 1.0, (0.0, 0.0)
+            if c.zoom_max > 1.0:
+                rng = np.random.default_rng(derive_seed(seed, _ZOOM))
+                zoom = float(c.zoom_max ** rng.random())
+                center = tuple(float(v) for v in rng.uniform(-1.0, 1.0, 2) * (1.0 - 1.0 / zoom))
             return anatomy_phantom(
                 volume,
                 seed=derive_seed(seed, _ANATOMY),
                 kind=c.anatomy_kind,
                 oversample=oversample,
+                zoom=zoom,
+                center=center,
                 dtype=torch.float64,
             )
         # the draws of random_ellipse_images(self.volume, 1, generator=g): today's data, bit for bit
