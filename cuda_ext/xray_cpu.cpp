@@ -414,6 +414,34 @@ inline bool group_forward(const float* const* bufs, const Padded* lay, const Vol
 #if defined(__AVX2__)
 constexpr int kRows = 8;
 
+// The window start of kRows lanes: the smallest tap index fi of the lanes with a sample (ok),
+// broadcast to every lane; 1 << 30 when no lane has one.
+inline __m256i window_start(__m256i fiv, __m256i ok) {
+  __m256i lo = _mm256_blendv_epi8(_mm256_set1_epi32(1 << 30), fiv, ok);
+  lo = _mm256_min_epi32(lo, _mm256_permute2x128_si256(lo, lo, 1));
+  lo = _mm256_min_epi32(lo, _mm256_shuffle_epi32(lo, 0x4e));
+  return _mm256_min_epi32(lo, _mm256_shuffle_epi32(lo, 0xb1));
+}
+
+// Each lane's two taps q[z0 + rel] and q[z0 + rel + 1] (rel >= 0, 0 in lanes without a
+// sample): when every rel <= 14 they lie in the 16 voxels from q + z0, read by two loads and
+// permutes; else by gathers.
+inline void lane_taps(const float* q, int z0, __m256i rel, __m256& x0, __m256& x1) {
+  if (__builtin_expect(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(14)))) == 0,
+                       1)) {
+    const __m256i rel1 = _mm256_add_epi32(rel, _mm256_set1_epi32(1));
+    const __m256 hi0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(7)));
+    const __m256 hi1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel1, _mm256_set1_epi32(7)));
+    const __m256 w_lo = _mm256_loadu_ps(q + z0), w_hi = _mm256_loadu_ps(q + z0 + 8);
+    x0 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(w_lo, rel), _mm256_permutevar8x32_ps(w_hi, rel), hi0);
+    x1 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(w_lo, rel1), _mm256_permutevar8x32_ps(w_hi, rel1), hi1);
+  } else {
+    const __m256i idx = _mm256_add_epi32(rel, _mm256_set1_epi32(z0));
+    x0 = _mm256_i32gather_ps(q, idx, 4);
+    x1 = _mm256_i32gather_ps(q + 1, idx, 4);
+  }
+}
+
 // Joseph weights of kRows rays that share the in-plane line of R (main axis, o1) and differ in
 // o2 (a2, b2, w) at slice j: taps c0 at (fl1, fi), c1 at (fl1 + 1, fi), c2 at (fl1, fi + 1) and
 // c3 at (fl1 + 1, fi + 1) along (o1, o2). Returns fl1, the same in every lane. Written with
@@ -532,35 +560,14 @@ inline bool column_forward(const float* buf0, const Padded& p, const Volume& vol
       // (j - j0) even: the sample is one of ray_forward's acc0 terms
       const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_sub_epi32(vj, vj0), _mm256_set1_epi32(1)),
                                               _mm256_setzero_si256());
-      // window start: the smallest tap of the lanes with a sample
-      __m256i lo = _mm256_blendv_epi8(_mm256_set1_epi32(1 << 30), fiv, ok);
-      lo = _mm256_min_epi32(lo, _mm256_permute2x128_si256(lo, lo, 1));
-      lo = _mm256_min_epi32(lo, _mm256_shuffle_epi32(lo, 0x4e));
-      lo = _mm256_min_epi32(lo, _mm256_shuffle_epi32(lo, 0xb1));
+      const __m256i lo = window_start(fiv, ok);
       const int z0 = _mm256_cvtsi256_si32(lo);
       if (z0 == 1 << 30) continue;  // no lane has a sample at this slice
       const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, lo), ok);  // 0 for lanes off
       const float* qa = buf0 + j * sm + (int64_t)fl1 * s1;
-      const float* qb = qa + s1;
       __m256 x0, x1, x2, x3;
-      if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(14)))) == 0) {
-        // every tap in the 16 voxels from z0: two loads per z-column and permutes
-        const __m256i rel1 = _mm256_add_epi32(rel, _mm256_set1_epi32(1));
-        const __m256 hi0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(7)));
-        const __m256 hi1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel1, _mm256_set1_epi32(7)));
-        const __m256 a_lo = _mm256_loadu_ps(qa + z0), a_hi = _mm256_loadu_ps(qa + z0 + 8);
-        const __m256 b_lo = _mm256_loadu_ps(qb + z0), b_hi = _mm256_loadu_ps(qb + z0 + 8);
-        x0 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(a_lo, rel), _mm256_permutevar8x32_ps(a_hi, rel), hi0);
-        x2 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(a_lo, rel1), _mm256_permutevar8x32_ps(a_hi, rel1), hi1);
-        x1 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(b_lo, rel), _mm256_permutevar8x32_ps(b_hi, rel), hi0);
-        x3 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(b_lo, rel1), _mm256_permutevar8x32_ps(b_hi, rel1), hi1);
-      } else {
-        const __m256i idx = _mm256_add_epi32(rel, lo);
-        x0 = _mm256_i32gather_ps(qa, idx, 4);
-        x2 = _mm256_i32gather_ps(qa + 1, idx, 4);
-        x1 = _mm256_i32gather_ps(qb, idx, 4);
-        x3 = _mm256_i32gather_ps(qb + 1, idx, 4);
-      }
+      lane_taps(qa, z0, rel, x0, x2);       // the z-column at fl1
+      lane_taps(qa + s1, z0, rel, x1, x3);  // and at fl1 + 1
       __m256 t = _mm256_add_ps(_mm256_mul_ps(c[0], x0), _mm256_mul_ps(c[1], x1));
       t = _mm256_add_ps(t, _mm256_add_ps(_mm256_mul_ps(c[2], x2), _mm256_mul_ps(c[3], x3)));
       const __m256 okf = _mm256_castsi256_ps(ok), evf = _mm256_castsi256_ps(even);
@@ -607,27 +614,12 @@ inline bool lanes_forward_2d(const float* const* bufs, const Padded* lay, const 
       const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_sub_epi32(vj, vj0), _mm256_set1_epi32(1)),
                                               _mm256_setzero_si256());
       const __m256i fiv = _mm256_load_si256((const __m256i*)fi);
-      __m256i lo = _mm256_blendv_epi8(_mm256_set1_epi32(1 << 30), fiv, ok);
-      lo = _mm256_min_epi32(lo, _mm256_permute2x128_si256(lo, lo, 1));
-      lo = _mm256_min_epi32(lo, _mm256_shuffle_epi32(lo, 0x4e));
-      lo = _mm256_min_epi32(lo, _mm256_shuffle_epi32(lo, 0xb1));
+      const __m256i lo = window_start(fiv, ok);
       const int z0 = _mm256_cvtsi256_si32(lo);
-      if (z0 == 1 << 30) continue;
+      if (__builtin_expect(z0 == 1 << 30, 0)) continue;
       const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, lo), ok);
-      const float* q = buf + j * sm;
       __m256 x0, x1;
-      if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(14)))) == 0) {
-        const __m256i rel1 = _mm256_add_epi32(rel, _mm256_set1_epi32(1));
-        const __m256 hi0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(7)));
-        const __m256 hi1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel1, _mm256_set1_epi32(7)));
-        const __m256 w_lo = _mm256_loadu_ps(q + z0), w_hi = _mm256_loadu_ps(q + z0 + 8);
-        x0 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(w_lo, rel), _mm256_permutevar8x32_ps(w_hi, rel), hi0);
-        x1 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(w_lo, rel1), _mm256_permutevar8x32_ps(w_hi, rel1), hi1);
-      } else {
-        const __m256i idx = _mm256_add_epi32(rel, lo);
-        x0 = _mm256_i32gather_ps(q, idx, 4);
-        x1 = _mm256_i32gather_ps(q + 1, idx, 4);
-      }
+      lane_taps(buf + j * sm, z0, rel, x0, x1);
       const __m256 t0 = _mm256_mul_ps(_mm256_load_ps(c0), x0), t1 = _mm256_mul_ps(_mm256_load_ps(c1), x1);
       const __m256 okf = _mm256_castsi256_ps(ok), evf = _mm256_castsi256_ps(even);
       const __m256 me = _mm256_and_ps(okf, evf), mo = _mm256_andnot_ps(evf, okf);
