@@ -644,6 +644,32 @@ PR_HD void sort2(double& lo, double& hi) {
   hi = b;
 }
 
+// The four projected corners of a pixel in increasing order (a sorting network of five
+// compare-exchanges).
+PR_HD void sort4(double& t0, double& t1, double& t2, double& t3) {
+  sort2(t0, t1);
+  sort2(t2, t3);
+  sort2(t0, t2);
+  sort2(t1, t3);
+  sort2(t1, t2);
+}
+
+// Widen the trapezoid's rising (t0, t1) and falling (t2, t3) ramps to at least kFootprintMinGap
+// bins about their midpoints, so that 1 / (t1 - t0) and 1 / (t3 - t2) stay finite (a pixel
+// seen along its side); the callers take the area before, from the true corners.
+PR_HD void widen_footprint_gaps(double& t0, double& t1, double& t2, double& t3) {
+  if (t1 - t0 < kFootprintMinGap) {
+    const double mid = 0.5 * (t0 + t1);
+    t0 = mid - 0.5 * kFootprintMinGap;
+    t1 = mid + 0.5 * kFootprintMinGap;
+  }
+  if (t3 - t2 < kFootprintMinGap) {
+    const double mid = 0.5 * (t2 + t3);
+    t2 = mid - 0.5 * kFootprintMinGap;
+    t3 = mid + 0.5 * kFootprintMinGap;
+  }
+}
+
 // Footprint of pixel (ix, iy) in one view; false when it misses the detector or its centre
 // or a corner is not projected (at or behind the source).
 PR_HD bool pixel_footprint(const ViewProjection& V, const Detector& det, const Volume& vol, int ix, int iy,
@@ -675,25 +701,12 @@ PR_HD bool pixel_footprint(const ViewProjection& V, const Detector& det, const V
     }
   }
   double t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3];
-  sort2(t0, t1);  // a sorting network of five compare-exchanges
-  sort2(t2, t3);
-  sort2(t0, t2);
-  sort2(t1, t3);
-  sort2(t1, t2);
+  sort4(t0, t1, t2, t3);
   // Range test before the integer conversion (NaN and huge values fail it).
   if (!(t3 > -1.0 && t0 < (double)det.nu)) return false;
   const double area = 0.5 * (t3 + t2 - t1 - t0);
   if (!(area > 0.0)) return false;
-  if (t1 - t0 < kFootprintMinGap) {
-    const double mid = 0.5 * (t0 + t1);
-    t0 = mid - 0.5 * kFootprintMinGap;
-    t1 = mid + 0.5 * kFootprintMinGap;
-  }
-  if (t3 - t2 < kFootprintMinGap) {
-    const double mid = 0.5 * (t2 + t3);
-    t2 = mid - 0.5 * kFootprintMinGap;
-    t3 = mid + 0.5 * kFootprintMinGap;
-  }
+  widen_footprint_gaps(t0, t1, t2, t3);
   F.t[0] = t0;
   F.t[1] = t1;
   F.t[2] = t2;
@@ -792,23 +805,10 @@ PR_HD bool parallel_footprint_kernel(const ViewProjection& V, const Volume& vol,
   if (!(fabs(den) > 0.0) || !isfinite(den)) return false;
   const double nx = V.P[0][0] * 0.5 * vol.sp[0], ny = V.P[0][1] * 0.5 * vol.sp[1];
   double t0 = (-nx - ny) / den, t1 = (nx - ny) / den, t2 = (-nx + ny) / den, t3 = (nx + ny) / den;
-  sort2(t0, t1);
-  sort2(t2, t3);
-  sort2(t0, t2);
-  sort2(t1, t3);
-  sort2(t1, t2);
+  sort4(t0, t1, t2, t3);
   const double area = 0.5 * (t3 + t2 - t1 - t0);
   if (!(area > 0.0) || !isfinite(area)) return false;
-  if (t1 - t0 < kFootprintMinGap) {
-    const double mid = 0.5 * (t0 + t1);
-    t0 = mid - 0.5 * kFootprintMinGap;
-    t1 = mid + 0.5 * kFootprintMinGap;
-  }
-  if (t3 - t2 < kFootprintMinGap) {
-    const double mid = 0.5 * (t2 + t3);
-    t2 = mid - 0.5 * kFootprintMinGap;
-    t3 = mid + 0.5 * kFootprintMinGap;
-  }
+  widen_footprint_gaps(t0, t1, t2, t3);
   K.tau[0] = t0;
   K.tau[1] = t1;
   K.tau[2] = t2;
