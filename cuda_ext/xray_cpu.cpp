@@ -724,6 +724,16 @@ inline void store_pairs(__m256 u, __m256 v, float* out) {
   _mm256_store_ps(out + kRows, _mm256_permute2f128_ps(lo4, hi4, 0x31));
 }
 
+// Add the pairs that nb groups of lanes prepared for C columns of voxels: pair q[b][c] + 2 l at
+// cols[c] + fi[b][l], lane l of every group before lane l + 1. Neighbouring lanes often share a
+// voxel, so this order puts independent read-modify-writes between those of one voxel.
+template <int C>
+inline void add_pair_batches(float* const* cols, const int (*fi)[kRows], const float (*q)[C][2 * kRows], int nb) {
+  for (int l = 0; l < kRows; ++l)
+    for (int b = 0; b < nb; ++b)
+      for (int c = 0; c < C; ++c) add_pair(cols[c] + fi[b][l], q[b][c] + 2 * l);
+}
+
 // Adjoint of column_forward: the rays of one detector column (rays r + v * row_step of the
 // table, v < nv) whose main axis is m, over slices [lo, hi), into a float32 volume in the
 // z-fastest layout; slices outermost, with the weights of lane_weights_3d. A lane's two taps
@@ -788,12 +798,8 @@ inline bool column_adjoint(const float* yt, const Line* table, int64_t r, int64_
       if (nb == kBatch || (nb > 0 && g == groups - 1)) {
         if (fl1 >= -1.0 && fl1 <= n1) {  // else no lane has a sample at this slice
           float* qa = buf + j * sm + (int64_t)fl1 * s1;
-          float* qb = qa + s1;
-          for (int l = 0; l < kRows; ++l)
-            for (int b = 0; b < nb; ++b) {
-              add_pair(qa + fi[b][l], q[b][0] + 2 * l);
-              add_pair(qb + fi[b][l], q[b][1] + 2 * l);
-            }
+          float* const cols[2] = {qa, qa + s1};  // the z-columns at fl1 and fl1 + 1
+          add_pair_batches<2>(cols, fi, q, nb);
         }
         nb = 0;
       }
@@ -833,7 +839,7 @@ inline void view_adjoint_2d(const float* yt, const Line* table, int64_t r, int n
   for (int j = cs.jlo; j < cs.jhi; ++j) {
     const __m256i vj = _mm256_set1_epi32(j);
     float* q = buf + j * sm;
-    alignas(32) float pairs[kBatch][2 * kRows];
+    alignas(32) float pairs[kBatch][1][2 * kRows];
     alignas(32) int fi[kBatch][kRows];
     int nb = 0;
     for (int g = 0; g < groups; ++g) {
@@ -846,13 +852,12 @@ inline void view_adjoint_2d(const float* yt, const Line* table, int64_t r, int n
         const __m256i vj1 = _mm256_loadu_si256((const __m256i*)&cs.j1[l0]);
         const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
         const __m256 vy = _mm256_and_ps(_mm256_loadu_ps(&cs.y[l0]), _mm256_castsi256_ps(ok));
-        store_pairs(_mm256_mul_ps(_mm256_load_ps(c0), vy), _mm256_mul_ps(_mm256_load_ps(c1), vy), pairs[nb]);
+        store_pairs(_mm256_mul_ps(_mm256_load_ps(c0), vy), _mm256_mul_ps(_mm256_load_ps(c1), vy), pairs[nb][0]);
         _mm256_store_si256((__m256i*)fi[nb], _mm256_and_si256(_mm256_load_si256((const __m256i*)fi[nb]), ok));
         ++nb;
       }
       if (nb == kBatch || (nb > 0 && g == groups - 1)) {
-        for (int l = 0; l < kRows; ++l)
-          for (int b = 0; b < nb; ++b) add_pair(q + fi[b][l], pairs[b] + 2 * l);
+        add_pair_batches<1>(&q, fi, pairs, nb);
         nb = 0;
       }
     }
