@@ -256,8 +256,59 @@ def build_backprojector(backprojector: str, A: XRayTransform, tau: float) -> Lin
     return VoxelBackprojection(vol, geom, distance_weight=divergent, device=device)
 
 
+class _RampReconstruction(LinearOperator):
+    """What a filtered back-projection ``B @ H @ P`` (:class:`FBP`, :class:`HelicalFBP`)
+    exposes besides its options: its parts, shapes and device. The subclass (a frozen
+    dataclass with the forward operator ``A``) stores ``ramp``, ``pre``, ``backprojection``
+    and the composed ``_op`` in its ``__dict__`` when it is built."""
+
+    @property
+    def ramp(self) -> RampFilter:
+        """The ramp filter ``H``."""
+        return self.__dict__["ramp"]
+
+    @property
+    def pre(self) -> LinearOperator:
+        """The pre-weighting ``P``: a :class:`ProjectionWeighting` of ``weights`` if given,
+        else the composition of the view (quadrature, redundancy) and detector (cosine,
+        scale, row) factors of :attr:`designed_weights`."""
+        return self.__dict__["pre"]
+
+    @property
+    def backprojection(self) -> LinearOperator:
+        """The back-projector ``B``."""
+        return self.__dict__["backprojection"]
+
+    @property
+    def domain_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        return tuple(self.A.geometry.proj_shape)  # type: ignore[attr-defined]
+
+    @property
+    def range_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        return tuple(self.A.volume.shape)  # type: ignore[attr-defined]
+
+    @property
+    def device(self) -> torch.device:
+        return self.A.device  # type: ignore[attr-defined]
+
+    def apply(self, x: Tensor) -> Tensor:
+        """Reconstruct. Shape: ``(*batch, *proj_shape) -> (*batch, *volume.shape)``."""
+        return self.__dict__["_op"].apply(x)
+
+    def adjoint_apply(self, y: Tensor) -> Tensor:
+        """``P H B^T``. Shape: ``(*batch, *volume.shape) -> (*batch, *proj_shape)``."""
+        return self.__dict__["_op"].adjoint_apply(y)
+
+    def _example_dtype(self) -> torch.dtype:
+        return torch.float64
+
+    def to(self, device: Any) -> _RampReconstruction:
+        """The same reconstruction for tensors on ``device``."""
+        return self.replace(A=self.A.to(device))  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, eq=False)
-class FBP(LinearOperator):
+class FBP(_RampReconstruction):
     r"""Filtered back-projection / FDK of a circular scan, as a linear operator
     ``projections -> volume`` (see the module docstring for the formulas and the scale).
 
@@ -415,43 +466,6 @@ class FBP(LinearOperator):
         view_weights, det_weights = self.__dict__["_weight_factors"]
         return view_weights * det_weights
 
-    @property
-    def ramp(self) -> RampFilter:
-        """The ramp filter ``H``."""
-        return self.__dict__["ramp"]
-
-    @property
-    def pre(self) -> LinearOperator:
-        """The pre-weighting ``P``: a :class:`ProjectionWeighting` of ``weights`` if given,
-        else the composition of the view (quadrature, redundancy) and detector (cosine,
-        scale) factors of :attr:`designed_weights`."""
-        return self.__dict__["pre"]
-
-    @property
-    def backprojection(self) -> LinearOperator:
-        """The back-projector ``B``."""
-        return self.__dict__["backprojection"]
-
-    @property
-    def domain_shape(self) -> tuple[int, ...]:  # type: ignore[override]
-        return tuple(self.A.geometry.proj_shape)
-
-    @property
-    def range_shape(self) -> tuple[int, ...]:  # type: ignore[override]
-        return tuple(self.A.volume.shape)
-
-    @property
-    def device(self) -> torch.device:
-        return self.A.device
-
-    def apply(self, x: Tensor) -> Tensor:
-        """Reconstruct. Shape: ``(*batch, *proj_shape) -> (*batch, *volume.shape)``."""
-        return self.__dict__["_op"].apply(x)
-
-    def adjoint_apply(self, y: Tensor) -> Tensor:
-        """``P H B^T``. Shape: ``(*batch, *volume.shape) -> (*batch, *proj_shape)``."""
-        return self.__dict__["_op"].adjoint_apply(y)
-
     def __repr__(self) -> str:
         extra = "".join(f", {k}=<tensor>" for k in ("response", "weights") if getattr(self, k) is not None)
         return (
@@ -459,9 +473,3 @@ class FBP(LinearOperator):
             f"parker={self.parker!r}, backprojector={self.backprojector!r}{extra})"
         )
 
-    def _example_dtype(self) -> torch.dtype:
-        return torch.float64
-
-    def to(self, device: Any) -> FBP:
-        """The same reconstruction for tensors on ``device``."""
-        return self.replace(A=self.A.to(device))  # type: ignore[return-value]

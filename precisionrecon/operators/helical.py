@@ -63,8 +63,7 @@ from torch import Tensor
 from ..geometry import HelicalConeBeam
 from ..geometry.facts import detector_uv, fan_angles
 from .backprojection import VoxelBackprojection
-from .base import LinearOperator
-from .fbp import design_filter, fbp_scale
+from .fbp import _RampReconstruction, design_filter, fbp_scale
 from .filters import WINDOWS, RampFilter
 from .weights import ProjectionWeighting, cosine_weights
 from .xray import XRayTransform
@@ -129,7 +128,7 @@ def view_quadrature(angles: Any) -> Tensor:
 
 
 @dataclass(frozen=True, eq=False)
-class HelicalFBP(LinearOperator):
+class HelicalFBP(_RampReconstruction):
     r"""Helical FDK with WFBP-style row weights (see the module docstring), ``B @ H @ P``.
 
     Parameters
@@ -200,48 +199,7 @@ class HelicalFBP(LinearOperator):
         view, det = self.__dict__["_weight_factors"]
         return view * det
 
-    @property
-    def ramp(self) -> RampFilter:
-        """The ramp filter ``H``."""
-        return self.__dict__["ramp"]
-
-    @property
-    def pre(self) -> LinearOperator:
-        """The pre-weighting ``P``."""
-        return self.__dict__["pre"]
-
-    @property
-    def backprojection(self) -> LinearOperator:
-        """The back-projector ``B`` (voxel-driven, distance-weighted)."""
-        return self.__dict__["backprojection"]
-
-    @property
-    def domain_shape(self) -> tuple[int, ...]:  # type: ignore[override]
-        return tuple(self.A.geometry.proj_shape)
-
-    @property
-    def range_shape(self) -> tuple[int, ...]:  # type: ignore[override]
-        return tuple(self.A.volume.shape)
-
-    @property
-    def device(self) -> torch.device:
-        return self.A.device
-
-    def apply(self, x: Tensor) -> Tensor:
-        """Reconstruct. Shape: ``(*batch, *proj_shape) -> (*batch, *volume.shape)``."""
-        return self.__dict__["_op"].apply(x)
-
-    def adjoint_apply(self, y: Tensor) -> Tensor:
-        """``P H B^T``. Shape: ``(*batch, *volume.shape) -> (*batch, *proj_shape)``."""
-        return self.__dict__["_op"].adjoint_apply(y)
-
     def __repr__(self) -> str:
         extra = "".join(f", {k}=<tensor>" for k in ("response", "weights") if getattr(self, k) is not None)
         return f"HelicalFBP({self.A!r}, filter={self.filter!r}, cutoff={self.cutoff!r}, flat={self.flat!r}{extra})"
 
-    def _example_dtype(self) -> torch.dtype:
-        return torch.float64
-
-    def to(self, device: Any) -> HelicalFBP:
-        """The same reconstruction for tensors on ``device``."""
-        return self.replace(A=self.A.to(device))  # type: ignore[return-value]
