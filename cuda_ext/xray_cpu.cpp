@@ -507,6 +507,19 @@ struct ColumnScratch {
     jlo = a < jlo ? a : jlo;
     jhi = b > jhi ? b : jhi;
   }
+  // Lane v of an adjoint: the line a + b j of its taps' axis, its weight and value, and its
+  // slices [first, last) clipped to [lo, hi); a lane that is off gets zeros and no slices.
+  void set_adjoint_lane(int v, bool on, double a, double b, double weight, float value, int first, int last, int lo,
+                        int hi) {
+    const int s0 = on ? (first > lo ? first : lo) : 0, s1 = on ? (last < hi ? last : hi) : 0;
+    a2[v] = on ? a : 0.0;
+    b2[v] = on ? b : 0.0;
+    w[v] = on ? weight : 0.0;
+    j0[v] = s0;
+    j1[v] = s1;
+    y[v] = on ? value : 0.0f;
+    add_range(v, s0, s1);
+  }
 };
 
 // 3-D, one float32 volume in the z-fastest layout: the rays of one detector column (iu) as
@@ -759,14 +772,7 @@ inline bool column_adjoint(const float* yt, const Line* table, int64_t r, int64_
       const Line& R = table[r + ref * row_step];
       if (L.a1 != R.a1 || L.b1 != R.b1) return false;
     }
-    const int a = on ? (L.j0 > lo ? L.j0 : lo) : 0, b = on ? (L.j1 < hi ? L.j1 : hi) : 0;
-    cs.a2[v] = on ? L.a2 : 0.0;
-    cs.b2[v] = on ? L.b2 : 0.0;
-    cs.w[v] = on ? L.w : 0.0;
-    cs.j0[v] = a;
-    cs.j1[v] = b;
-    cs.y[v] = on ? yt[r + v * row_step] : 0.0f;
-    cs.add_range(v, a, b);
+    cs.set_adjoint_lane(v, on, L.a2, L.b2, L.w, on ? yt[r + v * row_step] : 0.0f, L.j0, L.j1, lo, hi);
   }
   if (ref < 0) return true;
   const Line R = table[r + ref * row_step];
@@ -826,14 +832,7 @@ inline void view_adjoint_2d(const float* yt, const Line* table, int64_t r, int n
   for (int v = 0; v < lanes; ++v) {
     const Line& L = table[r + (v < nu ? v : 0)];
     const bool on = v < nu && L.m == m && L.j1 > L.j0;
-    const int a = on ? (L.j0 > lo ? L.j0 : lo) : 0, b = on ? (L.j1 < hi ? L.j1 : hi) : 0;
-    cs.a2[v] = on ? L.a1 : 0.0;
-    cs.b2[v] = on ? L.b1 : 0.0;
-    cs.w[v] = on ? L.w : 0.0;
-    cs.j0[v] = a;
-    cs.j1[v] = b;
-    cs.y[v] = on ? yt[r + v] : 0.0f;
-    cs.add_range(v, a, b);
+    cs.set_adjoint_lane(v, on, L.a1, L.b1, L.w, on ? yt[r + v] : 0.0f, L.j0, L.j1, lo, hi);
   }
   const int o1 = m == 0 ? 1 : 0;
   for (int j = cs.jlo; j < cs.jhi; ++j) {
