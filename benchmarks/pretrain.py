@@ -245,10 +245,10 @@ def _done(dest: Path, wanted: dict[str, Any]) -> bool:
 def stage_of(task: str, method: str, args: argparse.Namespace) -> str:
     """The stage a run trains next: ``"base"`` while a fine-tuned run's base is unfinished
     (and its final stage has not begun), else ``"final"``."""
-    if not fine_tuned(task, method) or (args.state / task / method / "train.json").is_file():
+    if not fine_tuned(task, method) or (_stage_paths(task, method, "final", args)[0] / "train.json").is_file():
         return "final"
     state, _, dest, _ = _stage_paths(task, method, "base", args)
-    if (state / "train.json").is_file() or not _done(dest, training_config(task, method, args.steps_scale)):
+    if (state / "train.json").is_file() or not _done(dest, _stage_config(task, method, "base", args)):
         return "base"
     return "final"
 

@@ -38,7 +38,6 @@ _MIX, _ANATOMY, _ZOOM = range(3)
 _LEVEL = 0
 
 
-
 def derive_seed(seed: int, *key: int) -> int:
     """A 63-bit seed for the stream ``key`` of ``seed`` (independent streams for different keys)."""
     words = np.random.SeedSequence(seed, spawn_key=tuple(int(k) for k in key)).generate_state(2, np.uint32)

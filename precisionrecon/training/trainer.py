@@ -333,8 +333,7 @@ class Trainer:
         if json.loads(json.dumps(self.model.config())) != meta.get("model"):
             raise ValueError(f"init_weights {path!r} holds another model than this run's (its config.json "
                              "'model' differs from the run's model config)")
-        state = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in load_state(folder).items()}
-        self.model.load_state_dict(state)
+        self.model.load_state_dict(load_state(folder))  # copied into the run's dtype and device
 
     def _check_resumable(self, folder: Path, meta: dict[str, Any]) -> None:
         """A ValueError when the checkpoint was trained with other settings than this run's
