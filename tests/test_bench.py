@@ -17,6 +17,7 @@ from torch import Tensor
 import precisionrecon as pr
 from precisionrecon import bench, pretrained
 from precisionrecon.training import write_checkpoint
+from precisionrecon.training._io import json_close
 
 QUICK = bench.SUITES["quick"]
 
@@ -274,7 +275,9 @@ def test_shipped_pretrained_weights_load_and_match_their_configs(monkeypatch: py
             assert saved["model"] == train["model"]  # the recorded config built this model
             if train.get("init_weights"):  # fine-tuned: its base run is in the repository, same model
                 base = Path(__file__).resolve().parents[1] / train["init_weights"]
-                assert json.loads((base / "config.json").read_text())["model"] == train["model"], (task, method)
+                # the same model, up to the last digits of op_norm (a power iteration: threads)
+                assert json_close(json.loads((base / "config.json").read_text())["model"], train["model"]), \
+                    (task, method)
                 result = json.loads((folder / "train_result.json").read_text())
                 assert result["init_weights"] == train["init_weights"]
                 assert result["base"] == json.loads((base / "train_result.json").read_text())

@@ -501,6 +501,33 @@ def test_mr_models(name: str, make_op: Callable) -> None:
     torch.testing.assert_close(model(y[1]), model(y)[1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["VariationalNetwork", "LearnedPrimalDual", "FBPConvNet"])
+def test_cg_init_is_cg_sense_and_recorded_only_when_used(name: str) -> None:
+    A = _sense()
+    y = _data(A, (2,)).to(torch.complex128)
+    make = {"VariationalNetwork": models.VariationalNetwork, "LearnedPrimalDual": models.LearnedPrimalDual,
+            "FBPConvNet": models.FBPConvNet}[name]
+    model = make(A, init="cg", init_iter=7, dtype=torch.float64)
+    x0 = model.init(y)
+    torch.testing.assert_close(x0, pr.mr.cg_sense(A, y, 7).x, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(model.init(3.0 * y), 3.0 * x0, rtol=1e-10, atol=1e-12)  # scale-equivariant
+    # the exact CG solution after enough steps (16 x 16 unknowns, a fully determined SENSE)
+    exact = make(A, init="cg", init_iter=200, dtype=torch.float64).init(y[:1])
+    residual = A.T(A(exact) - y[:1])
+    assert float(residual.abs().max()) < 1e-8 * float(A.T(y[:1]).abs().max())
+    config = model.config()
+    assert config["kwargs"]["init"] == "cg" and config["kwargs"]["init_iter"] == 7
+    rebuilt = models.build(config)
+    torch.testing.assert_close(rebuilt.init(y), x0)
+    assert "init_iter" not in make(A, init="adjoint").config()["kwargs"]  # older configs unchanged
+    with pytest.raises(ValueError, match="init_iter"):
+        make(A, init="cg", init_iter=0)
+    # gradients reach the data through the CG steps
+    yg = y.clone().requires_grad_(True)
+    model.init(yg).abs().square().sum().backward()
+    assert yg.grad is not None and float(yg.grad.abs().sum()) > 0
+
+
 def test_mr_real_and_imaginary_channels() -> None:
     A = _sense()
     model = models.LearnedPrimalDual(A, n_iter=1, n_primal=2, n_dual=2, width=4)

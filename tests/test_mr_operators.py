@@ -249,6 +249,28 @@ def test_shepp_logan_phantom() -> None:
     assert x3.shape == (16, 24, 24) and float(x3.abs().max()) == pytest.approx(1.0)
 
 
+def test_random_phase_is_smooth_seeded_and_bounded() -> None:
+    maps = [mr.random_phase((64, 48), generator=torch.Generator().manual_seed(s)) for s in (0, 0, 1)]
+    assert maps[0].shape == (64, 48) and maps[0].dtype == torch.float64
+    assert torch.equal(maps[0], maps[1]) and not torch.allclose(maps[0], maps[2])
+    for phase in maps:  # smooth: neighbours differ by little (a 2 pi wrap would show here)
+        assert float(phase.diff(dim=0).abs().max()) < 0.25 and float(phase.diff(dim=1).abs().max()) < 0.25
+    # amplitude 0 leaves the global phase and the coil term, which stays within pi / 2 of it
+    flat = [mr.random_phase((32, 32), 0.0, generator=torch.Generator().manual_seed(s)) for s in range(20)]
+    spread = [float((p - p[16, 16]).abs().max()) for p in flat]
+    assert max(spread) < math.pi / 2 + 0.1 and max(spread) > 0.1
+    offsets = torch.tensor([float(p[16, 16]) for p in flat])
+    assert float(offsets.min()) < -1.0 and float(offsets.max()) > 1.0  # a global phase over [-pi, pi]
+    # the polynomial part reaches up to 1.8 a
+    big = [mr.random_phase((32, 32), 1.0, generator=torch.Generator().manual_seed(s)) for s in range(20)]
+    assert max(float((p - p[16, 16]).abs().max()) for p in big) > 1.5
+    assert mr.random_phase((8, 16, 16), generator=torch.Generator().manual_seed(0)).shape == (8, 16, 16)
+    with pytest.raises(ValueError, match="2-D or 3-D"):
+        mr.random_phase((16,))
+    with pytest.raises(ValueError, match="amplitude must be"):
+        mr.random_phase((16, 16), -1.0)
+
+
 @pytest.mark.parametrize("snr_db", [10.0, 30.0])
 def test_add_noise_snr(snr_db: float) -> None:
     x = mr.fftc(mr.shepp_logan((128, 128), dtype=torch.complex128))

@@ -333,7 +333,8 @@ def test_pretrain_fine_tunes_from_a_base_run(tmp_path: Path, monkeypatch: pytest
     """A fine-tuned run trains its base run first (into ``--base``), then the shipped weights
     from those (``init_weights``) with the noise range; a second invocation finds both done."""
     pt = _pretrain()
-    monkeypatch.setattr(pt, "FINE_TUNE_DATA", {"sparse-view-30": {"noise_level": 0.04, "noise_level_max": 0.1}})
+    monkeypatch.setattr(pt, "FINE_TUNE_DATA",
+                        {("sparse-view-30", "LearnedFBP"): {"noise_level": 0.04, "noise_level_max": 0.1}})
     monkeypatch.setattr(pt, "FINE_TUNE_BUDGET", {"LearnedFBP": 1000})
     w, s = tmp_path / "w", tmp_path / "s"
     argv = ["--tasks", "sparse-view-30", "--methods", "LearnedFBP", "--steps-scale", "0.002", "--weights", str(w),

@@ -49,11 +49,11 @@ class Tiny(nn.Module):
     """Stand-in reconstruction model: scaled back-projection plus a residual CNN; with
     ``xray=False`` a denoiser (identity operator, no compiled kernels to load)."""
 
-    def __init__(self, hidden: int = 4, xray: bool = True) -> None:
+    def __init__(self, hidden: int = 4, xray: bool = True, gain: float = 1.0) -> None:
         super().__init__()
-        self.hidden, self.xray = hidden, xray
+        self.hidden, self.xray, self.gain = hidden, xray, gain
         self.operator = _operator() if xray else pr.IdentityOperator((N, N))
-        self.scale = nn.Parameter(torch.tensor(0.02 if xray else 1.0))
+        self.scale = nn.Parameter(torch.tensor(gain * (0.02 if xray else 1.0)))
         self.net = nn.Sequential(nn.Conv2d(1, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, 1, 3, padding=1))
 
     def forward(self, y: Tensor) -> Tensor:
@@ -61,7 +61,7 @@ class Tiny(nn.Module):
         return x + self.net(x.reshape(-1, 1, N, N)).reshape(x.shape)
 
     def config(self) -> dict[str, Any]:
-        return {"class": "Tiny", "kwargs": {"hidden": self.hidden, "xray": self.xray}}
+        return {"class": "Tiny", "kwargs": {"hidden": self.hidden, "xray": self.xray, "gain": self.gain}}
 
 
 def _build(config: dict[str, Any]) -> nn.Module:
@@ -128,6 +128,7 @@ def test_config_round_trip_json_and_yaml(tmp_path: Path) -> None:
         ({"data": {"noise": "poisson", "i0": 1e3, "i0_min": 1e4}}, "data.i0_min \\(10000.0\\) must not exceed"),
         ({"data": {"i0_min": 10.0}}, "i0_min is for noise 'poisson'"),
         ({"init_weights": 3}, "init_weights must be a path"),
+        ({"data": {"phase": "linear"}}, "data.phase must be one of \\('smooth', 'random'\\)"),
     ],
 )
 def test_config_rejects_bad_values(changes: dict[str, Any], match: str) -> None:
@@ -249,6 +250,20 @@ def test_mr_data_with_sense() -> None:
     F = mr.NUFFT(mr.radial(8, 2 * N), (N, N))
     y, x = training.SimulatedData(F, training.DataConfig(), 0, "float32", "cpu").batch(0, range(2), 2)
     assert y.shape == (2, 8, 2 * N) and y.dtype == torch.complex64 and not torch.allclose(y, F(x))
+    # phase "random": the same magnitudes, but phases that are not one pattern times a factor
+    # (anatomy: images >= 0, so the angle is the phase; ellipses may be negative)
+    xs, xr = (training.SimulatedData(A, training.DataConfig(phantom="anatomy", phase=p), 0, "float64",
+                                     "cpu").batch(0, range(2), 2)[1] for p in ("smooth", "random"))
+    torch.testing.assert_close(xr.abs(), xs.abs())
+    inside = (xs.abs() > 0.05).all(0)
+    fixed = [xs[k].angle()[inside] for k in range(2)]
+    drawn = [xr[k].angle()[inside] for k in range(2)]
+
+    def misfit(a: Tensor, b: Tensor) -> float:  # residual of the least-squares fit a ~ c * b
+        return float((a - (a @ b) / (b @ b) * b).norm() / a.norm())
+
+    assert misfit(fixed[0], fixed[1]) < 1e-6  # "smooth": one pattern, a factor per image
+    assert misfit(drawn[0], drawn[1]) > 0.1
     with pytest.raises(ValueError, match="poisson"):
         training.SimulatedData(A, training.DataConfig(noise="poisson"), 0, "float64", "cpu")
     with pytest.raises(ValueError, match="kind is 'ct'"):
@@ -345,6 +360,15 @@ def test_init_weights_fine_tunes_from_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"init_weights .* holds another model"):
         training.Trainer(_config(None, model=Tiny(hidden=3).config(), init_weights=str(tmp_path / "base")),
                          builder=_build)
+    # a computed number of the model config (op_norm) may differ in its last digits (threads)
+    meta = json.loads((base.last_checkpoint / "config.json").read_text())
+    for name, gain in (("rounded", 1 + 4e-16), ("other", 1 + 1e-6)):
+        shutil.copytree(base.last_checkpoint, tmp_path / name)
+        meta["model"]["kwargs"]["gain"] = gain
+        (tmp_path / name / "config.json").write_text(json.dumps(meta))
+    training.Trainer(_config(None, init_weights=str(tmp_path / "rounded")), builder=_build)
+    with pytest.raises(ValueError, match=r"init_weights .* holds another model"):
+        training.Trainer(_config(None, init_weights=str(tmp_path / "other")), builder=_build)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         training.Trainer(_config(None, init_weights=str(tmp_path / "nowhere")), builder=_build)
 

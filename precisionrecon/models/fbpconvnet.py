@@ -16,7 +16,7 @@ from torch import Tensor
 from ..operators.base import LinearOperator
 from .base import ReconModel, is_complex_operator, resolve_dtype
 from .blocks import UNet, channel_image, check_ndim, image_channels
-from .initial import InitialReconstruction, default_init
+from .initial import INIT_ITER, InitialReconstruction, default_init, init_config
 
 
 class FBPConvNet(ReconModel):
@@ -33,8 +33,10 @@ class FBPConvNet(ReconModel):
         Channels of its first level (Jin et al.: 64).
     batch_norm : bool
         Batch normalisation in the U-Net (Jin et al.: yes).
-    init : {"fbp", "adjoint", "zero"}, optional
+    init : {"fbp", "adjoint", "zero", "cg"}, optional
         Default ``"fbp"`` for CT with a circular geometry, else ``"adjoint"``.
+    init_iter : int
+        CG iterations of ``init="cg"`` (recorded in the config only then).
     filter : str
         Ramp window of the FBP.
     dtype : torch.dtype or str, optional
@@ -57,6 +59,7 @@ class FBPConvNet(ReconModel):
         width: int = 64,
         batch_norm: bool = True,
         init: str | None = None,
+        init_iter: int = INIT_ITER,
         filter: str = "ram-lak",
         dtype: Any = None,
         normalize: bool = True,
@@ -66,10 +69,11 @@ class FBPConvNet(ReconModel):
         init = default_init(operator) if init is None else init
         c = 2 if is_complex_operator(operator) else 1
         ndim = check_ndim(len(operator.domain_shape), "the number of image axes")
-        self.init = InitialReconstruction(operator, init, filter=filter, dtype=dt)
+        self.init = InitialReconstruction(operator, init, filter=filter, dtype=dt, iterations=init_iter)
         self.unet = UNet(c, c, depth=depth, width=width, ndim=ndim, batch_norm=batch_norm, dtype=dt)
         self.init.register_parts(self, "init.", frozen=True)
-        self.remember_config(depth=depth, width=width, batch_norm=batch_norm, init=init, filter=filter, dtype=dt)
+        self.remember_config(depth=depth, width=width, batch_norm=batch_norm, **init_config(init, init_iter),
+                             filter=filter, dtype=dt)
 
     def bind_operator(self, operator: LinearOperator) -> None:
         super().bind_operator(operator)

@@ -31,7 +31,7 @@ from .._validate import MAX_UNROLLED, check_int, positive_int
 from ..operators.base import LinearOperator
 from .base import ReconModel, is_complex_operator, resolve_dtype
 from .blocks import ConvPReLUStack, channel_image, check_ndim, image_channels
-from .initial import InitialReconstruction
+from .initial import INIT_ITER, InitialReconstruction, init_config
 from .memory import check_memory_options, cnn_precision, memory_config, unrolled_step
 
 
@@ -62,9 +62,12 @@ class LearnedPrimalDual(ReconModel):
         Odd convolution size (3).
     n_layers : int
         Convolutions per update network (3).
-    init : {"zero", "fbp", "adjoint"}
+    init : {"zero", "fbp", "adjoint", "cg"}
         Initial primal memory (every channel): zero as Adler & Öktem, or an FBP / scaled
-        adjoint (:class:`~precisionrecon.models.initial.InitialReconstruction`).
+        adjoint / CG on the normal equations
+        (:class:`~precisionrecon.models.initial.InitialReconstruction`).
+    init_iter : int
+        CG iterations of ``init="cg"`` (recorded in the config only then).
     filter : str
         Ramp window of an FBP ``init`` (its parts frozen by default).
     data_dims : int, optional
@@ -100,6 +103,7 @@ class LearnedPrimalDual(ReconModel):
         kernel_size: int = 3,
         n_layers: int = 3,
         init: str = "zero",
+        init_iter: int = INIT_ITER,
         filter: str = "ram-lak",
         data_dims: int | None = None,
         op_norm: float | None = None,
@@ -133,7 +137,7 @@ class LearnedPrimalDual(ReconModel):
         self.primal_nets = nn.ModuleList(
             ConvPReLUStack(c * (self.n_primal + 1), c * self.n_primal, ndim=image_dims, **conv) for _ in range(n_iter)
         )
-        self.init = InitialReconstruction(operator, init, filter=filter, dtype=dt)
+        self.init = InitialReconstruction(operator, init, filter=filter, dtype=dt, iterations=init_iter)
         self.register_known_operator("operator", f"forward operator A and its adjoint ({type(operator).__name__})")
         self.init.register_parts(self, "init.", frozen=True)
         self.remember_config(
@@ -143,7 +147,7 @@ class LearnedPrimalDual(ReconModel):
             width=width,
             kernel_size=kernel_size,
             n_layers=n_layers,
-            init=init,
+            **init_config(init, init_iter),
             filter=filter,
             data_dims=self.data_dims,
             op_norm=self.op_norm,

@@ -30,7 +30,7 @@ from .._validate import MAX_UNROLLED, check_int, positive_int
 from ..operators.base import LinearOperator
 from .base import ReconModel, is_complex_operator, resolve_dtype
 from .blocks import CONV_FN, CONV_TRANSPOSE_FN, channel_image, check_ndim, image_channels, odd_kernel
-from .initial import InitialReconstruction, default_init
+from .initial import INIT_ITER, InitialReconstruction, default_init, init_config
 from .memory import check_memory_options, cnn_precision, memory_config, unrolled_step
 
 
@@ -236,9 +236,12 @@ class VariationalNetwork(ReconModel):
     v_max : float
         Range ``[-v_max, v_max]`` of the activations' centres: the expected size of the
         filter responses, for images of order one.
-    init : {"fbp", "adjoint", "zero"}, optional
+    init : {"fbp", "adjoint", "zero", "cg"}, optional
         Initial ``x0`` (:class:`~precisionrecon.models.initial.InitialReconstruction`);
-        default FBP for CT with a circular geometry, else the scaled adjoint.
+        default FBP for CT with a circular geometry, else the scaled adjoint. ``"cg"``
+        (CG-SENSE for MR) lets the steps refine the analytic reconstruction.
+    init_iter : int
+        CG iterations of ``init="cg"`` (recorded in the config only then).
     filter : str
         Ramp window of an FBP initialisation (its filter and weights are the known
         operators ``"filter"`` and ``"weights"``, frozen by default).
@@ -273,6 +276,7 @@ class VariationalNetwork(ReconModel):
         *,
         v_max: float = 1.0,
         init: str | None = None,
+        init_iter: int = INIT_ITER,
         filter: str = "ram-lak",
         op_norm: float | None = None,
         dtype: Any = None,
@@ -292,7 +296,7 @@ class VariationalNetwork(ReconModel):
         self.op_norm = float(op_norm)
         ndim = len(operator.domain_shape)
         channels = 2 if is_complex_operator(operator) else 1
-        self.init = InitialReconstruction(operator, init, filter=filter, dtype=dt)
+        self.init = InitialReconstruction(operator, init, filter=filter, dtype=dt, iterations=init_iter)
         self.regularizers = nn.ModuleList(
             FieldsOfExperts(channels, n_filters, kernel_size, ndim=ndim, n_rbf=n_rbf, v_max=v_max, dtype=dt)
             for _ in range(n_steps)
@@ -306,7 +310,7 @@ class VariationalNetwork(ReconModel):
             kernel_size=kernel_size,
             n_rbf=n_rbf,
             v_max=v_max,
-            init=init,
+            **init_config(init, init_iter),
             filter=filter,
             op_norm=self.op_norm,
             dtype=dt,

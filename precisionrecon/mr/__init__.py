@@ -24,7 +24,7 @@ from .masks import equispaced_lines, gaussian_mask, poisson_disc_mask, random_li
 from .mrd import MRDData, read_ismrmrd
 from .nlinv import NlinvResult, nlinv
 from .nufft import NUFFT, ToeplitzNormal, nudft, nudft_adjoint
-from .phantoms import add_noise, shepp_logan, smooth_phase
+from .phantoms import add_noise, random_phase, shepp_logan, smooth_phase
 from .recon import cg_sense, tv_recon, zero_filled
 from .sampling import Sampling, acceleration
 from .trajectories import GOLDEN_ANGLE, cartesian, radial, spiral
@@ -67,6 +67,7 @@ __all__ = [
     "radial",
     "radial_density",
     "random_lines",
+    "random_phase",
     "read_fastmri",
     "read_ismrmrd",
     "rss",

@@ -47,6 +47,73 @@ def smooth_phase(shape: Sequence[int], amplitude: float = math.pi / 2) -> Tensor
     return amplitude * phase
 
 
+def random_phase(
+    shape: Sequence[int],
+    amplitude: float = math.pi / 2,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""A random smooth phase map, as a real image's phase looks after SENSE with estimated maps.
+
+    .. math::
+
+        \varphi = \varphi_0 + u\,\frac{q}{\max |q|} + w\,\angle(-p_c,\ p - p_c)
+
+    - :math:`\varphi_0` uniform in :math:`[-\pi, \pi]`: the global phase;
+    - :math:`q` a polynomial of degree 2 without constant term (2-D: :math:`x, y, x^2, xy,
+      y^2`; 3-D adds :math:`z, z^2, xz, yz`) with coefficients uniform in [-1, 1], and
+      :math:`u` uniform in :math:`[0, 1.8 a]` (the range of :func:`smooth_phase`): B0 and
+      off-centre phase;
+    - :math:`\angle(-p_c, p - p_c)` the angle in the x-y plane between the directions from
+      a point :math:`p_c` to the centre and to the position, with :math:`p_c` at a uniform
+      azimuth and a distance uniform in [1.5, 2.5] half fields of view (beyond the corners:
+      the angle stays in :math:`(-\pi/2, \pi/2)`, continuous), and :math:`w` uniform in
+      [-1, 1]: the phase of a loop coil outside the field of view, which maps normalised to
+      a reference coil (NLINV, ESPIRiT) leave in the image.
+
+    Coordinates as in :func:`shepp_logan`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)`` or ``(nz, ny, nx)``.
+    amplitude : float
+        :math:`a \ge 0`.
+    generator : torch.Generator, optional
+        Source of the random draws (seeded: the same map for the same state).
+
+    Returns
+    -------
+    Tensor
+        Shape ``shape``, float64, in radians.
+    """
+    shape = as_shape(shape)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"shape must be 2-D or 3-D, got {shape}")
+    if not math.isfinite(amplitude) or amplitude < 0:
+        raise ValueError(f"amplitude must be a finite number >= 0, got {amplitude}")
+
+    def uniform(lo: float, hi: float, n: int = 1) -> Tensor:
+        return lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+    c = _coordinates(shape)
+    x, y = c[0], c[1]
+    terms = [x, y, x * x, x * y, y * y]
+    if len(shape) == 3:
+        z = c[2]
+        terms += [z, z * z, x * z, y * z]
+    coeffs = uniform(-1.0, 1.0, len(terms))
+    q = sum(float(a) * t for a, t in zip(coeffs, terms, strict=True))
+    q = q / q.abs().max().clamp_min(1e-12)
+    offset, u, w, angle, dist = (float(v) for v in torch.cat([
+        uniform(-math.pi, math.pi), uniform(0.0, 1.8 * amplitude), uniform(-1.0, 1.0),
+        uniform(0.0, 2 * math.pi), uniform(1.5, 2.5)]))
+    px, py = dist * math.cos(angle), dist * math.sin(angle)
+    # the angle from -p_c to p - p_c; |p_c| > sqrt(2) >= |p| keeps it within (-pi/2, pi/2)
+    coil = torch.atan2(-px * (y - py) + py * (x - px), -px * (x - px) - py * (y - py))
+    return offset + u * q + w * coil
+
+
 def shepp_logan(
     shape: Sequence[int],
     *,

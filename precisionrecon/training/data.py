@@ -164,10 +164,14 @@ class SimulatedData:
         sub = max(f, 2) if self._is_anatomy(seed) else f
         image = self._render(seed, self.volume, sub, g)
         if self.kind == "mr":
-            from ..mr import smooth_phase
+            from ..mr import random_phase, smooth_phase
 
-            a = (2 * float(torch.rand((), generator=g, dtype=torch.float64)) - 1) * c.phase_amplitude
-            image = torch.polar(image, a * smooth_phase(image.shape, 1.0))
+            if c.phase == "random":
+                phase = random_phase(image.shape, c.phase_amplitude, generator=g)
+            else:
+                a = (2 * float(torch.rand((), generator=g, dtype=torch.float64)) - 1) * c.phase_amplitude
+                phase = a * smooth_phase(image.shape, 1.0)
+            image = torch.polar(image, phase)
         return image.to(self.dtype), None
 
     def _train_image(self, index: int) -> tuple[Tensor, Tensor | None]:
