@@ -137,16 +137,17 @@ WEIGHT_FILES = ("model.safetensors", "config.json")
 # final weights are fine-tuned on ``phase: "random"`` (random global, quadratic and coil phase).
 # The same 3000 steps on the mr-8x LPD gave 26.34 dB on the real slices against its base's
 # 26.51 (phantoms 30.45 against 30.40): not shipped, mr-8x keeps its base LPD.
-# (The VN trained on "random" from the start: see build_model.)
+# (The MR VNs train on "random" from the start: see RUN_DATA.)
 NOISE_RANGE = {"noise_level": 0.04, "noise_level_max": 0.08}
 FINE_TUNE_DATA: dict[tuple[str, str], dict[str, Any]] = {
     ("sparse-view-60", "VN"): NOISE_RANGE, ("sparse-view-60", "LPD"): NOISE_RANGE,
     ("mr-4x", "LPD"): {"phase": "random"},
 }
 FINE_TUNE_BUDGET = {"VN": 1500, "LPD": 3000}
-MR_VN_CG_ITER = 60
 FINE_TUNE_LR = 3e-4
 FINE_TUNE_SEED_OFFSET = 100
+# CG-SENSE iterations the MR VNs start from (init="cg"): the bench's tuned CG-SENSE count
+MR_VN_CG_ITER = 60
 
 
 def build_model(task: str, method: str) -> torch.nn.Module:
