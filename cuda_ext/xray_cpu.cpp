@@ -6,12 +6,13 @@
 // Layout: each chunk of NB <= 16 images is copied once into a zero-padded, batch-last
 // buffer (one SIMD lane per image, a one-voxel border so taps need no bounds checks).
 // Forward: one ray per loop iteration; a single float32 image walks several rays at once,
-// one SIMD lane each: 2-D on AVX-512 16 neighbouring rays (group_forward), 2-D on AVX2 8
-// (lanes_forward_2d), 3-D on AVX2 8 neighbouring detector rows of a column (column_forward),
-// the last two bitwise equal to the one-ray loop. Adjoint: the same rays and
-// weights (on AVX2 a whole view in groups of 8 rays in 2-D, view_adjoint_2d, and whole
-// detector columns in a z-fastest copy in 3-D, column_adjoint); threads own disjoint slabs of slices along the current main axis, so no
-// atomics and no per-thread copies are needed, and the summation order (and the result)
+// one SIMD lane each: 2-D (AVX2 and up) a view at a time in lane groups of 8 neighbouring
+// rays with float offsets from a reference line (view_forward_2d), 3-D 8 neighbouring
+// detector rows of a column (column_forward, bitwise equal to the one-ray loop). Adjoint:
+// the same rays and weights (on AVX2 a whole view in the same lane groups in 2-D,
+// view_adjoint_2d, and whole detector columns in a z-fastest copy in 3-D, column_adjoint);
+// threads own disjoint slabs of slices along the current main axis, so no atomics and no
+// per-thread copies are needed, and the summation order (and the result)
 // does not depend on the number of threads.
 #include <omp.h>
 #include <stdint.h>
@@ -293,123 +294,6 @@ inline void ray_forward(const T* const* bufs, const Padded* lay, const Volume& v
   }
 }
 
-// The 2-D rays [iu0, iu0 + count) of one view (count <= N) as N SIMD lanes: their line
-// parameters (zero in lanes without a ray or a hit), slice ranges, shared main axis m and the
-// union [jlo, jhi) of their slices. False when the rays do not share their main axis (the
-// callers then leave them to ray_forward).
-template <int N>
-inline bool group_lines(const Volume& volume, const double* vec, const Detector& det, int iu0, int count, double* a1,
-                        double* b1, double* w, int* j0, int* j1, int& m, int& jlo, int& jhi) {
-  m = -1;
-  jlo = 1 << 30;
-  jhi = -1;
-  for (int l = 0; l < N; ++l) {
-    Line line;
-    const bool hit = l < count && pr::ray_line<2>(vec, volume, det, iu0 + l, 0, line);
-    if (hit && m < 0) m = line.m;
-    if (hit && line.m != m) return false;
-    a1[l] = hit ? line.a1 : 0.0;
-    b1[l] = hit ? line.b1 : 0.0;
-    w[l] = hit ? line.w : 0.0;
-    j0[l] = hit ? line.j0 : 0;
-    j1[l] = hit ? line.j1 : 0;
-    if (hit) {
-      jlo = line.j0 < jlo ? line.j0 : jlo;
-      jhi = line.j1 > jhi ? line.j1 : jhi;
-    }
-  }
-  return true;
-}
-
-constexpr int kNoSample = 1 << 30;  // tap index of a lane without a sample at this slice
-
-// Joseph weights of N neighbouring 2-D rays (main axis m, other axis o1) at slice j: taps c0
-// at voxel fi and c1 at fi + 1 of that slice. With Masked, lanes without a sample at j
-// (outside [j0, j1) or off the image) get zero weights and fi = kNoSample. One source for
-// the SIMD forwards and the adjoint below, so the adjoint stays the exact transpose.
-template <int N, bool Masked>
-inline void lane_weights_2d(int m, int o1, const double* a1, const double* b1, const double* w, const int* j0,
-                            const int* j1, const Volume& vol, int j, float* c0, float* c1, int* fi) {
-#pragma omp simd
-  for (int l = 0; l < N; ++l) {
-    Line L;
-    L.m = m;
-    L.o1 = o1;
-    L.o2 = -1;
-    L.a1 = a1[l];
-    L.b1 = b1[l];
-    L.a2 = L.b2 = 0.0;
-    L.w = w[l];
-    const pr::Sample sa = pr::joseph_sample<2>(L, vol, (double)j);
-    const bool ok = !Masked || (sa.ok & (j >= j0[l]) & (j < j1[l]));
-    c0[l] = ok ? (float)sa.c0 : 0.0f;
-    c1[l] = ok ? (float)sa.c1 : 0.0f;
-    fi[l] = ok ? (int)sa.fl1 : kNoSample;
-  }
-}
-
-#if defined(__AVX512F__)
-// 2-D, one float32 image: kGroup neighbouring rays of a view walk the slices together, one
-// SIMD lane per ray. At slice j the lanes' taps lie in one window of 32 voxels of that
-// slice (the layout makes the taps' axis contiguous), so two aligned loads and two
-// permutes replace 2 x kGroup scalar loads. Returns false (and leaves the rays to
-// ray_forward) when the rays do not share their main axis.
-constexpr int kGroup = 16;
-typedef float GroupF __attribute__((vector_size(64)));
-typedef int GroupI __attribute__((vector_size(64)));
-
-inline bool group_forward(const float* const* bufs, const Padded* lay, const Volume& volume, const double* vec,
-                          const Detector& det, int iu0, int count, float* out) {
-  alignas(64) double a1[kGroup], b1[kGroup], w[kGroup];
-  alignas(64) int j0[kGroup], j1[kGroup];
-  int m, jlo, jhi;
-  if (!group_lines<kGroup>(volume, vec, det, iu0, count, a1, b1, w, j0, j1, m, jlo, jhi)) return false;
-  GroupF acc = GroupF{} * 0.0f;
-  alignas(64) float extra[kGroup] = {};
-  if (m >= 0) {
-    const Volume vol = volume;
-    const int li = layout_of<2>(m), o1 = m == 0 ? 1 : 0;
-    const Padded& p = lay[li];
-    const float* buf = bufs[li] + p.base;
-    const int64_t sm = p.stride[m];
-    for (int j = jlo; j < jhi; ++j) {
-      alignas(64) float c0[kGroup], c1[kGroup];
-      alignas(64) int fi[kGroup];
-      lane_weights_2d<kGroup, true>(m, o1, a1, b1, w, j0, j1, vol, j, c0, c1, fi);
-      int lo = kNoSample, hi = -kNoSample;
-#pragma omp simd reduction(min : lo) reduction(max : hi)
-      for (int l = 0; l < kGroup; ++l) {
-        lo = fi[l] < lo ? fi[l] : lo;
-        hi = (fi[l] != kNoSample && fi[l] > hi) ? fi[l] : hi;
-      }
-      if (lo == kNoSample) continue;
-      const float* q = buf + j * sm;
-      if (hi - lo + 1 < 32) {
-        GroupI idx, fiv;
-        GroupF c0v, c1v, win0, win1;
-        memcpy(&fiv, fi, sizeof(fiv));
-        memcpy(&c0v, c0, sizeof(c0v));
-        memcpy(&c1v, c1, sizeof(c1v));
-        memcpy(&win0, q + lo, sizeof(win0));
-        memcpy(&win1, q + lo + 16, sizeof(win1));
-        const GroupI valid = fiv != kNoSample;
-        idx = (fiv - lo) & valid;
-        const GroupF x0 = __builtin_shuffle(win0, win1, idx);
-        const GroupF x1 = __builtin_shuffle(win0, win1, idx + 1);
-        const GroupF term = c0v * x0 + c1v * x1;
-        acc += (GroupF)((GroupI)term & valid);  // lanes without a sample add exactly 0
-      } else {
-        for (int l = 0; l < kGroup; ++l)
-          if (fi[l] != kNoSample) extra[l] += c0[l] * q[fi[l]] + c1[l] * q[fi[l] + 1];
-      }
-    }
-  }
-  alignas(64) float res[kGroup];
-  memcpy(res, &acc, sizeof(res));
-  for (int l = 0; l < count; ++l) out[l] = res[l] + extra[l];
-  return true;
-}
-#endif
 
 #if defined(__AVX2__)
 constexpr int kRows = 8;
@@ -426,20 +310,116 @@ inline __m256i window_start(__m256i fiv, __m256i ok) {
 // Each lane's two taps q[z0 + rel] and q[z0 + rel + 1] (rel >= 0, 0 in lanes without a
 // sample): when every rel <= 14 they lie in the 16 voxels from q + z0, read by two loads and
 // permutes; else by gathers.
+// Each lane's taps w[rel] and w[rel + 1] of the 16 voxels from w (0 <= rel <= 14).
+inline void window_taps(const float* w, __m256i rel, __m256& x0, __m256& x1) {
+  const __m256i rel1 = _mm256_add_epi32(rel, _mm256_set1_epi32(1));
+  const __m256 hi0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(7)));
+  const __m256 hi1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel1, _mm256_set1_epi32(7)));
+  const __m256 w_lo = _mm256_loadu_ps(w), w_hi = _mm256_loadu_ps(w + 8);
+  x0 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(w_lo, rel), _mm256_permutevar8x32_ps(w_hi, rel), hi0);
+  x1 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(w_lo, rel1), _mm256_permutevar8x32_ps(w_hi, rel1), hi1);
+}
+
 inline void lane_taps(const float* q, int z0, __m256i rel, __m256& x0, __m256& x1) {
   if (__builtin_expect(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(14)))) == 0,
                        1)) {
-    const __m256i rel1 = _mm256_add_epi32(rel, _mm256_set1_epi32(1));
-    const __m256 hi0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(7)));
-    const __m256 hi1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel1, _mm256_set1_epi32(7)));
-    const __m256 w_lo = _mm256_loadu_ps(q + z0), w_hi = _mm256_loadu_ps(q + z0 + 8);
-    x0 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(w_lo, rel), _mm256_permutevar8x32_ps(w_hi, rel), hi0);
-    x1 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(w_lo, rel1), _mm256_permutevar8x32_ps(w_hi, rel1), hi1);
+    window_taps(q + z0, rel, x0, x1);
   } else {
     const __m256i idx = _mm256_add_epi32(rel, _mm256_set1_epi32(z0));
     x0 = _mm256_i32gather_ps(q, idx, 4);
     x1 = _mm256_i32gather_ps(q + 1, idx, 4);
   }
+}
+
+// kRows neighbouring 2-D rays of one view as SIMD lanes (one float32 image): each lane's
+// line a1 + b1 j (along o1, in voxels) is split into a reference line A + B j, evaluated in
+// double once per slice for all lanes, and the lane's small float offset alpha + beta j, so
+// that the weights of 8 rays cost one floor and a few float operations per slice instead of
+// the double-precision Joseph sample of every ray. The offsets are rounded to float (their
+// size is a few voxels: an error of about 1e-6 voxel in a tap position), below the float32
+// rounding of the sums. lanes_forward_2d and view_adjoint_2d both take their weights from
+// lane_weights_2d, so the back-projection stays the exact transpose of this forward.
+struct LaneGroup2d {
+  double A = 0.0, B = 0.0;  // the reference line (the first lane with samples)
+  __m256 alpha, beta, w;    // per lane: a1 - A, b1 - B, ray length per slice (0 in lanes off)
+  __m256i j0, j1;           // per lane: the slices [j0, j1) with a sample (empty in lanes off)
+  __m256 y;                 // view_adjoint_2d: the rays' values
+  int m = -1;               // shared main axis (-1: no lane has a sample)
+  int jlo = 0, jhi = 0;     // the union of the lanes' slices
+  // fixed: at every slice the taps of the lanes with a sample lie in the 16 voxels from
+  // fb + wlo, with fb = floor(A + B j) (lanes_taps_fixed); else they are found per slice
+  int wlo = 0;
+  bool fixed = false;
+};
+
+// Group the lines of kRows rays (on[l]: ray l exists and has samples). False when the rays
+// with samples do not share their main axis; then the callers take them one by one.
+inline bool make_lane_group(const Line* lines, const bool* on, LaneGroup2d& G) {
+  alignas(32) float alpha[kRows], beta[kRows], w[kRows];
+  alignas(32) int j0[kRows], j1[kRows];
+  G.m = -1;
+  G.jlo = 1 << 30;
+  G.jhi = -1;
+  int ref = -1;
+  for (int l = 0; l < kRows; ++l) {
+    if (on[l] && ref < 0) ref = l;
+    if (on[l] && lines[l].m != lines[ref].m) return false;
+  }
+  if (ref >= 0) {
+    G.m = lines[ref].m;
+    G.A = lines[ref].a1;
+    G.B = lines[ref].b1;
+  }
+  for (int l = 0; l < kRows; ++l) {
+    const Line& L = lines[l];
+    alpha[l] = on[l] ? (float)(L.a1 - G.A) : 0.0f;
+    beta[l] = on[l] ? (float)(L.b1 - G.B) : 0.0f;
+    w[l] = on[l] ? (float)L.w : 0.0f;
+    j0[l] = on[l] ? L.j0 : 0;
+    j1[l] = on[l] ? L.j1 : 0;
+    if (on[l]) {
+      G.jlo = L.j0 < G.jlo ? L.j0 : G.jlo;
+      G.jhi = L.j1 > G.jhi ? L.j1 : G.jhi;
+    }
+  }
+  // the lanes' offsets over [jlo, jhi) lie between their values at the two ends (linear in j)
+  double dlo = 1e300, dhi = -1e300;
+  for (int l = 0; l < kRows; ++l)
+    for (int e = 0; e < 2 && on[l]; ++e) {
+      const double d = (double)alpha[l] + (double)beta[l] * (double)(e == 0 ? G.jlo : G.jhi - 1);
+      dlo = d < dlo ? d : dlo;
+      dhi = d > dhi ? d : dhi;
+    }
+  // floor(offset + frac) lies in [floor(dlo), floor(dhi) + 1]; one voxel of margin on each
+  // side for float rounding, and the second tap: rel <= 13 + 1 < 16
+  G.fixed = ref >= 0 && dhi - dlo < 8.0 * kRows && floor(dhi) - floor(dlo) + 3.0 <= 13.0;
+  G.wlo = G.fixed ? (int)floor(dlo) - 1 : 0;
+  G.alpha = _mm256_load_ps(alpha);
+  G.beta = _mm256_load_ps(beta);
+  G.w = _mm256_load_ps(w);
+  G.j0 = _mm256_load_si256((const __m256i*)j0);
+  G.j1 = _mm256_load_si256((const __m256i*)j1);
+  return true;
+}
+
+// Joseph weights of a lane group at slice j: taps c0 at voxel fi and c1 at fi + 1 along o1
+// (n1 voxels), ok = the lanes with a sample at j (j0 <= j < j1); lanes off get zero weights.
+// fi is clamped to [-1, n1 - 1], the taps the padded layout holds (a float offset can move a
+// tap position that lies within 1e-6 of the border across it).
+inline void lane_weights_2d(const LaneGroup2d& G, int j, int n1, __m256& c0, __m256& c1, __m256i& fi, __m256i& ok) {
+  const double f = G.A + G.B * (double)j;
+  const double fb = floor(f);
+  const __m256 g = _mm256_add_ps(_mm256_add_ps(G.alpha, _mm256_mul_ps(G.beta, _mm256_set1_ps((float)j))),
+                                 _mm256_set1_ps((float)(f - fb)));
+  const __m256 fl = _mm256_floor_ps(g);
+  const __m256 t = _mm256_sub_ps(g, fl);
+  const __m256i vj = _mm256_set1_epi32(j);
+  ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(G.j0, vj), _mm256_cmpgt_epi32(G.j1, vj));
+  fi = _mm256_add_epi32(_mm256_cvttps_epi32(fl), _mm256_set1_epi32((int)fb));
+  fi = _mm256_min_epi32(_mm256_max_epi32(fi, _mm256_set1_epi32(-1)), _mm256_set1_epi32(n1 - 1));
+  const __m256 wok = _mm256_and_ps(G.w, _mm256_castsi256_ps(ok));
+  c1 = _mm256_mul_ps(wok, t);
+  c0 = _mm256_sub_ps(wok, c1);
 }
 
 // Joseph weights of kRows rays that share the in-plane line of R (main axis, o1) and differ in
@@ -481,6 +461,7 @@ struct ColumnScratch {
   std::vector<int> j0, j1, glo, ghi;  // per lane slices [j0, j1); per group their union [glo, ghi)
   std::vector<float> acc;             // per group: kRows even-sample sums, then kRows odd-sample sums
   std::vector<float> y;               // column_adjoint: the rays' values
+  std::vector<LaneGroup2d> groups2d;  // view_adjoint_2d: the lane groups of a view
   int jlo = 0, jhi = 0;               // the union of all lanes' slices
 
   // Size the lanes of `groups` groups of kRows; every slice range empty.
@@ -598,70 +579,93 @@ inline bool column_forward(const float* buf0, const Padded& p, const Volume& vol
 }
 #endif
 
-#if defined(__AVX2__) && !defined(__AVX512F__)
-// 2-D, one float32 image (AVX2): kRows neighbouring rays of a view walk the slices together,
-// one lane each; their taps at slice j are read from a window of 16 voxels of that slice
-// (two loads and permutes). Each lane keeps ray_forward's four partial sums (even and odd
-// samples, first and second tap), so the result is bitwise that of ray_forward. Returns false
-// (and leaves the rays to ray_forward) when the rays do not share their main axis.
-inline bool lanes_forward_2d(const float* const* bufs, const Padded* lay, const Volume& volume, const double* vec,
-                             const Detector& det, int iu0, int count, float* out) {
-  alignas(64) double a1[kRows], b1[kRows], w[kRows];
-  alignas(32) int j0[kRows], j1[kRows];
-  int m, jlo, jhi;
-  if (!group_lines<kRows>(volume, vec, det, iu0, count, a1, b1, w, j0, j1, m, jlo, jhi)) return false;
-  __m256 e0 = _mm256_setzero_ps(), e1 = e0, o0 = e0, o1 = e0;
-  if (m >= 0) {
-    const Volume vol = volume;
-    const int li = layout_of<2>(m), ax1 = m == 0 ? 1 : 0;
-    const Padded& p = lay[li];
-    const float* buf = bufs[li] + p.base;
-    const int64_t sm = p.stride[m];
-    const __m256i vj0 = _mm256_load_si256((const __m256i*)j0), vj1 = _mm256_load_si256((const __m256i*)j1);
-    for (int j = jlo; j < jhi; ++j) {
-      alignas(32) float c0[kRows], c1[kRows];
-      alignas(32) int fi[kRows];
-      lane_weights_2d<kRows, false>(m, ax1, a1, b1, w, j0, j1, vol, j, c0, c1, fi);
-      const __m256i vj = _mm256_set1_epi32(j);
-      const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
-      const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_sub_epi32(vj, vj0), _mm256_set1_epi32(1)),
-                                              _mm256_setzero_si256());
-      const __m256i fiv = _mm256_load_si256((const __m256i*)fi);
-      const __m256i lo = window_start(fiv, ok);
-      const int z0 = _mm256_cvtsi256_si32(lo);
-      if (__builtin_expect(z0 == 1 << 30, 0)) continue;
-      const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, lo), ok);
-      __m256 x0, x1;
-      lane_taps(buf + j * sm, z0, rel, x0, x1);
-      const __m256 t0 = _mm256_mul_ps(_mm256_load_ps(c0), x0), t1 = _mm256_mul_ps(_mm256_load_ps(c1), x1);
-      const __m256 okf = _mm256_castsi256_ps(ok), evf = _mm256_castsi256_ps(even);
-      const __m256 me = _mm256_and_ps(okf, evf), mo = _mm256_andnot_ps(evf, okf);
-      e0 = _mm256_add_ps(e0, _mm256_and_ps(t0, me));
-      e1 = _mm256_add_ps(e1, _mm256_and_ps(t1, me));
-      o0 = _mm256_add_ps(o0, _mm256_and_ps(t0, mo));
-      o1 = _mm256_add_ps(o1, _mm256_and_ps(t1, mo));
+#if defined(__AVX2__)
+// 2-D, one float32 image, one view: the rays in lane groups of kRows neighbouring detector
+// bins, one lane per ray; a lane's taps at slice j are read from a window of 16 voxels of
+// that slice (two loads and permutes). The slices are walked in slabs of kSlab, each slab by
+// every group in turn, so that the slab's rows stay in L1 for all groups (a group walking
+// all slices before the next one found its rows evicted); a group's partial sums of a slab
+// are added to its sums in cs.acc. Groups whose rays do not share their main axis go to
+// one_ray(iu) ray by ray (ray_forward); view_adjoint_2d is the exact transpose.
+template <typename OneRay>
+inline void view_forward_2d(const float* const* bufs, const Padded* lay, const Volume& volume, const double* vec,
+                            const Detector& det, float* out, ColumnScratch& cs, OneRay&& one_ray) {
+  constexpr int kSlab = 16;
+  const int nu = det.nu, groups = (nu + kRows - 1) / kRows;
+  cs.groups2d.resize(groups);
+  cs.acc.assign((size_t)groups * kRows, 0.0f);
+  int jlo = 1 << 30, jhi = -1;
+  for (int g = 0; g < groups; ++g) {
+    Line lines[kRows];
+    bool on[kRows];
+    for (int l = 0; l < kRows; ++l) {
+      const int iu = g * kRows + l;
+      on[l] = iu < nu && pr::ray_line<2>(vec, volume, det, iu, 0, lines[l]);
+    }
+    LaneGroup2d& G = cs.groups2d[g];
+    if (!make_lane_group(lines, on, G)) {
+      for (int iu = g * kRows; iu < nu && iu < (g + 1) * kRows; ++iu) one_ray(iu);
+      G.m = -2;  // done
+      continue;
+    }
+    if (G.m < 0) continue;  // no ray of the group has a sample: zeros
+    jlo = G.jlo < jlo ? G.jlo : jlo;
+    jhi = G.jhi > jhi ? G.jhi : jhi;
+  }
+  for (int jb = jlo; jb < jhi; jb += kSlab) {
+    for (int g = 0; g < groups; ++g) {
+      const LaneGroup2d& G = cs.groups2d[g];
+      const int a = G.jlo > jb ? G.jlo : jb, b = G.jhi < jb + kSlab ? G.jhi : jb + kSlab;
+      if (G.m < 0 || a >= b) continue;
+      const int li = layout_of<2>(G.m), n1 = volume.n[G.m == 0 ? 1 : 0];
+      const float* buf = bufs[li] + lay[li].base;
+      const int64_t sm = lay[li].stride[G.m];
+      __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+      const __m256 zero = _mm256_setzero_ps();
+      const auto add = [&](int j, const __m256& c0, const __m256& c1, const __m256i& ok, const __m256& x0,
+                           const __m256& x1) {
+        // lanes off add exactly 0 (their window voxels may hold inf or nan)
+        const __m256 okf = _mm256_castsi256_ps(ok);
+        acc0 = _mm256_add_ps(acc0, _mm256_and_ps(_mm256_mul_ps(c0, x0), okf));
+        acc1 = _mm256_add_ps(acc1, _mm256_and_ps(_mm256_mul_ps(c1, x1), okf));
+      };
+      if (G.fixed) {
+        for (int j = a; j < b; ++j) {
+          __m256 c0, c1;
+          __m256i fiv, ok;
+          lane_weights_2d(G, j, n1, c0, c1, fiv, ok);
+          // window start from the scalar reference line (clamped into the row: a lane with a
+          // sample has its taps in [-1, n1])
+          int z0 = (int)floor(G.A + G.B * (double)j) + G.wlo;
+          z0 = z0 < -1 ? -1 : (z0 > n1 - 1 ? n1 - 1 : z0);
+          const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, _mm256_set1_epi32(z0)), ok);
+          __m256 x0, x1;
+          window_taps(buf + j * sm + z0, rel, x0, x1);
+          add(j, c0, c1, ok, x0, x1);
+        }
+      } else {
+        for (int j = a; j < b; ++j) {
+          __m256 c0, c1;
+          __m256i fiv, ok;
+          lane_weights_2d(G, j, n1, c0, c1, fiv, ok);
+          const __m256i lo = window_start(fiv, ok);
+          const int z0 = _mm256_cvtsi256_si32(lo);
+          if (__builtin_expect(z0 == 1 << 30, 0)) continue;
+          const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, lo), ok);
+          __m256 x0, x1;
+          lane_taps(buf + j * sm, z0, rel, x0, x1);
+          add(j, c0, c1, ok, x0, x1);
+        }
+      }
+      (void)zero;
+      float* acc = &cs.acc[(size_t)g * kRows];
+      _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), _mm256_add_ps(acc0, acc1)));
     }
   }
-  // ray_forward: pair = pair0 + pair1 = (e0 + o0, e1 + o1), result pair[0] + pair[1]
-  alignas(32) float res[kRows];
-  _mm256_store_ps(res, _mm256_add_ps(_mm256_add_ps(e0, o0), _mm256_add_ps(e1, o1)));
-  for (int l = 0; l < count; ++l) out[l] = res[l];
-  return true;
-}
-#endif
-
-#if defined(__AVX512F__)
-// The single-image 2-D forward of this build: kLanes2d rays per SIMD group.
-constexpr int kLanes2d = kGroup;
-inline bool simd_forward_2d(const float* const* bufs, const Padded* lay, const Volume& volume, const double* vec,
-                            const Detector& det, int iu0, int count, float* out) {
-  return group_forward(bufs, lay, volume, vec, det, iu0, count, out);
-}
-#elif defined(__AVX2__)
-constexpr int kLanes2d = kRows;
-inline bool simd_forward_2d(const float* const* bufs, const Padded* lay, const Volume& volume, const double* vec,
-                            const Detector& det, int iu0, int count, float* out) {
-  return lanes_forward_2d(bufs, lay, volume, vec, det, iu0, count, out);
+  for (int g = 0; g < groups; ++g) {
+    if (cs.groups2d[g].m == -2) continue;
+    for (int iu = g * kRows; iu < nu && iu < (g + 1) * kRows; ++iu) out[iu] = cs.acc[iu];
+  }
 }
 #endif
 
@@ -674,16 +678,17 @@ void forward_chunk(const T* const* bufs, const Padded* lay, const Volume& vol, c
   const int vdim = pr::view_stride(det);
 #if defined(__AVX2__)
   if constexpr (DIM == 2 && NB == 1 && std::is_same<T, float>::value) {
-    const int64_t groups_per_view = (det.nu + kLanes2d - 1) / kLanes2d;
-#pragma omp parallel for schedule(dynamic, 4) num_threads(nthreads)
-    for (int64_t g = 0; g < groups_per_view * nviews; ++g) {
-      const int64_t view = g / groups_per_view;
-      const int iu0 = (int)(g % groups_per_view) * kLanes2d;
-      const int count = det.nu - iu0 < kLanes2d ? det.nu - iu0 : kLanes2d;
-      T* yr = y + (int64_t)b0 * nrays + view * rays_per_view + iu0;
-      const double* vec = vecs + view * vdim;
-      if (!simd_forward_2d(bufs, lay, vol, vec, det, iu0, count, yr))
-        for (int l = 0; l < count; ++l) ray_forward<T, DIM, NB, OFF>(bufs, lay, vol, vec, det, iu0 + l, 0, yr + l);
+    // one view at a time (view_forward_2d)
+#pragma omp parallel num_threads(nthreads)
+    {
+      ColumnScratch cs;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t view = 0; view < nviews; ++view) {
+        T* yr = y + (int64_t)b0 * nrays + view * rays_per_view;
+        const double* vec = vecs + view * vdim;
+        view_forward_2d(bufs, lay, vol, vec, det, yr, cs,
+                        [&](int iu) { ray_forward<T, DIM, NB, OFF>(bufs, lay, vol, vec, det, iu, 0, yr + iu); });
+      }
     }
     return;
   }
@@ -742,9 +747,10 @@ inline void store_pairs(__m256 u, __m256 v, float* out) {
 // voxel, so this order puts independent read-modify-writes between those of one voxel.
 template <int C>
 inline void add_pair_batches(float* const* cols, const int (*fi)[kRows], const float (*q)[C][2 * kRows], int nb) {
-  for (int l = 0; l < kRows; ++l)
-    for (int b = 0; b < nb; ++b)
-      for (int c = 0; c < C; ++c) add_pair(cols[c] + fi[b][l], q[b][c] + 2 * l);
+  for (int h = 0; h < 2; ++h)
+    for (int l = h; l < kRows; l += 2)
+      for (int b = 0; b < nb; ++b)
+        for (int c = 0; c < C; ++c) add_pair(cols[c] + fi[b][l], q[b][c] + 2 * l);
 }
 
 // Adjoint of column_forward: the rays of one detector column (rays r + v * row_step of the
@@ -816,43 +822,64 @@ inline bool column_adjoint(const float* yt, const Line* table, int64_t r, int64_
 #endif
 
 #if defined(__AVX2__)
-// Adjoint of one 2-D float32 image for the rays of one view (rays r .. r + nu - 1 of the
-// table, neighbouring detector bins) whose main axis is m, over slices [lo, hi): groups of
-// kRows rays, slices outermost, with the weights of lane_weights_2d (those of the SIMD
-// forwards). A lane's two taps are neighbours in the layout and are added as one pair
-// (add_pair); neighbouring rays often share a pixel, so the pairs of up to kBatch groups
-// (rays 8 bins apart, on other pixels) are added interleaved to keep the read-modify-writes
-// of one pixel apart. Lanes without a sample add 0 to pixel 0 of the slice. The order depends
-// on the rays only, not on the threads.
+// Adjoint of lanes_forward_2d for one view (rays r .. r + nu - 1 of the table, neighbouring
+// detector bins) and main axis m, over slices [lo, hi): the same lane groups and weights
+// (lane_weights_2d), slices outermost. A lane's two taps are neighbours in the layout and are
+// added as one pair (add_pair); neighbouring rays often share a pixel, so the pairs of up to
+// kBatch groups (rays 8 bins apart, on other pixels) are added interleaved to keep the
+// read-modify-writes of one pixel apart. Lanes without a sample add 0 to pixel 0 of the
+// slice. Groups whose rays do not share their main axis (lanes_forward_2d leaves them to
+// ray_forward) go to one_ray(line, value) ray by ray. The order depends on the rays only,
+// not on the threads.
+template <typename OneRay>
 inline void view_adjoint_2d(const float* yt, const Line* table, int64_t r, int nu, int m, int lo, int hi, float* buf,
-                            int64_t sm, const Volume& vol, ColumnScratch& cs) {
+                            int64_t sm, const Volume& vol, ColumnScratch& cs, OneRay&& one_ray) {
   constexpr int kBatch = 8;
-  const int groups = (nu + kRows - 1) / kRows, lanes = groups * kRows;
-  cs.reset(groups);  // a2, b2: a1, b1 of each ray
-  for (int v = 0; v < lanes; ++v) {
-    const Line& L = table[r + (v < nu ? v : 0)];
-    const bool on = v < nu && L.m == m && L.j1 > L.j0;
-    cs.set_adjoint_lane(v, on, L.a1, L.b1, L.w, on ? yt[r + v] : 0.0f, L.j0, L.j1, lo, hi);
+  const int groups = (nu + kRows - 1) / kRows;
+  cs.groups2d.resize(groups);
+  int jlo = hi, jhi = lo;
+  for (int g = 0; g < groups; ++g) {
+    Line lines[kRows];
+    bool on[kRows];
+    alignas(32) float yv[kRows];
+    for (int l = 0; l < kRows; ++l) {
+      const int v = g * kRows + l;
+      on[l] = v < nu && table[r + v].j1 > table[r + v].j0;
+      if (on[l]) lines[l] = table[r + v];
+      yv[l] = on[l] ? yt[r + v] : 0.0f;
+    }
+    LaneGroup2d& G = cs.groups2d[g];
+    if (!make_lane_group(lines, on, G)) {
+      for (int l = 0; l < kRows; ++l)
+        if (on[l] && lines[l].m == m) one_ray(lines[l], yv[l]);
+      G.jlo = G.jhi = 0;
+      continue;
+    }
+    G.jlo = G.jlo > lo ? G.jlo : lo;
+    G.jhi = G.jhi < hi ? G.jhi : hi;
+    if (G.m != m || G.jhi <= G.jlo) {
+      G.jlo = G.jhi = 0;
+      continue;
+    }
+    G.y = _mm256_load_ps(yv);
+    jlo = G.jlo < jlo ? G.jlo : jlo;
+    jhi = G.jhi > jhi ? G.jhi : jhi;
   }
-  const int o1 = m == 0 ? 1 : 0;
-  for (int j = cs.jlo; j < cs.jhi; ++j) {
-    const __m256i vj = _mm256_set1_epi32(j);
+  const int n1 = vol.n[m == 0 ? 1 : 0];
+  for (int j = jlo; j < jhi; ++j) {
     float* q = buf + j * sm;
     alignas(32) float pairs[kBatch][1][2 * kRows];
     alignas(32) int fi[kBatch][kRows];
     int nb = 0;
     for (int g = 0; g < groups; ++g) {
-      if (j >= cs.glo[g] && j < cs.ghi[g]) {
-        const int l0 = g * kRows;
-        alignas(32) float c0[kRows], c1[kRows];
-        lane_weights_2d<kRows, false>(m, o1, &cs.a2[l0], &cs.b2[l0], &cs.w[l0], &cs.j0[l0], &cs.j1[l0], vol, j, c0, c1,
-                                      fi[nb]);
-        const __m256i vj0 = _mm256_loadu_si256((const __m256i*)&cs.j0[l0]);
-        const __m256i vj1 = _mm256_loadu_si256((const __m256i*)&cs.j1[l0]);
-        const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
-        const __m256 vy = _mm256_and_ps(_mm256_loadu_ps(&cs.y[l0]), _mm256_castsi256_ps(ok));
-        store_pairs(_mm256_mul_ps(_mm256_load_ps(c0), vy), _mm256_mul_ps(_mm256_load_ps(c1), vy), pairs[nb][0]);
-        _mm256_store_si256((__m256i*)fi[nb], _mm256_and_si256(_mm256_load_si256((const __m256i*)fi[nb]), ok));
+      const LaneGroup2d& G = cs.groups2d[g];
+      if (j >= G.jlo && j < G.jhi) {
+        __m256 c0, c1;
+        __m256i fiv, ok;
+        lane_weights_2d(G, j, n1, c0, c1, fiv, ok);
+        const __m256 vy = _mm256_and_ps(G.y, _mm256_castsi256_ps(ok));
+        store_pairs(_mm256_mul_ps(c0, vy), _mm256_mul_ps(c1, vy), pairs[nb][0]);
+        _mm256_store_si256((__m256i*)fi[nb], _mm256_and_si256(fiv, ok));
         ++nb;
       }
       if (nb == kBatch || (nb > 0 && g == groups - 1)) {
@@ -932,8 +959,12 @@ void adjoint_chunk(const T* yt, T* const* bufs, const Padded* lay, const Volume&
 #if defined(__AVX2__)
         if constexpr (DIM == 2 && NB == 1 && std::is_same<T, float>::value) {
           // one view at a time (view_adjoint_2d)
+          Taps<T, DIM, OFF> tp;
+          const auto one_ray = [&](const Line& L, float value) {
+            ray_adjoint<T, DIM, NB, OFF>(L, value, lo, hi, buf, p, vol, tp);
+          };
           for (int64_t view = 0; view < v1 - v0; ++view)
-            view_adjoint_2d(yt + r0, table, view * rays_per_view, det.nu, m, lo, hi, buf, sm, vol, columns);
+            view_adjoint_2d(yt + r0, table, view * rays_per_view, det.nu, m, lo, hi, buf, sm, vol, columns, one_ray);
 #pragma omp barrier
           continue;
         }
