@@ -337,7 +337,7 @@ inline void lane_taps(const float* q, int z0, __m256i rel, __m256& x0, __m256& x
 // that the weights of 8 rays cost one floor and a few float operations per slice instead of
 // the double-precision Joseph sample of every ray. The offsets are rounded to float (their
 // size is a few voxels: an error of about 1e-6 voxel in a tap position), below the float32
-// rounding of the sums. lanes_forward_2d and view_adjoint_2d both take their weights from
+// rounding of the sums. view_forward_2d and view_adjoint_2d both take their weights from
 // lane_weights_2d, so the back-projection stays the exact transpose of this forward.
 struct LaneGroup2d {
   double A = 0.0, B = 0.0;  // the reference line (the first lane with samples)
@@ -354,7 +354,7 @@ struct LaneGroup2d {
 
 // Group the lines of kRows rays (on[l]: ray l exists and has samples). False when the rays
 // with samples do not share their main axis; then the callers take them one by one.
-inline bool make_lane_group(const Line* lines, const bool* on, LaneGroup2d& G) {
+__attribute__((noinline)) bool make_lane_group(const Line* lines, const bool* on, LaneGroup2d& G) {
   alignas(32) float alpha[kRows], beta[kRows], w[kRows];
   alignas(32) int j0[kRows], j1[kRows];
   G.m = -1;
@@ -580,6 +580,51 @@ inline bool column_forward(const float* buf0, const Padded& p, const Volume& vol
 #endif
 
 #if defined(__AVX2__)
+// The sums over slices [a, b) of a lane group's samples (view_forward_2d); a function of its
+// own, so that the register allocation of this loop does not depend on its caller.
+__attribute__((noinline)) __m256 slab_forward_2d(const LaneGroup2d& G, int a, int b, const float* buf, int64_t sm,
+                                                 int n1) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+  const __m256 zero = _mm256_setzero_ps();
+  const auto add = [&](int j, const __m256& c0, const __m256& c1, const __m256i& ok, const __m256& x0,
+                       const __m256& x1) {
+    // lanes off add exactly 0 (their window voxels may hold inf or nan)
+    const __m256 okf = _mm256_castsi256_ps(ok);
+    acc0 = _mm256_add_ps(acc0, _mm256_and_ps(_mm256_mul_ps(c0, x0), okf));
+    acc1 = _mm256_add_ps(acc1, _mm256_and_ps(_mm256_mul_ps(c1, x1), okf));
+  };
+  if (G.fixed) {
+    for (int j = a; j < b; ++j) {
+      __m256 c0, c1;
+      __m256i fiv, ok;
+      lane_weights_2d(G, j, n1, c0, c1, fiv, ok);
+      // window start from the scalar reference line (clamped into the row: a lane with a
+      // sample has its taps in [-1, n1])
+      int z0 = (int)floor(G.A + G.B * (double)j) + G.wlo;
+      z0 = z0 < -1 ? -1 : (z0 > n1 - 1 ? n1 - 1 : z0);
+      const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, _mm256_set1_epi32(z0)), ok);
+      __m256 x0, x1;
+      window_taps(buf + j * sm + z0, rel, x0, x1);
+      add(j, c0, c1, ok, x0, x1);
+    }
+  } else {
+    for (int j = a; j < b; ++j) {
+      __m256 c0, c1;
+      __m256i fiv, ok;
+      lane_weights_2d(G, j, n1, c0, c1, fiv, ok);
+      const __m256i lo = window_start(fiv, ok);
+      const int z0 = _mm256_cvtsi256_si32(lo);
+      if (__builtin_expect(z0 == 1 << 30, 0)) continue;
+      const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, lo), ok);
+      __m256 x0, x1;
+      lane_taps(buf + j * sm, z0, rel, x0, x1);
+      add(j, c0, c1, ok, x0, x1);
+    }
+  }
+  (void)zero;
+  return _mm256_add_ps(acc0, acc1);
+}
+
 // 2-D, one float32 image, one view: the rays in lane groups of kRows neighbouring detector
 // bins, one lane per ray; a lane's taps at slice j are read from a window of 16 voxels of
 // that slice (two loads and permutes). The slices are walked in slabs of kSlab, each slab by
@@ -620,46 +665,9 @@ inline void view_forward_2d(const float* const* bufs, const Padded* lay, const V
       const int li = layout_of<2>(G.m), n1 = volume.n[G.m == 0 ? 1 : 0];
       const float* buf = bufs[li] + lay[li].base;
       const int64_t sm = lay[li].stride[G.m];
-      __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-      const __m256 zero = _mm256_setzero_ps();
-      const auto add = [&](int j, const __m256& c0, const __m256& c1, const __m256i& ok, const __m256& x0,
-                           const __m256& x1) {
-        // lanes off add exactly 0 (their window voxels may hold inf or nan)
-        const __m256 okf = _mm256_castsi256_ps(ok);
-        acc0 = _mm256_add_ps(acc0, _mm256_and_ps(_mm256_mul_ps(c0, x0), okf));
-        acc1 = _mm256_add_ps(acc1, _mm256_and_ps(_mm256_mul_ps(c1, x1), okf));
-      };
-      if (G.fixed) {
-        for (int j = a; j < b; ++j) {
-          __m256 c0, c1;
-          __m256i fiv, ok;
-          lane_weights_2d(G, j, n1, c0, c1, fiv, ok);
-          // window start from the scalar reference line (clamped into the row: a lane with a
-          // sample has its taps in [-1, n1])
-          int z0 = (int)floor(G.A + G.B * (double)j) + G.wlo;
-          z0 = z0 < -1 ? -1 : (z0 > n1 - 1 ? n1 - 1 : z0);
-          const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, _mm256_set1_epi32(z0)), ok);
-          __m256 x0, x1;
-          window_taps(buf + j * sm + z0, rel, x0, x1);
-          add(j, c0, c1, ok, x0, x1);
-        }
-      } else {
-        for (int j = a; j < b; ++j) {
-          __m256 c0, c1;
-          __m256i fiv, ok;
-          lane_weights_2d(G, j, n1, c0, c1, fiv, ok);
-          const __m256i lo = window_start(fiv, ok);
-          const int z0 = _mm256_cvtsi256_si32(lo);
-          if (__builtin_expect(z0 == 1 << 30, 0)) continue;
-          const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, lo), ok);
-          __m256 x0, x1;
-          lane_taps(buf + j * sm, z0, rel, x0, x1);
-          add(j, c0, c1, ok, x0, x1);
-        }
-      }
-      (void)zero;
+      const __m256 sum = slab_forward_2d(G, a, b, buf, sm, n1);
       float* acc = &cs.acc[(size_t)g * kRows];
-      _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), _mm256_add_ps(acc0, acc1)));
+      _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), sum));
     }
   }
   for (int g = 0; g < groups; ++g) {
@@ -822,13 +830,13 @@ inline bool column_adjoint(const float* yt, const Line* table, int64_t r, int64_
 #endif
 
 #if defined(__AVX2__)
-// Adjoint of lanes_forward_2d for one view (rays r .. r + nu - 1 of the table, neighbouring
+// Adjoint of view_forward_2d for one view (rays r .. r + nu - 1 of the table, neighbouring
 // detector bins) and main axis m, over slices [lo, hi): the same lane groups and weights
 // (lane_weights_2d), slices outermost. A lane's two taps are neighbours in the layout and are
 // added as one pair (add_pair); neighbouring rays often share a pixel, so the pairs of up to
 // kBatch groups (rays 8 bins apart, on other pixels) are added interleaved to keep the
 // read-modify-writes of one pixel apart. Lanes without a sample add 0 to pixel 0 of the
-// slice. Groups whose rays do not share their main axis (lanes_forward_2d leaves them to
+// slice. Groups whose rays do not share their main axis (view_forward_2d leaves them to
 // ray_forward) go to one_ray(line, value) ray by ray. The order depends on the rays only,
 // not on the threads.
 template <typename OneRay>
@@ -870,22 +878,27 @@ inline void view_adjoint_2d(const float* yt, const Line* table, int64_t r, int n
     float* q = buf + j * sm;
     alignas(32) float pairs[kBatch][1][2 * kRows];
     alignas(32) int fi[kBatch][kRows];
-    int nb = 0;
-    for (int g = 0; g < groups; ++g) {
-      const LaneGroup2d& G = cs.groups2d[g];
-      if (j >= G.jlo && j < G.jhi) {
-        __m256 c0, c1;
-        __m256i fiv, ok;
-        lane_weights_2d(G, j, n1, c0, c1, fiv, ok);
-        const __m256 vy = _mm256_and_ps(G.y, _mm256_castsi256_ps(ok));
-        store_pairs(_mm256_mul_ps(c0, vy), _mm256_mul_ps(c1, vy), pairs[nb][0]);
-        _mm256_store_si256((__m256i*)fi[nb], _mm256_and_si256(fiv, ok));
-        ++nb;
+    // even groups first, then odd ones: a group shares pixels with its neighbours, whose
+    // updates are then half a view apart (1.14x against the groups in order)
+    for (int h = 0; h < 2; ++h) {
+      int nb = 0;
+      for (int g = h; g < groups; g += 2) {
+        const LaneGroup2d& G = cs.groups2d[g];
+        if (j >= G.jlo && j < G.jhi) {
+          __m256 c0, c1;
+          __m256i fiv, ok;
+          lane_weights_2d(G, j, n1, c0, c1, fiv, ok);
+          const __m256 vy = _mm256_and_ps(G.y, _mm256_castsi256_ps(ok));
+          const __m256 av = _mm256_mul_ps(c0, vy), bv = _mm256_mul_ps(c1, vy);
+          store_pairs(av, bv, pairs[nb][0]);
+          _mm256_store_si256((__m256i*)fi[nb], _mm256_and_si256(fiv, ok));
+          if (++nb == kBatch) {
+            add_pair_batches<1>(&q, fi, pairs, nb);
+            nb = 0;
+          }
+        }
       }
-      if (nb == kBatch || (nb > 0 && g == groups - 1)) {
-        add_pair_batches<1>(&q, fi, pairs, nb);
-        nb = 0;
-      }
+      if (nb > 0) add_pair_batches<1>(&q, fi, pairs, nb);
     }
   }
 }
