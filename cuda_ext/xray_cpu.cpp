@@ -422,38 +422,14 @@ inline void lane_weights_2d(const LaneGroup2d& G, int j, int n1, __m256& c0, __m
   c0 = _mm256_sub_ps(wok, c1);
 }
 
-// Joseph weights of kRows rays that share the in-plane line of R (main axis, o1) and differ in
-// o2 (a2, b2, w) at slice j: taps c0 at (fl1, fi), c1 at (fl1 + 1, fi), c2 at (fl1, fi + 1) and
-// c3 at (fl1 + 1, fi + 1) along (o1, o2). Returns fl1, the same in every lane. Written with
-// intrinsics on joseph_sample's operations in its order (no FMA: the build has
-// -ffp-contract=off), so the weights are bitwise joseph_sample's and column_forward stays
-// bitwise equal to ray_forward; the results stay in registers (a store of two 4-lane halves
-// and an 8-lane reload would defeat store forwarding).
-inline double lane_weights_3d(const Line& R, const double* a2, const double* b2, const double* w, int j, __m256* c,
-                              __m256i& fi) {
-  const double jd = (double)j;
-  const double f1 = R.a1 + R.b1 * jd;
-  const double fl1 = floor(f1), t1 = f1 - fl1;
-  const __m256d vj = _mm256_set1_pd(jd), one = _mm256_set1_pd(1.0);
-  const __m256d vt1 = _mm256_set1_pd(t1), vu1 = _mm256_set1_pd(1.0 - t1);
-  __m128 h[4][2];
-  __m128i fh[2];
-  for (int k = 0; k < 2; ++k) {
-    const __m256d f2 = _mm256_add_pd(_mm256_loadu_pd(a2 + 4 * k), _mm256_mul_pd(_mm256_loadu_pd(b2 + 4 * k), vj));
-    const __m256d fl2 = _mm256_floor_pd(f2);
-    const __m256d t2 = _mm256_sub_pd(f2, fl2);
-    const __m256d lw = _mm256_loadu_pd(w + 4 * k);
-    const __m256d w0 = _mm256_mul_pd(lw, _mm256_sub_pd(one, t2)), w1 = _mm256_mul_pd(lw, t2);
-    h[0][k] = _mm256_cvtpd_ps(_mm256_mul_pd(w0, vu1));
-    h[1][k] = _mm256_cvtpd_ps(_mm256_mul_pd(w0, vt1));
-    h[2][k] = _mm256_cvtpd_ps(_mm256_mul_pd(w1, vu1));
-    h[3][k] = _mm256_cvtpd_ps(_mm256_mul_pd(w1, vt1));
-    fh[k] = _mm256_cvttpd_epi32(fl2);
-  }
-  for (int t = 0; t < 4; ++t) c[t] = _mm256_set_m128(h[t][1], h[t][0]);
-  fi = _mm256_set_m128i(fh[1], fh[0]);
-  return fl1;
-}
+// Joseph weights of the kRows rays of group g of a detector column (cs: their lines along o2
+// as a reference line A + B j plus float offsets, as in LaneGroup2d) at slice j; they share
+// the in-plane line of R (main axis, o1). Taps c0 at (fl1, fi), c1 at (fl1 + 1, fi), c2 at
+// (fl1, fi + 1) and c3 at (fl1 + 1, fi + 1) along (o1, o2); fi is clamped to [-1, n2 - 1] (the
+// padded layout's taps). Returns fl1, the same in every lane. One source for column_forward
+// and column_adjoint, so the adjoint stays the exact transpose.
+inline double lane_weights_3d(const Line& R, const struct ColumnScratch& cs, int g, int j, int n2, __m256* c,
+                              __m256i& fi);
 
 // Per-thread scratch of column_forward: the rays of one detector column, kRows lanes per group.
 struct ColumnScratch {
@@ -461,6 +437,11 @@ struct ColumnScratch {
   std::vector<int> j0, j1, glo, ghi;  // per lane slices [j0, j1); per group their union [glo, ghi)
   std::vector<float> acc;             // per group: kRows even-sample sums, then kRows odd-sample sums
   std::vector<float> y;               // column_adjoint: the rays' values
+  std::vector<char> on;               // per lane: the ray exists and has samples (unclipped)
+  std::vector<float> alpha, beta, wf;  // per lane: a2 - A, b2 - B of its group, w (make_offsets)
+  std::vector<double> gA, gB;         // per group: the reference line A + B j (its first lane on)
+  std::vector<int> wlo;               // per group: the fixed window's start from floor(A + B j),
+  std::vector<char> fixed;            // when the lanes' taps always fit in 16 voxels
   std::vector<LaneGroup2d> groups2d;  // view_adjoint_2d: the lane groups of a view
   int jlo = 0, jhi = 0;               // the union of all lanes' slices
 
@@ -473,6 +454,7 @@ struct ColumnScratch {
     j0.resize(lanes);
     j1.resize(lanes);
     y.resize(lanes);
+    on.assign(lanes, 0);
     glo.assign(groups, 1 << 30);
     ghi.assign(groups, -1);
     jlo = 1 << 30;
@@ -488,11 +470,47 @@ struct ColumnScratch {
     jlo = a < jlo ? a : jlo;
     jhi = b > jhi ? b : jhi;
   }
+  // The float offsets of the lanes from their group's reference line (after a2, b2, w, on).
+  void make_offsets(int groups) {
+    alpha.resize(groups * kRows);
+    beta.resize(groups * kRows);
+    wf.resize(groups * kRows);
+    gA.assign(groups, 0.0);
+    gB.assign(groups, 0.0);
+    wlo.assign(groups, 0);
+    fixed.assign(groups, 0);
+    for (int g = 0; g < groups; ++g) {
+      int ref = -1;
+      for (int l = g * kRows; l < (g + 1) * kRows && ref < 0; ++l)
+        if (on[l]) ref = l;
+      if (ref >= 0) {
+        gA[g] = a2[ref];
+        gB[g] = b2[ref];
+      }
+      for (int l = g * kRows; l < (g + 1) * kRows; ++l) {
+        alpha[l] = on[l] ? (float)(a2[l] - gA[g]) : 0.0f;
+        beta[l] = on[l] ? (float)(b2[l] - gB[g]) : 0.0f;
+        wf[l] = on[l] ? (float)w[l] : 0.0f;
+      }
+      // as LaneGroup2d: the offsets are linear in j, so they lie between their values at the
+      // ends of the lanes' slices; a voxel of margin on each side
+      double dlo = 1e300, dhi = -1e300;
+      for (int l = g * kRows; l < (g + 1) * kRows; ++l)
+        for (int e = 0; e < 2 && on[l] && j1[l] > j0[l]; ++e) {
+          const double d = (double)alpha[l] + (double)beta[l] * (double)(e == 0 ? j0[l] : j1[l] - 1);
+          dlo = d < dlo ? d : dlo;
+          dhi = d > dhi ? d : dhi;
+        }
+      fixed[g] = ref >= 0 && dhi >= dlo && dhi - dlo < 64.0 && floor(dhi) - floor(dlo) + 3.0 <= 13.0;
+      wlo[g] = fixed[g] ? (int)floor(dlo) - 1 : 0;
+    }
+  }
   // Lane v of an adjoint: the line a + b j of its taps' axis, its weight and value, and its
   // slices [first, last) clipped to [lo, hi); a lane that is off gets zeros and no slices.
   void set_adjoint_lane(int v, bool on, double a, double b, double weight, float value, int first, int last, int lo,
                         int hi) {
     const int s0 = on ? (first > lo ? first : lo) : 0, s1 = on ? (last < hi ? last : hi) : 0;
+    this->on[v] = on;
     a2[v] = on ? a : 0.0;
     b2[v] = on ? b : 0.0;
     w[v] = on ? weight : 0.0;
@@ -502,6 +520,30 @@ struct ColumnScratch {
     add_range(v, s0, s1);
   }
 };
+
+inline double lane_weights_3d(const Line& R, const ColumnScratch& cs, int g, int j, int n2, __m256* c,
+                              __m256i& fi) {
+  const int l0 = g * kRows;
+  const double f1 = R.a1 + R.b1 * (double)j;
+  const double fl1 = floor(f1), t1 = f1 - fl1;
+  const double f = cs.gA[g] + cs.gB[g] * (double)j;
+  const double fb = floor(f);
+  const __m256 gz = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(&cs.alpha[l0]),
+                                                _mm256_mul_ps(_mm256_loadu_ps(&cs.beta[l0]), _mm256_set1_ps((float)j))),
+                                  _mm256_set1_ps((float)(f - fb)));
+  const __m256 fl = _mm256_floor_ps(gz);
+  const __m256 t2 = _mm256_sub_ps(gz, fl);
+  fi = _mm256_add_epi32(_mm256_cvttps_epi32(fl), _mm256_set1_epi32((int)fb));
+  fi = _mm256_min_epi32(_mm256_max_epi32(fi, _mm256_set1_epi32(-1)), _mm256_set1_epi32(n2 - 1));
+  const __m256 w = _mm256_loadu_ps(&cs.wf[l0]);
+  const __m256 w1 = _mm256_mul_ps(w, t2), w0 = _mm256_sub_ps(w, w1);
+  const __m256 vt1 = _mm256_set1_ps((float)t1), vu1 = _mm256_set1_ps((float)(1.0 - t1));
+  c[0] = _mm256_mul_ps(w0, vu1);
+  c[1] = _mm256_mul_ps(w0, vt1);
+  c[2] = _mm256_mul_ps(w1, vu1);
+  c[3] = _mm256_mul_ps(w1, vt1);
+  return fl1;
+}
 
 // 3-D, one float32 volume in the z-fastest layout: the rays of one detector column (iu) as
 // groups of kRows neighbouring rows, one SIMD lane per ray. When all its rays share the main
@@ -517,7 +559,7 @@ inline bool column_forward(const float* buf0, const Padded& p, const Volume& vol
                            const Detector& det, int iu, float* out, int64_t out_stride, ColumnScratch& cs) {
   const int nv = det.nv, groups = (nv + kRows - 1) / kRows, lanes = groups * kRows;
   cs.reset(groups);
-  cs.acc.assign(2 * lanes, 0.0f);
+  cs.acc.assign(lanes, 0.0f);
   Line R{};
   int ref = -1;
   for (int v = 0; v < lanes; ++v) {
@@ -531,6 +573,7 @@ inline bool column_forward(const float* buf0, const Padded& p, const Volume& vol
       if (L.m != R.m || L.a1 != R.a1 || L.b1 != R.b1) return false;
       cs.add_range(v, L.j0, L.j1);
     }
+    cs.on[v] = hit;
     cs.a2[v] = hit ? L.a2 : 0.0;
     cs.b2[v] = hit ? L.b2 : 0.0;
     cs.w[v] = hit ? L.w : 0.0;
@@ -538,6 +581,8 @@ inline bool column_forward(const float* buf0, const Padded& p, const Volume& vol
     cs.j1[v] = hit ? L.j1 : 0;
   }
   if (ref >= 0 && p.stride[R.o2] != 1) return false;
+  cs.make_offsets(groups);
+  const int n2 = ref >= 0 ? volume.n[R.o2] : 0;
   const int64_t sm = ref >= 0 ? p.stride[R.m] : 0, s1 = ref >= 0 ? p.stride[R.o1] : 0;
   for (int j = cs.jlo; j < cs.jhi; ++j) {
     const __m256i vj = _mm256_set1_epi32(j);
@@ -546,35 +591,37 @@ inline bool column_forward(const float* buf0, const Padded& p, const Volume& vol
       const int l0 = g * kRows;
       __m256 c[4];
       __m256i fiv;
-      const double fl1 = lane_weights_3d(R, &cs.a2[l0], &cs.b2[l0], &cs.w[l0], j, c, fiv);
+      const double fl1 = lane_weights_3d(R, cs, g, j, n2, c, fiv);
       const __m256i vj0 = _mm256_loadu_si256((const __m256i*)&cs.j0[l0]);
       const __m256i vj1 = _mm256_loadu_si256((const __m256i*)&cs.j1[l0]);
       // lanes with j0 <= j < j1 have a sample (their taps are in the volume or its border)
       const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));
-      // (j - j0) even: the sample is one of ray_forward's acc0 terms
-      const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_sub_epi32(vj, vj0), _mm256_set1_epi32(1)),
-                                              _mm256_setzero_si256());
-      const __m256i lo = window_start(fiv, ok);
-      const int z0 = _mm256_cvtsi256_si32(lo);
-      if (z0 == 1 << 30) continue;  // no lane has a sample at this slice
-      const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, lo), ok);  // 0 for lanes off
+      const __m256 okf = _mm256_castsi256_ps(ok);
+      if (_mm256_movemask_ps(okf) == 0) continue;  // no lane has a sample at this slice
       const float* qa = buf0 + j * sm + (int64_t)fl1 * s1;
       __m256 x0, x1, x2, x3;
-      lane_taps(qa, z0, rel, x0, x2);       // the z-column at fl1
-      lane_taps(qa + s1, z0, rel, x1, x3);  // and at fl1 + 1
+      if (cs.fixed[g]) {
+        // window start from the scalar reference line, clamped into the z-column (a lane with
+        // a sample has its taps in [-1, n2])
+        int z0 = (int)floor(cs.gA[g] + cs.gB[g] * (double)j) + cs.wlo[g];
+        z0 = z0 < -1 ? -1 : (z0 > n2 - 1 ? n2 - 1 : z0);
+        const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, _mm256_set1_epi32(z0)), ok);
+        window_taps(qa + z0, rel, x0, x2);       // the z-column at fl1
+        window_taps(qa + s1 + z0, rel, x1, x3);  // and at fl1 + 1
+      } else {
+        const __m256i lo = window_start(fiv, ok);
+        const int z0 = _mm256_cvtsi256_si32(lo);
+        const __m256i rel = _mm256_and_si256(_mm256_sub_epi32(fiv, lo), ok);  // 0 for lanes off
+        lane_taps(qa, z0, rel, x0, x2);
+        lane_taps(qa + s1, z0, rel, x1, x3);
+      }
       __m256 t = _mm256_add_ps(_mm256_mul_ps(c[0], x0), _mm256_mul_ps(c[1], x1));
       t = _mm256_add_ps(t, _mm256_add_ps(_mm256_mul_ps(c[2], x2), _mm256_mul_ps(c[3], x3)));
-      const __m256 okf = _mm256_castsi256_ps(ok), evf = _mm256_castsi256_ps(even);
-      float* acc = &cs.acc[2 * l0];
-      _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), _mm256_and_ps(t, _mm256_and_ps(okf, evf))));
-      _mm256_storeu_ps(acc + kRows,
-                       _mm256_add_ps(_mm256_loadu_ps(acc + kRows), _mm256_and_ps(t, _mm256_andnot_ps(evf, okf))));
+      float* acc = &cs.acc[l0];
+      _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), _mm256_and_ps(t, okf)));
     }
   }
-  for (int v = 0; v < nv; ++v) {
-    const int g = v / kRows, l = v % kRows;
-    out[v * out_stride] = cs.acc[2 * g * kRows + l] + cs.acc[2 * g * kRows + kRows + l];
-  }
+  for (int v = 0; v < nv; ++v) out[v * out_stride] = cs.acc[v];
   return true;
 }
 #endif
@@ -778,6 +825,14 @@ inline bool column_adjoint(const float* yt, const Line* table, int64_t r, int64_
   const int groups = (nv + kRows - 1) / kRows, lanes = groups * kRows;
   cs.reset(groups);
   int ref = -1;
+  // column_forward leaves a column whose rays do not share the main axis to the one-ray walk
+  int m0 = -1;
+  for (int v = 0; v < nv; ++v) {
+    const Line& L = table[r + v * row_step];
+    if (L.j1 <= L.j0) continue;
+    if (m0 < 0) m0 = L.m;
+    if (L.m != m0) return false;
+  }
   for (int v = 0; v < lanes; ++v) {
     const Line& L = table[r + (v < nv ? v : 0) * row_step];
     const bool on = v < nv && L.m == m && L.j1 > L.j0;
@@ -791,6 +846,8 @@ inline bool column_adjoint(const float* yt, const Line* table, int64_t r, int64_
   if (ref < 0) return true;
   const Line R = table[r + ref * row_step];
   if (p.stride[R.o2] != 1) return false;
+  cs.make_offsets(groups);
+  const int n2 = vol.n[R.o2];
   const int64_t sm = p.stride[m], s1 = p.stride[R.o1];
   const double n1 = (double)(vol.n[R.o1] - 1);
   for (int j = cs.jlo; j < cs.jhi; ++j) {
@@ -805,7 +862,7 @@ inline bool column_adjoint(const float* yt, const Line* table, int64_t r, int64_
         const int l0 = g * kRows;
         __m256 c[4];
         __m256i fiv;
-        fl1 = lane_weights_3d(R, &cs.a2[l0], &cs.b2[l0], &cs.w[l0], j, c, fiv);
+        fl1 = lane_weights_3d(R, cs, g, j, n2, c, fiv);
         const __m256i vj0 = _mm256_loadu_si256((const __m256i*)&cs.j0[l0]);
         const __m256i vj1 = _mm256_loadu_si256((const __m256i*)&cs.j1[l0]);
         const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(vj0, vj), _mm256_cmpgt_epi32(vj1, vj));

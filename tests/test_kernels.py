@@ -186,6 +186,21 @@ SINGLE_IMAGE_TRANSPOSE_CASES = {
         pr.Volume((18, 20)),
         pr.FanBeam2D(angles=pr.angles(8, arc=6.28), det_count=41, det_spacing=1.0, src_iso=40, src_det=80),
     ),
+    # 3-D (column_forward / column_adjoint): full and partial row groups, a cylindrical
+    # detector, and a cone so steep that the rows of a column change main axis
+    "cone": lambda: pr.XRayTransform(
+        pr.Volume((8, 9, 10)),
+        pr.ConeBeam3D(angles=pr.angles(4, arc=6.28), det_shape=(13, 11), det_spacing=1.3, src_iso=30, src_det=55),
+    ),
+    "cone-cylindrical": lambda: pr.XRayTransform(
+        pr.Volume((9, 8, 10)),
+        pr.ConeBeam3D(angles=pr.angles(3, arc=6.28), det_shape=(9, 12), det_spacing=(1.4, 1.2), src_iso=30,
+                      src_det=50, detector="cylindrical", det_offset=(0.4, -0.3)),
+    ),
+    "cone-steep": lambda: pr.XRayTransform(
+        pr.Volume((8, 8, 14)),
+        pr.ConeBeam3D(angles=pr.angles(3, arc=6.28), det_shape=(30, 7), det_spacing=2.0, src_iso=12, src_det=24),
+    ),
 }
 
 
@@ -193,9 +208,10 @@ SINGLE_IMAGE_TRANSPOSE_CASES = {
 @pytest.mark.parametrize("name", sorted(SINGLE_IMAGE_TRANSPOSE_CASES))
 def test_single_float32_image_adjoint_is_exact_transpose_bitwise(name: str) -> None:
     """One float32 image at a time (the lane-group walks of view_forward_2d and
-    view_adjoint_2d): the matrix of the forward, column by column, is bit for bit the
-    transpose of the back-projection's, row by row; and it agrees with float64 to float32
-    rounding (the lanes' float offsets move a tap by about 1e-6 voxel)."""
+    view_adjoint_2d, column_forward and column_adjoint in 3-D): the matrix of the forward,
+    column by column, is bit for bit the transpose of the back-projection's, row by row; and
+    it agrees with float64 to float32 rounding (the lanes' float offsets move a tap by about
+    1e-6 voxel)."""
     op = SINGLE_IMAGE_TRANSPOSE_CASES[name]()
     n_vox = int(np.prod(op.domain_shape))
     n_ray = int(np.prod(op.range_shape))
