@@ -402,7 +402,7 @@ class ReconModel(nn.Module):
         The first call with autograd recording (a training step) makes the process keep
         freed memory for the next step (:func:`~precisionrecon.models.allocator.retain_freed_memory`).
         """
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and not torch.compiler.is_compiling():  # a process setting: eager only
             retain_for_training()
         yf, batch = self.check_data(y)
         if not self.normalize:
