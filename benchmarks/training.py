@@ -12,22 +12,33 @@ step) at batch 2 on the CPU, float32, for
   diagonal); MR: the ``mr-4x`` task operator (SENSE with 12 birdcage coils, 4x equispaced
   lines), both from :func:`precisionrecon.bench.tasks.task_operator`;
 
-in the variants below (``before (REF)``: the model's own file as it was at git revision
-``REF``, ``--before``, with default threads and one thread, where that file changed since),
-interleaved run by run (one untimed warm-up step each), median of
-``--repeats`` steps:
+in two ways:
 
-* ``default``: the model as shipped, ``torch.get_num_threads()`` threads;
-* ``1 thread``: the same with one thread (what a data-parallel run per core would see);
-* ``channels_last, 1 thread``: the model converted with
-  ``to(memory_format=torch.channels_last)`` (the 2-D convolutions' NHWC layout; inputs stay
-  as the model makes them), one thread;
-* ``compiled, 1 thread``: the CNN blocks compiled with
-  :func:`precisionrecon.models.compile_blocks` (``torch.compile``, inductor; the known
-  operators stay as they are), one thread. Its warm-up step includes the compilation,
-  reported separately (inductor's on-disk cache makes later processes compile faster);
-  dynamo's caches are reset before each case, as in a fresh training process;
-* ``compiled + channels_last, 1 thread``: both.
+* **before/after, one process each** (the default): the library as it was at git revision
+  ``REF`` (``--before``; a temporary detached worktree of it, with this checkout's compiled
+  kernel library) against this checkout, each in a fresh Python process running this
+  script with ``--child`` and ``PYTHONPATH`` set to the version's root, so that
+  everything that changed (model files, operators, and process-wide settings such as the
+  allocator's, :func:`precisionrecon.models.allocator.retain_freed_memory`) is really the
+  old or the new code. The processes alternate (before, after, before, ...) for
+  ``--repeats`` rounds; each builds the model (same seed, same weights), runs one untimed
+  warm-up step with the default threads, then times one step with the default threads
+  (``default``) and one with one thread (``1 thread``). Median over the rounds; the
+  process CPU time of the steps is recorded too (less sensitive to other jobs than wall time).
+* ``--variants``: in one process, interleaved run by run (one untimed warm-up step each),
+  median of ``--repeats`` steps:
+
+  * ``default``: the model as shipped, ``torch.get_num_threads()`` threads;
+  * ``1 thread``: the same with one thread (what a data-parallel run per core would see);
+  * ``channels_last, 1 thread``: the model converted with
+    ``to(memory_format=torch.channels_last)`` (the 2-D convolutions' NHWC layout; inputs stay
+    as the model makes them), one thread;
+  * ``compiled, 1 thread``: the CNN blocks compiled with
+    :func:`precisionrecon.models.compile_blocks` (``torch.compile``, inductor; the known
+    operators stay as they are), one thread. Its warm-up step includes the compilation,
+    reported separately (inductor's on-disk cache makes later processes compile faster);
+    dynamo's caches are reset before each case, as in a fresh training process;
+  * ``compiled + channels_last, 1 thread``: both.
 
 Profile: with ``--profile`` the default variant of each case also runs under
 ``torch.profiler`` and the five most expensive operators (self CPU time) are listed.
@@ -36,8 +47,8 @@ Outputs (written atomically): ``<out>/training.json`` and ``<out>/training.md``.
 
 Usage::
 
-    python benchmarks/training.py                 # 64² and 128², 5 repeats
-    python benchmarks/training.py --sizes 64 --profile
+    python benchmarks/training.py                 # 64² and 128², 5 rounds, before/after processes
+    python benchmarks/training.py --sizes 64 --variants --profile   # in-process variants
     python benchmarks/training.py --quick --out /tmp/x
 """
 
@@ -46,8 +57,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
+import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -188,6 +204,86 @@ def run_case(kind: str, modality: str, n: int, repeats: int, threads: int, quick
     return row
 
 
+CHILD_TAG = "TRAINING_CHILD_RESULT "
+
+
+def child_main(kind: str, modality: str, n: int, quick: bool) -> int:
+    """``--child``: time one default-thread and one one-thread step of a fresh model in this
+    process (after one untimed warm-up step) and print them as one JSON line."""
+    A, y, x = case_data(TASKS[modality], n)
+    torch.manual_seed(0)
+    model = build_model(kind, A, quick)
+    threads = torch.get_num_threads()
+    steps = {"default": training_step(model, y, x, threads), "1 thread": training_step(model, y, x, 1)}
+    steps["default"]()  # warm-up: allocations, oneDNN primitives, ||A 1||
+    out: dict[str, Any] = {"package": pr.__file__, "threads": threads}
+    for name, step in steps.items():
+        wall, cpu = time.perf_counter(), time.process_time()
+        step()
+        out[name] = {"ms": (time.perf_counter() - wall) * 1e3, "cpu_ms": (time.process_time() - cpu) * 1e3}
+    print(CHILD_TAG + json.dumps(out), flush=True)
+    return 0
+
+
+def before_checkout(ref: str) -> tuple[Path, Callable[[], None]]:
+    """A temporary detached worktree of ``ref`` with this checkout's compiled kernel library
+    (gitignored, so not in the worktree) and this script (whose ``--child`` runs there, with
+    that worktree's ``projectors.py``, which puts its own root first on ``sys.path``);
+    returns its root and the function that removes it."""
+    tmp = Path(tempfile.mkdtemp(prefix="training-before-"))
+    root = tmp / "src"
+    git("worktree", "add", "--detach", str(root), ref)
+    lib = ROOT / "precisionrecon" / "_kernels" / "lib"
+    if lib.is_dir():
+        shutil.copytree(lib, root / "precisionrecon" / "_kernels" / "lib", dirs_exist_ok=True)
+    shutil.copy2(Path(__file__).resolve(), root / "benchmarks" / "training.py")
+
+    def remove() -> None:
+        subprocess.run(["git", "worktree", "remove", "--force", str(root)], cwd=ROOT, capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    return root, remove
+
+
+def run_child(root: Path, kind: str, modality: str, n: int, quick: bool) -> dict[str, Any]:
+    """The result of :func:`child_main` run in a fresh process on the package at ``root``."""
+    cmd = [sys.executable, str(root / "benchmarks" / "training.py"), "--child", kind, modality, str(n)]
+    cmd += ["--quick"] if quick else []
+    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(CHILD_TAG)]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"child {cmd} on {root} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(lines[-1][len(CHILD_TAG) :])
+    if not Path(result["package"]).resolve().is_relative_to(root.resolve()):
+        raise RuntimeError(f"the child imported {result['package']}, not the package at {root}")
+    return result
+
+
+def process_case(kind: str, modality: str, n: int, repeats: int, quick: bool,
+                 versions: dict[str, Path]) -> dict[str, Any]:
+    """Before/after in alternating fresh processes (module docstring), median of ``repeats`` rounds."""
+    samples: dict[str, dict[str, list[float]]] = {}
+    for _ in range(repeats):
+        for label, root in versions.items():
+            res = run_child(root, kind, modality, n, quick)
+            for variant in ("default", "1 thread"):
+                name = variant if label == "after" else (label if variant == "default" else f"{label}, {variant}")
+                entry = samples.setdefault(name, {"ms": [], "cpu_ms": []})
+                entry["ms"].append(res[variant]["ms"])
+                entry["cpu_ms"].append(res[variant]["cpu_ms"])
+    order = [k for k in samples if k.startswith("before")] + ["default", "1 thread"]
+    timing = {k: {"median_ms": statistics.median(samples[k]["ms"]),
+                  "cpu_median_ms": statistics.median(samples[k]["cpu_ms"]),
+                  "samples_ms": samples[k]["ms"], "cpu_samples_ms": samples[k]["cpu_ms"]} for k in order}
+    before = next((k for k in versions if k != "after"), None)
+    row: dict[str, Any] = {"model": kind, "modality": modality, "task": TASKS[modality], "n": n, "batch": BATCH,
+                           "mode": "processes", "before_ref": before[len("before (") : -1] if before else None,
+                           "time": timing}
+    cells = [f"{k} {format_ms(v['median_ms'])} ms (cpu {format_ms(v['cpu_median_ms'])})" for k, v in timing.items()]
+    print(f"  {kind:3s} {modality} {n:4d}²  " + "  ".join(cells), flush=True)
+    return row
+
+
 def markdown_report(meta: dict[str, Any], rows: list[dict[str, Any]], notes: list[str]) -> str:
     m = meta["machine"]
     lines = [
@@ -197,26 +293,40 @@ def markdown_report(meta: dict[str, Any], rows: list[dict[str, Any]], notes: lis
         f"torch {m['torch']} · kernel ISA {m['kernel_isa']}"
         + (" · **quick run: not representative**" if meta["quick"] else ""),
         "",
-        f"One Adam step (forward, MSE, backward) at batch {BATCH}, float32; median of {meta['repeats']} interleaved "
-        "steps after one warm-up each; steps per second = 1000 / ms.",
+        f"One Adam step (forward, MSE, backward) at batch {BATCH}, float32; steps per second = 1000 / ms.",
         "",
-        f"Default: {meta['threads']} threads. `before ({meta['before']})`: the model's own file (`primal_dual.py`, "
-        "`varnet.py`) as it was at that revision, default threads, timed only where it differs (else it is "
-        "`default`). Speed-up = before time / variant time (same run, interleaved).",
-        "",
-        "| model | data | n | variant | ms | steps/s | speed-up |",
-        "|---|---|---|---|---|---|---|",
+        *(
+            [f"Before/after in separate processes (`before ({meta['before']})`: the library at that revision, in a "
+             "temporary worktree; the others: this checkout), alternating process by process; each process builds the "
+             "model, runs one untimed warm-up step, then times one step with the default threads "
+             f"({meta['threads']}) and one with 1 thread. Median of {meta['repeats']} rounds. CPU ms: process CPU time "
+             "of the step (all threads). Speed-up = before time / time (wall; the 1-thread rows against the "
+             "1-thread before).", ""]
+            if meta.get("mode") == "processes" else
+            [f"In one process, median of {meta['repeats']} interleaved steps after one warm-up each. Default: "
+             f"{meta['threads']} threads. `before ({meta['before']})`: the model's own file (`primal_dual.py`, "
+             "`varnet.py`) as it was at that revision, default threads, timed only where it differs (else it is "
+             "`default`). Speed-up = before time / variant time (same run, interleaved).", ""]
+        ),
+        "| model | data | n | variant | ms | CPU ms | steps/s | speed-up |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = {k: v["median_ms"] for k, v in r["time"].items()}
-        ref = t[f"before ({r['before_ref']})"] if r.get("before_ref") else t["default"]
+        cpu = {k: v.get("cpu_median_ms") for k, v in r["time"].items()}
+        before = f"before ({r['before_ref']})" if r.get("before_ref") else None
         for name, ms in t.items():
+            ref = t["default"] if before is None else t[before]
+            if r.get("mode") == "processes" and before is not None and "1 thread" in name:
+                ref = t[f"{before}, 1 thread"]
             lines.append(
                 f"| {r['model']} | {r['modality']} ({r['task']}) | {r['n']}² | {name} | {format_ms(ms)} "
-                f"| {1e3 / ms:.2f} | {ref / ms:.2f}x |"
+                f"| {format_ms(cpu[name]) if cpu[name] is not None else '-'} | {1e3 / ms:.2f} | {ref / ms:.2f}x |"
             )
-    lines += ["", "Compilation (the compiled variant's warm-up step minus its median step):", ""]
-    for r in rows:
+    compiled = [r for r in rows if "compiled, 1 thread" in r["time"]]
+    if compiled:
+        lines += ["", "Compilation (the compiled variant's warm-up step minus its median step):", ""]
+    for r in compiled:
         c = r["time"]["compiled, 1 thread"]
         lines.append(f"- {r['model']} {r['modality']} {r['n']}²: {(c['warmup_ms'] - c['median_ms']) / 1e3:.0f} s")
     profiled = [r for r in rows if "profile" in r]
@@ -233,13 +343,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 128], help="image sizes (default 64 128)")
     p.add_argument("--repeats", type=int, default=5, help="timed steps per variant (default 5)")
-    p.add_argument("--profile", action="store_true", help="profile the default variant of each case")
+    p.add_argument("--profile", action="store_true", help="profile the default variant of each case (--variants)")
+    p.add_argument("--variants", action="store_true",
+                   help="time the in-process variants (threads, channels_last, compiled), not before/after processes")
+    p.add_argument("--child", nargs=3, metavar=("MODEL", "DATA", "N"), default=None, help=argparse.SUPPRESS)
     p.add_argument("--quick", action="store_true", help="32², 2 iterations, 1 repeat (smoke test)")
     p.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--before", default=None, metavar="REF",
                    help="git revision whose model files are timed as 'before' where they differ (default: where "
                         "this branch left main, git merge-base HEAD main; '' for none)")
     args = p.parse_args(argv)
+    if args.child is not None:
+        return args
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     if args.quick:
@@ -254,6 +369,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.child is not None:
+        kind, modality, n = args.child
+        return child_main(kind, modality, int(n), args.quick)
+    if args.profile and not args.variants:
+        raise SystemExit("--profile needs --variants")
     threads = torch.get_num_threads()
     meta: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -262,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": args.sizes,
         "repeats": args.repeats,
         "before": args.before,
+        "mode": "variants" if args.variants else "processes",
         "machine": machine_info(),
         "command": " ".join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
     }
@@ -269,12 +390,21 @@ def main(argv: list[str] | None = None) -> int:
     busy = busy_warning(m["loadavg_at_start"], m["cpus_usable"] or m["cpu_count"])
     if busy:
         print(f"  WARNING: {busy}", flush=True)
-    rows = [
-        run_case(kind, modality, n, args.repeats, threads, args.quick, args.profile, args.before)
-        for n in args.sizes
-        for modality in TASKS
-        for kind in MODELS
-    ]
+    cases = [(kind, modality, n) for n in args.sizes for modality in TASKS for kind in MODELS]
+    if args.variants:
+        rows = [run_case(kind, modality, n, args.repeats, threads, args.quick, args.profile, args.before)
+                for kind, modality, n in cases]
+    else:
+        versions: dict[str, Path] = {}
+        remove: Callable[[], None] = lambda: None  # noqa: E731
+        if args.before is not None:
+            before_root, remove = before_checkout(args.before)
+            versions[f"before ({args.before})"] = before_root
+        versions["after"] = ROOT
+        try:
+            rows = [process_case(kind, modality, n, args.repeats, args.quick, versions) for kind, modality, n in cases]
+        finally:
+            remove()
     m["loadavg_at_end"] = load_average()
     notes = [
         f"Load average (1, 5, 15 min) at start {m['loadavg_at_start']}, at end {m['loadavg_at_end']}: the machine is "

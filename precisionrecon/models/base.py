@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from .._validate import REAL_OR_COMPLEX, batch_shape, check_operator, check_tensor, dtype_name, parse_dtype
 from ..operators.base import AdjointOperator, LinearOperator
+from .allocator import retain_for_training
 from .serialize import operator_from_dict, operator_to_dict
 
 CONFIG_FORMAT = 1
@@ -397,7 +398,12 @@ class ReconModel(nn.Module):
         """Reconstruct ``s(y) f(y / s(y))`` (``normalize=True``) or ``f(y)``.
 
         Shape: ``(*batch, *operator.range_shape) -> (*batch, *operator.domain_shape)``.
+
+        The first call with autograd recording (a training step) makes the process keep
+        freed memory for the next step (:func:`~precisionrecon.models.allocator.retain_freed_memory`).
         """
+        if torch.is_grad_enabled() and not torch.compiler.is_compiling():  # a process setting: eager only
+            retain_for_training()
         yf, batch = self.check_data(y)
         if not self.normalize:
             return self.unfold(self.reconstruct(yf), batch)
