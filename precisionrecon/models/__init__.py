@@ -9,6 +9,7 @@ With ``normalize=True`` (the default) every model is scale-aware,
 """
 
 from ..operators.weights import extended_parker_weights  # its old import path
+from .allocator import retain_freed_memory
 from .base import ReconModel, build, registered_models
 from .blocks import ConvPReLUStack, UNet
 from .compiled import COMPILED_BLOCKS, compile_blocks
@@ -40,4 +41,5 @@ __all__ = [
     "operator_from_dict",
     "operator_to_dict",
     "registered_models",
+    "retain_freed_memory",
 ]
