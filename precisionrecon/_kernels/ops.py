@@ -38,6 +38,7 @@ _CUDA_DTYPES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bflo
 # back-projection of one image cannot be split without changing its summation order: it
 # runs in a worker thread that the library stops on request (see _call_cpu_interruptible).
 CHUNK_SAMPLES = 1 << 28
+LIBRARY_BATCH = 16  # images per SIMD group of the CPU library (run() in cuda_ext/xray_cpu.cpp)
 _CANCELLED = 98  # pr::kCancelled of cuda_ext/xray_cpu.cpp
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -155,11 +156,13 @@ def _call_cpu_chunked(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off,
                       *ints) -> bool:
     """:func:`_call_cpu` in chunks that keep the result bitwise identical to one call.
 
-    Projections (forward, voxel-driven projection, sensitivities) are computed ray by ray,
-    so they are split into chunks of views (each into its own buffer, copied into ``dst``).
-    The back-projections sum over the views in an order of the library's own, so only the
-    batch is split for them (each image's sum is unchanged); one huge image back-projected
-    from many views stays one call, made interruptible by :func:`_call_cpu_interruptible`.
+    The library takes a batch in groups of :data:`LIBRARY_BATCH` images (one SIMD lane per
+    image; a group of one image takes the single-image walks), so the chunks hold whole groups,
+    aligned as in one call. Projections (forward, voxel-driven projection, sensitivities) are
+    computed ray by ray, so a group too large for one chunk is split into chunks of views
+    (each into its own buffer, copied into ``dst``). The back-projections sum over the views
+    in an order of the library's own, so only the batch is split for them; a group too large
+    for one chunk stays one call, made interruptible by :func:`_call_cpu_interruptible`.
     """
     samples = max(n) * nu * nv  # per view and image
     n_views = vectors.shape[0]
@@ -169,19 +172,21 @@ def _call_cpu_chunked(op: int, src: Tensor, dst: Tensor, batch: int, n, sp, off,
         return False
     to_volume = op in (_ADJOINT, _VBP_BACKPROJECT)
     src_items, dst_items = src.reshape(batch, -1), dst.view(batch, -1)
-    for b0, b1 in _chunks(batch, n_views * samples):
-        if to_volume and (b1 - b0) * n_views * samples > CHUNK_SAMPLES:
-            _call_cpu_interruptible(op, src_items[b0:b1], dst_items[b0:b1], b1 - b0, n, sp, off, vectors, nu, nv,
-                                    *ints)
-            continue
-        if to_volume or b1 - b0 > 1 or n_views * samples <= CHUNK_SAMPLES:
-            _call_cpu(op, src_items[b0:b1], dst_items[b0:b1], b1 - b0, n, sp, off, vectors, nu, nv, *ints)
-            continue
-        out = dst_items[b0].view(n_views, -1)  # one image: chunks of views
-        for v0, v1 in _chunks(n_views, samples):
-            part = out.new_empty((v1 - v0, out.shape[1]))
-            _call_cpu(op, src_items[b0:b1], part, 1, n, sp, off, vectors[v0:v1], nu, nv, *ints)
-            out[v0:v1] = part
+    per_group = LIBRARY_BATCH * n_views * samples
+    step = LIBRARY_BATCH * max(1, CHUNK_SAMPLES // per_group)  # whole groups per chunk
+    for b0 in range(0, batch, step):
+        b1 = min(b0 + step, batch)
+        nb = b1 - b0
+        if nb * n_views * samples <= CHUNK_SAMPLES:
+            _call_cpu(op, src_items[b0:b1], dst_items[b0:b1], nb, n, sp, off, vectors, nu, nv, *ints)
+        elif to_volume:
+            _call_cpu_interruptible(op, src_items[b0:b1], dst_items[b0:b1], nb, n, sp, off, vectors, nu, nv, *ints)
+        else:  # at most one group: chunks of views
+            out = dst_items[b0:b1].view(nb, n_views, -1)
+            for v0, v1 in _chunks(n_views, nb * samples):
+                part = out.new_empty((nb, v1 - v0, out.shape[2]))
+                _call_cpu(op, src_items[b0:b1], part, nb, n, sp, off, vectors[v0:v1], nu, nv, *ints)
+                out[:, v0:v1] = part
     return True
 
 
